@@ -18,3 +18,5 @@ pub mod clock;
 pub mod poller;
 pub mod sink;
 pub mod stack;
+pub mod running;
+pub use running::{running_for_signal, RunningInfo};
