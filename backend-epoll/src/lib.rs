@@ -1,0 +1,1 @@
+//! The epoll Poller for shrapnel.

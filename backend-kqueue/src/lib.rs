@@ -1,0 +1,1 @@
+//! The kqueue Poller for shrapnel.

@@ -1,0 +1,2 @@
+//! shrapnel: stackful coroutines that read like threads, with Shrapnel's debugging compiled in.
+#![deny(unsafe_op_in_unsafe_fn)]
