@@ -12,6 +12,8 @@
 extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
+#[cfg(all(test, not(feature = "std")))]
+extern crate std;
 
 pub mod arch;
 pub mod clock;
