@@ -1,0 +1,762 @@
+//! The context switch for aarch64 with the AAPCS64 procedure-call standard (Linux, the BSDs,
+//! macOS).
+//!
+//! # What is saved
+//!
+//! AAPCS64 makes `x19`–`x28`, the frame pointer `x29`, the link register `x30` (as the return
+//! address) and the low 64 bits of `v8`–`v15` (`d8`–`d15`) callee-saved; everything else may
+//! be clobbered by a call, so `switch`, being an ordinary `extern "C"` call for the compiler,
+//! saves exactly those. FPCR and FPSR are not switched: a coroutine that changes the rounding
+//! mode changes it for its thread.
+//!
+//! # A suspended context
+//!
+//! `switch` stores the pair `[x29, x30]` at the top of a 160-byte area it reserves: that pair is
+//! a frame record `[frame pointer, return address]`, and its address *is* the saved context.
+//! The other callee-saved registers sit below it at fixed offsets:
+//!
+//! ```text
+//!  higher addresses
+//!            |  caller of switch ...     |
+//!            +---------------------------+
+//!            |  x30 (return address)     |  ctx + 8
+//!   ctx ---> |  x29                      |  ctx        frame record [x29, x30]
+//!            |  x20                      |  ctx - 8
+//!            |  x19                      |  ctx - 16
+//!            |  x22          | x21       |  ctx - 24, ctx - 32
+//!            |  x24          | x23       |  ctx - 40, ctx - 48
+//!            |  x26          | x25       |  ctx - 56, ctx - 64
+//!            |  x28          | x27       |  ctx - 72, ctx - 80
+//!            |  d9           | d8        |  ctx - 88, ctx - 96
+//!            |  d11          | d10       |  ctx - 104, ctx - 112
+//!            |  d13          | d12       |  ctx - 120, ctx - 128
+//!            |  d15          | d14       |  ctx - 136, ctx - 144
+//!            +---------------------------+  sp while suspended = ctx - K, K = 144
+//!  lower addresses
+//! ```
+//!
+//! `ctx` is 16-byte aligned because sp always is on aarch64.
+//!
+//! # The switch
+//!
+//! `switch(save, to, arg)` reserves the area, stores the record and the registers above,
+//! stores `sp + K` (the record's address) in `*save`, sets `sp = to - K`, reloads the
+//! registers and the record, releases the area and branches to the reloaded x30 with `arg` in
+//! x0, so the `switch` call that suspended `to` returns `arg`. 27 instructions, one branch.
+//!
+//! It ends in `br x30`, not `ret`: `ret` is predicted from the return-address stack, whose top
+//! entry is *this* side's `bl switch`, so every switch would mispredict; `br` goes through the
+//! indirect-branch predictor, which learns the alternation. The cost of that choice is
+//! branch-target identification (BTI, Armv8.5): on BTI-guarded pages a `br` must land on a
+//! `bti` landing pad, and return sites are not landing pads (`ret` is exempt). The kernel
+//! guards a binary's pages only when every object in it is marked BTI-compatible, which stable
+//! Rust does not do and this file does not claim; a build that enables BTI must end `switch`
+//! in `ret x30` instead.
+//!
+//! # A fresh stack
+//!
+//! `init` builds, at the top of the stack, a root record and an initial context whose
+//! "return address" is the entry trampoline:
+//!
+//! ```text
+//!   base --> +---------------------------+  16-byte aligned, exclusive
+//!            |  trampoline return site   |  base - 8    written by the trampoline's first run
+//!   root --> |  resumer's context        |  base - 16   root_slot(base): written by each resume
+//!            |  x30 = trampoline entry   |  base - 24   \ initial context: a frame record
+//!   ctx ---> |  x29 = base - 16 (= root) |  base - 32   / whose x29 is the root record
+//!            |  x20 = data               |
+//!            |  x19 = entry              |
+//!            |  x21-x28, d8-d15 = 0      |
+//!            +---------------------------+  base - 176, INIT_SIZE = 176
+//! ```
+//!
+//! The first `switch` into `ctx` loads `x29 = root`, `x30 = trampoline` and branches there
+//! with `sp = root`, 16-byte aligned. The trampoline stores its own return site in the root
+//! record's return-address word and calls `entry(arg, data)` with `blr`. `entry` must not
+//! return; if it does, the trampoline executes `brk`.
+//!
+//! # How debuggers and unwinders cross into the resumer
+//!
+//! Inside the coroutine, x29 of the trampoline's frame is the root record, and every resume
+//! writes the resumer's context, a frame record on the resumer's stack, into the root slot.
+//! So a frame-pointer walk goes `entry's record -> root record -> resumer's record -> ...`.
+//! For DWARF unwinders (gdb, the `backtrace` crate, the Rust panic runtime) the trampoline's
+//! CFI says the same thing: CFA = `*x29 + 16` (a `DW_CFA_def_cfa_expression`), x30 at CFA - 8,
+//! x29 at CFA - 16, and x19–x28, d8–d15 at the offsets of the layout above. Panics never
+//! unwind through the trampoline (the scheduler catches them in `entry`), but backtraces walk
+//! through it into the resumer's stack.
+
+use super::{ContextSwitch, EntryFn};
+use core::arch::naked_asm;
+
+/// The aarch64 AAPCS64 context switch.
+pub struct Aarch64;
+
+/// Bytes below a context's frame record that hold the other callee-saved registers.
+const BELOW_RECORD: usize = 144;
+
+// SAFETY: `switch` saves x19-x30 and d8-d15 and stores the address of the frame record it
+// wrote; `init` writes only [base - INIT_SIZE, base), puts the root record at
+// `root_slot(base)`, and its trampoline calls `entry` with sp 16-byte aligned and carries CFI
+// that finds the resumer through the root slot (see the module doc).
+unsafe impl ContextSwitch for Aarch64 {
+    /// The root record (16 bytes), the initial frame record (16) and the registers below it
+    /// (144).
+    const INIT_SIZE: usize = 176;
+
+    #[inline]
+    unsafe fn init(base: *mut u8, entry: EntryFn, data: *mut u8) -> usize {
+        debug_assert_eq!(base as usize % 16, 0, "stack base must be 16-byte aligned");
+        let top = base as usize;
+        let root = top - 16;
+        let ctx = top - 32;
+        let mut words = [0usize; 22];
+        // d8-d15 (words 0..8) and x21-x28 (words 8..16) start at zero.
+        words[16] = entry as *const () as usize; // x19
+        words[17] = data as usize; // x20
+        words[18] = root; // x29: the trampoline's frame is the root record
+        words[19] = trampoline as *const () as usize; // x30: where the first switch branches
+        words[20] = 0; // root slot: no resumer yet
+        words[21] = 0; // root return address: set by the trampoline's first run
+        let start = (ctx - BELOW_RECORD) as *mut [usize; 22];
+        // SAFETY: `start` is base - 176, 16-byte aligned, and the caller guarantees that
+        // [base - INIT_SIZE, base) is writable memory it owns.
+        unsafe { start.write(words) };
+        ctx
+    }
+
+    #[inline]
+    fn root_slot(base: *mut u8) -> *mut usize {
+        base.wrapping_sub(16).cast()
+    }
+
+    #[inline(always)]
+    unsafe fn switch(save: *mut usize, to: usize, arg: usize) -> usize {
+        // SAFETY: the caller upholds the trait's contract for `save` and `to`.
+        unsafe { switch(save, to, arg) }
+    }
+}
+
+/// Save the current context in `*save`, resume `to`, and hand it `arg`.
+// SAFETY: a naked function is sound when its assembly follows the ABI its signature claims:
+// it preserves every callee-saved register of the caller (they are reloaded when this context
+// is resumed), returns `arg` in x0, and leaves sp as the call found it (the resumed side
+// releases the area it reserved when it suspended).
+#[unsafe(naked)]
+unsafe extern "C" fn switch(save: *mut usize, to: usize, arg: usize) -> usize {
+    naked_asm!(
+        ".cfi_startproc",
+        "sub sp, sp, #160",
+        ".cfi_def_cfa_offset 160",
+        // The frame record [x29, x30], then the other callee-saved registers below it.
+        "stp x29, x30, [sp, #144]",
+        ".cfi_offset 29, -16",
+        ".cfi_offset 30, -8",
+        "stp x19, x20, [sp, #128]",
+        ".cfi_offset 19, -32",
+        ".cfi_offset 20, -24",
+        "stp x21, x22, [sp, #112]",
+        ".cfi_offset 21, -48",
+        ".cfi_offset 22, -40",
+        "stp x23, x24, [sp, #96]",
+        ".cfi_offset 23, -64",
+        ".cfi_offset 24, -56",
+        "stp x25, x26, [sp, #80]",
+        ".cfi_offset 25, -80",
+        ".cfi_offset 26, -72",
+        "stp x27, x28, [sp, #64]",
+        ".cfi_offset 27, -96",
+        ".cfi_offset 28, -88",
+        "stp d8, d9, [sp, #48]",
+        ".cfi_offset 72, -112",
+        ".cfi_offset 73, -104",
+        "stp d10, d11, [sp, #32]",
+        ".cfi_offset 74, -128",
+        ".cfi_offset 75, -120",
+        "stp d12, d13, [sp, #16]",
+        ".cfi_offset 76, -144",
+        ".cfi_offset 77, -136",
+        "stp d14, d15, [sp]",
+        ".cfi_offset 78, -160",
+        ".cfi_offset 79, -152",
+        // The context word is the record's address.
+        "add x3, sp, #144",
+        "str x3, [x0]",
+        // Resume `to`: the layout is the same, so the CFI above now describes its frame.
+        "sub sp, x1, #144",
+        "ldp d14, d15, [sp]",
+        "ldp d12, d13, [sp, #16]",
+        "ldp d10, d11, [sp, #32]",
+        "ldp d8, d9, [sp, #48]",
+        "ldp x27, x28, [sp, #64]",
+        "ldp x25, x26, [sp, #80]",
+        "ldp x23, x24, [sp, #96]",
+        "ldp x21, x22, [sp, #112]",
+        "ldp x19, x20, [sp, #128]",
+        "ldp x29, x30, [sp, #144]",
+        "add sp, sp, #160",
+        ".cfi_def_cfa_offset 0",
+        ".cfi_restore 19",
+        ".cfi_restore 20",
+        ".cfi_restore 21",
+        ".cfi_restore 22",
+        ".cfi_restore 23",
+        ".cfi_restore 24",
+        ".cfi_restore 25",
+        ".cfi_restore 26",
+        ".cfi_restore 27",
+        ".cfi_restore 28",
+        ".cfi_restore 29",
+        ".cfi_restore 30",
+        ".cfi_restore 72",
+        ".cfi_restore 73",
+        ".cfi_restore 74",
+        ".cfi_restore 75",
+        ".cfi_restore 76",
+        ".cfi_restore 77",
+        ".cfi_restore 78",
+        ".cfi_restore 79",
+        "mov x0, x2",
+        // Branch, not ret (see the module doc).
+        "br x30",
+        ".cfi_endproc",
+    )
+}
+
+/// Where a fresh context starts: calls `entry(arg, data)` on the new stack.
+///
+/// On arrival (from `switch`): sp = x29 = the root record, x0 = arg, x19 = entry, x20 = data.
+// SAFETY: only `switch` ever branches here, into a frame laid out by `init`; the function is
+// never called through its Rust signature. It never returns: if `entry` does, brk traps.
+#[unsafe(naked)]
+unsafe extern "C" fn trampoline() {
+    naked_asm!(
+        ".cfi_startproc",
+        // The caller is whoever resumed us: its context (a frame record) is in the root slot,
+        // which x29 points at. CFA = *x29 + 16:
+        // DW_CFA_def_cfa_expression, 5 bytes: DW_OP_breg29 0, DW_OP_deref,
+        // DW_OP_plus_uconst 16.
+        ".cfi_escape 0x0f, 0x05, 0x8d, 0x00, 0x06, 0x23, 0x10",
+        // x29 and x30 form the record; the others sit below it, as `switch` left them.
+        ".cfi_offset 30, -8",
+        ".cfi_offset 29, -16",
+        ".cfi_offset 19, -32",
+        ".cfi_offset 20, -24",
+        ".cfi_offset 21, -48",
+        ".cfi_offset 22, -40",
+        ".cfi_offset 23, -64",
+        ".cfi_offset 24, -56",
+        ".cfi_offset 25, -80",
+        ".cfi_offset 26, -72",
+        ".cfi_offset 27, -96",
+        ".cfi_offset 28, -88",
+        ".cfi_offset 72, -112",
+        ".cfi_offset 73, -104",
+        ".cfi_offset 74, -128",
+        ".cfi_offset 75, -120",
+        ".cfi_offset 76, -144",
+        ".cfi_offset 77, -136",
+        ".cfi_offset 78, -160",
+        ".cfi_offset 79, -152",
+        // The root record's return-address word names this frame for frame-pointer walkers.
+        "adr x9, 2f",
+        "str x9, [x29, #8]",
+        "mov x1, x20",
+        "blr x19",
+        "2:",
+        "brk #0x1",
+        ".cfi_endproc",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{switch, Aarch64};
+    use crate::arch::ContextSwitch;
+    use crate::stack::{HeapStack, Stack};
+    use core::arch::naked_asm;
+    use core::ptr::{addr_of, addr_of_mut};
+    use std::backtrace::Backtrace;
+    use std::format;
+    use std::string::String;
+    use std::vec::Vec;
+
+    /// What both sides of a test share: the coroutine's stack base and its saved context.
+    /// Reached through raw pointers only, since each side runs while the other holds it.
+    struct Link {
+        base: *mut u8,
+        coro: usize,
+    }
+
+    /// A coroutine on a heap stack; `T` is the test's shared state, which starts with a Link.
+    struct Coro<T> {
+        stack: HeapStack,
+        shared: *mut T,
+    }
+
+    impl<T> Coro<T> {
+        fn new(
+            size: usize,
+            entry: super::EntryFn,
+            shared: T,
+            link_of: fn(*mut T) -> *mut Link,
+        ) -> Self {
+            let stack = HeapStack::new(size).expect("test stack");
+            let base = stack.base().as_ptr();
+            let shared = std::boxed::Box::into_raw(std::boxed::Box::new(shared));
+            // SAFETY: the stack is ours, 16-aligned and far larger than INIT_SIZE.
+            let coro = unsafe { Aarch64::init(base, entry, shared.cast()) };
+            let link = link_of(shared);
+            // SAFETY: `shared` is a live allocation owned by this Coro.
+            unsafe { link.write(Link { base, coro }) };
+            Coro { stack, shared }
+        }
+
+        fn link(&self, link_of: fn(*mut T) -> *mut Link) -> *mut Link {
+            link_of(self.shared)
+        }
+
+        fn contains(&self, addr: usize) -> bool {
+            (self.stack.limit().as_ptr() as usize..self.stack.base().as_ptr() as usize)
+                .contains(&addr)
+        }
+    }
+
+    impl<T> Drop for Coro<T> {
+        fn drop(&mut self) {
+            // SAFETY: the coroutine is suspended for good; nothing refers to `shared` now.
+            drop(unsafe { std::boxed::Box::from_raw(self.shared) });
+        }
+    }
+
+    /// Resume the coroutine of `link` with `arg`; returns what it suspends with.
+    unsafe fn resume(link: *mut Link, arg: usize) -> usize {
+        // SAFETY: the caller passes the link of a live, suspended coroutine.
+        unsafe { Aarch64::switch(Aarch64::root_slot((*link).base), (*link).coro, arg) }
+    }
+
+    /// From inside the coroutine of `link`: suspend back to whoever resumed it.
+    unsafe fn suspend(link: *mut Link, arg: usize) -> usize {
+        // SAFETY: called on the coroutine's own stack, so the root slot holds its resumer.
+        unsafe {
+            Aarch64::switch(
+                addr_of_mut!((*link).coro),
+                *Aarch64::root_slot((*link).base),
+                arg,
+            )
+        }
+    }
+
+    /// The caller's sp at its `bl` instruction, which the ABI requires to be 16-aligned.
+    // SAFETY: reads sp into x0 and returns; touches nothing else.
+    #[unsafe(naked)]
+    extern "C" fn sp_at_call() -> usize {
+        naked_asm!("mov x0, sp", "ret")
+    }
+
+    // ---- 1. ping-pong --------------------------------------------------------------------
+
+    struct PingPong {
+        link: Link,
+        data_seen: usize,
+        sp_seen: Vec<usize>,
+    }
+
+    fn pp_link(p: *mut PingPong) -> *mut Link {
+        // SAFETY: p points to a live PingPong; only the field address is computed.
+        unsafe { addr_of_mut!((*p).link) }
+    }
+
+    unsafe extern "C" fn ping_pong_entry(arg: usize, data: *mut u8) -> ! {
+        let p = data.cast::<PingPong>();
+        // SAFETY: data is the PingPong the test created; main does not touch it while we run.
+        unsafe {
+            (*p).data_seen = data as usize;
+            (*p).sp_seen.push(sp_at_call());
+        }
+        let mut value = arg;
+        loop {
+            // SAFETY: we run on the coroutine's stack, resumed through its link.
+            value = unsafe { suspend(pp_link(p), value * 3 + 1) };
+            // SAFETY: as above.
+            unsafe { (*p).sp_seen.push(sp_at_call()) };
+        }
+    }
+
+    #[test]
+    fn ping_pong_passes_values_both_ways() {
+        let coro = Coro::new(
+            64 * 1024,
+            ping_pong_entry,
+            PingPong {
+                link: Link {
+                    base: core::ptr::null_mut(),
+                    coro: 0,
+                },
+                data_seen: 0,
+                sp_seen: Vec::new(),
+            },
+            pp_link,
+        );
+        let link = coro.link(pp_link);
+        for round in 0..1000usize {
+            let sent = round * 7 + 5;
+            // SAFETY: the coroutine is alive and suspended.
+            let got = unsafe { resume(link, sent) };
+            assert_eq!(got, sent * 3 + 1, "round {round}");
+            // SAFETY: the coroutine is suspended; its saved context lies on its stack.
+            let ctx = unsafe { (*link).coro };
+            assert!(
+                coro.contains(ctx),
+                "context {ctx:#x} not on the coroutine stack"
+            );
+            assert_eq!(ctx % 16, 0, "context is a 16-aligned frame record");
+            assert_eq!(sp_at_call() % 16, 0, "main side misaligned after a switch");
+        }
+        // SAFETY: suspended; main owns the shared state now.
+        let shared = unsafe { &*coro.shared };
+        assert_eq!(
+            shared.data_seen, coro.shared as usize,
+            "data pointer delivered"
+        );
+        assert_eq!(shared.sp_seen.len(), 1000);
+        // 3. alignment: at entry and after every resume.
+        for (i, sp) in shared.sp_seen.iter().enumerate() {
+            assert_eq!(
+                sp % 16,
+                0,
+                "coroutine sp misaligned at a call after resume {i}"
+            );
+            assert!(coro.contains(*sp));
+        }
+    }
+
+    // ---- 2. callee-saved registers survive ------------------------------------------------
+
+    /// Patterns to load into the callee-saved registers and what was found in them after the
+    /// switch came back. Order: x19-x29, then d8-d15.
+    #[repr(C)]
+    struct Regs {
+        load: [u64; 19],
+        seen: [u64; 19],
+    }
+
+    impl Regs {
+        fn pattern(seed: u64) -> Self {
+            let mut load = [0; 19];
+            for (i, word) in load.iter_mut().enumerate() {
+                *word = seed
+                    .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                    .rotate_left(i as u32 * 9)
+                    ^ i as u64;
+            }
+            Regs {
+                load,
+                seen: [0; 19],
+            }
+        }
+
+        fn assert_survived(&self, who: &str) {
+            for (i, (seen, load)) in self.seen.iter().zip(self.load).enumerate() {
+                let name = if i < 11 {
+                    format!("x{}", 19 + i)
+                } else {
+                    format!("d{}", i - 3)
+                };
+                assert_eq!(*seen, load, "{who}: {name} clobbered by the switch");
+            }
+        }
+    }
+
+    /// Load `regs.load` into the callee-saved registers, `switch`, and record what the
+    /// registers hold when this side is resumed; then restore the caller's registers.
+    // SAFETY: saves and restores every callee-saved register of its caller, keeps sp
+    // 16-aligned, and returns switch's result in x0.
+    #[unsafe(naked)]
+    unsafe extern "C" fn switch_with_patterns(
+        save: *mut usize,
+        to: usize,
+        arg: usize,
+        regs: *mut Regs,
+    ) -> usize {
+        naked_asm!(
+            "sub sp, sp, #176",
+            "stp x19, x20, [sp]",
+            "stp x21, x22, [sp, #16]",
+            "stp x23, x24, [sp, #32]",
+            "stp x25, x26, [sp, #48]",
+            "stp x27, x28, [sp, #64]",
+            "stp x29, x30, [sp, #80]",
+            "stp d8, d9, [sp, #96]",
+            "stp d10, d11, [sp, #112]",
+            "stp d12, d13, [sp, #128]",
+            "stp d14, d15, [sp, #144]",
+            "str x3, [sp, #160]",
+            "ldp x19, x20, [x3]",
+            "ldp x21, x22, [x3, #16]",
+            "ldp x23, x24, [x3, #32]",
+            "ldp x25, x26, [x3, #48]",
+            "ldp x27, x28, [x3, #64]",
+            "ldr x29, [x3, #80]",
+            "ldp d8, d9, [x3, #88]",
+            "ldp d10, d11, [x3, #104]",
+            "ldp d12, d13, [x3, #120]",
+            "ldp d14, d15, [x3, #136]",
+            "bl {switch}",
+            "ldr x3, [sp, #160]",
+            "add x3, x3, #{seen}",
+            "stp x19, x20, [x3]",
+            "stp x21, x22, [x3, #16]",
+            "stp x23, x24, [x3, #32]",
+            "stp x25, x26, [x3, #48]",
+            "stp x27, x28, [x3, #64]",
+            "str x29, [x3, #80]",
+            "stp d8, d9, [x3, #88]",
+            "stp d10, d11, [x3, #104]",
+            "stp d12, d13, [x3, #120]",
+            "stp d14, d15, [x3, #136]",
+            "ldp x19, x20, [sp]",
+            "ldp x21, x22, [sp, #16]",
+            "ldp x23, x24, [sp, #32]",
+            "ldp x25, x26, [sp, #48]",
+            "ldp x27, x28, [sp, #64]",
+            "ldp x29, x30, [sp, #80]",
+            "ldp d8, d9, [sp, #96]",
+            "ldp d10, d11, [sp, #112]",
+            "ldp d12, d13, [sp, #128]",
+            "ldp d14, d15, [sp, #144]",
+            "add sp, sp, #176",
+            "ret",
+            switch = sym switch,
+            seen = const core::mem::offset_of!(Regs, seen),
+        )
+    }
+
+    struct Clobber {
+        link: Link,
+        /// Loaded by the coroutine before it suspends; checked when main resumes it.
+        coro_kept: Regs,
+        /// Loaded by the coroutine to clobber main's registers on the way back.
+        coro_clobber: Regs,
+    }
+
+    fn cl_link(p: *mut Clobber) -> *mut Link {
+        // SAFETY: p points to a live Clobber; only the field address is computed.
+        unsafe { addr_of_mut!((*p).link) }
+    }
+
+    unsafe extern "C" fn clobber_entry(_arg: usize, data: *mut u8) -> ! {
+        let c = data.cast::<Clobber>();
+        let link = cl_link(c);
+        // SAFETY: on the coroutine stack; `c` is alive and main does not touch it meanwhile.
+        unsafe {
+            switch_with_patterns(
+                addr_of_mut!((*link).coro),
+                *Aarch64::root_slot((*link).base),
+                1,
+                addr_of_mut!((*c).coro_kept),
+            );
+            switch_with_patterns(
+                addr_of_mut!((*link).coro),
+                *Aarch64::root_slot((*link).base),
+                2,
+                addr_of_mut!((*c).coro_clobber),
+            );
+        }
+        loop {
+            // SAFETY: as above.
+            unsafe { suspend(link, 3) };
+        }
+    }
+
+    #[test]
+    fn callee_saved_registers_survive_both_ways() {
+        let coro = Coro::new(
+            64 * 1024,
+            clobber_entry,
+            Clobber {
+                link: Link {
+                    base: core::ptr::null_mut(),
+                    coro: 0,
+                },
+                coro_kept: Regs::pattern(0xc0de),
+                coro_clobber: Regs::pattern(0xbad),
+            },
+            cl_link,
+        );
+        let link = coro.link(cl_link);
+        // SAFETY: fresh coroutine; it suspends with its patterns loaded.
+        assert_eq!(unsafe { resume(link, 0) }, 1);
+        let mut main_regs = Regs::pattern(0x5eed);
+        // SAFETY: the coroutine is suspended; `main_regs` outlives the call.
+        let back = unsafe {
+            switch_with_patterns(
+                Aarch64::root_slot((*link).base),
+                (*link).coro,
+                0,
+                &mut main_regs,
+            )
+        };
+        assert_eq!(back, 2);
+        main_regs.assert_survived("main side");
+        // SAFETY: suspended; main owns the shared state now.
+        unsafe { (*coro.shared).coro_kept.assert_survived("coroutine side") };
+    }
+
+    // ---- 4. frame-pointer walk -----------------------------------------------------------
+
+    struct FpWalk {
+        link: Link,
+        /// Addresses of the first three frame records walked from inside the coroutine.
+        records: [usize; 3],
+        /// Their return-address words.
+        returns: [usize; 3],
+    }
+
+    fn fp_link(p: *mut FpWalk) -> *mut Link {
+        // SAFETY: p points to a live FpWalk; only the field address is computed.
+        unsafe { addr_of_mut!((*p).link) }
+    }
+
+    /// An entry that builds a frame record the way a frame-pointer prologue does and hands its
+    /// address to `fp_walk_body`, so the test does not depend on how rustc was configured.
+    // SAFETY: called by the trampoline as an EntryFn with sp 16-aligned; stores a 16-byte
+    // record, so sp stays aligned at the inner call; never returns.
+    #[unsafe(naked)]
+    unsafe extern "C" fn fp_walk_entry(arg: usize, data: *mut u8) -> ! {
+        naked_asm!(
+            "stp x29, x30, [sp, #-16]!",
+            "mov x29, sp",
+            "mov x2, x29",
+            "bl {body}",
+            "brk #0x1",
+            body = sym fp_walk_body,
+        )
+    }
+
+    unsafe extern "C" fn fp_walk_body(_arg: usize, data: *mut u8, fp: usize) -> ! {
+        let w = data.cast::<FpWalk>();
+        let mut record = fp;
+        for i in 0..3 {
+            // SAFETY: each record is two readable words: the first on the coroutine stack,
+            // then the root record, then the resumer's context on the suspended main stack.
+            unsafe {
+                (*w).records[i] = record;
+                (*w).returns[i] = *(record as *const usize).add(1);
+                record = *(record as *const usize);
+            }
+        }
+        loop {
+            // SAFETY: on the coroutine stack, resumed through its link.
+            unsafe { suspend(fp_link(w), 0) };
+        }
+    }
+
+    #[test]
+    fn frame_pointer_chain_reaches_the_resumer() {
+        let coro = Coro::new(
+            64 * 1024,
+            fp_walk_entry,
+            FpWalk {
+                link: Link {
+                    base: core::ptr::null_mut(),
+                    coro: 0,
+                },
+                records: [0; 3],
+                returns: [0; 3],
+            },
+            fp_link,
+        );
+        let link = coro.link(fp_link);
+        let marker = 0u8;
+        // SAFETY: fresh coroutine on a live stack.
+        unsafe { resume(link, 0) };
+        // SAFETY: suspended; main owns the shared state now.
+        let w = unsafe { &*coro.shared };
+        // SAFETY: reading the root slot of a live stack.
+        let (root, resumer) = unsafe {
+            let slot = Aarch64::root_slot((*link).base);
+            (slot as usize, *slot)
+        };
+        assert!(
+            coro.contains(w.records[0]),
+            "first record is on the coroutine stack"
+        );
+        assert_eq!(
+            w.records[1], root,
+            "the entry's caller record is the root record"
+        );
+        assert_eq!(
+            w.returns[1], w.returns[0],
+            "root record names the trampoline's return site"
+        );
+        assert_eq!(
+            w.records[2], resumer,
+            "the root record links to the resumer's context"
+        );
+        assert!(
+            !coro.contains(resumer),
+            "resumer's record is not on the coroutine stack"
+        );
+        let here = addr_of!(marker) as usize;
+        assert!(
+            resumer.abs_diff(here) < 64 * 1024,
+            "resumer's record {resumer:#x} is not on this test's stack (a local is at {here:#x})"
+        );
+    }
+
+    // ---- 5. backtrace through the trampoline (CFI) ---------------------------------------
+
+    struct Trace {
+        link: Link,
+        trace: Option<Backtrace>,
+    }
+
+    fn bt_link(p: *mut Trace) -> *mut Link {
+        // SAFETY: p points to a live Trace; only the field address is computed.
+        unsafe { addr_of_mut!((*p).link) }
+    }
+
+    unsafe extern "C" fn backtrace_entry(_arg: usize, data: *mut u8) -> ! {
+        let t = data.cast::<Trace>();
+        // SAFETY: main does not touch the shared state while we run.
+        unsafe { (*t).trace = Some(Backtrace::force_capture()) };
+        loop {
+            // SAFETY: on the coroutine stack, resumed through its link.
+            unsafe { suspend(bt_link(t), 0) };
+        }
+    }
+
+    #[test]
+    #[inline(never)]
+    fn backtrace_continues_into_the_resumer() {
+        let coro = Coro::new(
+            256 * 1024,
+            backtrace_entry,
+            Trace {
+                link: Link {
+                    base: core::ptr::null_mut(),
+                    coro: 0,
+                },
+                trace: None,
+            },
+            bt_link,
+        );
+        let link = coro.link(bt_link);
+        // SAFETY: fresh coroutine on a live stack.
+        unsafe { resume(link, 0) };
+        // SAFETY: suspended; main owns the shared state now.
+        let text: String = match unsafe { &(*coro.shared).trace } {
+            Some(trace) => format!("{trace}"),
+            None => String::new(),
+        };
+        assert!(
+            text.contains("backtrace_entry"),
+            "captured inside the coroutine:\n{text}"
+        );
+        assert!(
+            text.contains("backtrace_continues_into_the_resumer"),
+            "the unwinder did not cross the trampoline into the resumer:\n{text}"
+        );
+    }
+}
