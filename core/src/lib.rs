@@ -5,20 +5,42 @@
 //! or nothing at all on a microcontroller:
 //! [`arch::ContextSwitch`], [`stack::Stack`], [`poller::Poller`], [`clock::Clock`] and
 //! [`sink::DebugSink`]. See DESIGN.md §2 for the map.
+//!
+//! Most programs use the `shrapnel` crate, which installs a scheduler with the OS backend;
+//! this crate is what it (and firmware) builds on.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
 extern crate alloc;
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", test))]
 extern crate std;
-#[cfg(all(test, not(feature = "std")))]
-extern crate std;
+
+#[doc(hidden)]
+pub use heapless;
 
 pub mod arch;
 pub mod clock;
+pub mod coro;
+pub mod interrupt;
+pub mod io;
+#[cfg(feature = "std")]
+pub mod panic;
 pub mod poller;
+pub mod running;
+pub mod sched;
 pub mod sink;
 pub mod stack;
-pub mod running;
+pub mod sync;
+pub mod timer;
+pub mod wait;
+
+pub use clock::Instant;
+pub use coro::{new, spawn, Builder, Coro, CoroRef, JoinError, SpawnError, State};
+pub use interrupt::{Interrupted, Timeout, TimeoutId};
 pub use running::{running_for_signal, RunningInfo};
+pub use sched::{
+    coro_by_id, current, event_loop, live_coros, now, selfish_act, set_exit, set_selfishness,
+    sleep, sleep_until, with_timeout, yield_slice,
+};
+pub use wait::WaitReason;

@@ -18,7 +18,28 @@ pub struct RunningInfo {
     pub stack_base: usize,
 }
 
-/// The coroutine running on this thread, if any. Async-signal-safe: reads plain words.
+/// The coroutine running on this thread, if any. Async-signal-safe: it reads the
+/// scheduler's `current` pointer and plain fields of that coroutine; the name is copied
+/// only if no `set_name` is in progress at the moment of the signal.
 pub fn running_for_signal() -> Option<RunningInfo> {
-    None
+    let s = crate::sched::try_sched()?;
+    let p = s.current.get();
+    // SAFETY: `current` is non-null only while that coroutine runs, and the registry keeps
+    // it alive for at least that long; the handler runs on this same thread, so the
+    // coroutine cannot be freed under it.
+    let co = unsafe { p.as_ref()? };
+    let mut name = heapless::String::new();
+    if let Ok(n) = co.name.try_borrow() {
+        for ch in n.chars() {
+            if name.push(ch).is_err() {
+                break;
+            }
+        }
+    }
+    Some(RunningInfo {
+        id: co.id,
+        name,
+        stack_limit: co.stack_limit.get(),
+        stack_base: co.stack_base.get(),
+    })
 }

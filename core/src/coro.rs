@@ -1,0 +1,524 @@
+//! Coroutines: the [`Coro`] handle, [`Builder`], `spawn`/`new`, join, and interruption.
+//!
+//! A coroutine is a closure running on its own stack. [`Coro<T>`] is the typed handle
+//! (`join` returns the `T`); [`CoroRef`] is the untyped handle that `current()`,
+//! `live_coros()` and `coro_by_id()` hand out. Both are `!Send`: a coroutine never leaves
+//! the thread that created it. Ids start at 1 and are never reused.
+
+use alloc::borrow::Cow;
+use alloc::boxed::Box;
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::{Cell, RefCell};
+use core::fmt;
+use core::panic::Location;
+
+use crate::arch::{ContextSwitch, Native};
+use crate::interrupt::{Interrupted, TimeoutId};
+use crate::sched::{sched, Delivery, Resume};
+use crate::stack::{BoxedStack, StackError};
+use crate::wait::{WaitQueue, WaitReason};
+
+pub(crate) type CoroRc = Rc<CoroInner>;
+
+/// Where a coroutine is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Created with `new`, `start` not called yet.
+    NotStarted,
+    /// In the run queue.
+    Ready,
+    /// Running now.
+    Running,
+    /// Waiting for something (see its [`WaitReason`]).
+    Blocked,
+    /// Finished, panicked, or cancelled.
+    Dead,
+}
+
+pub(crate) struct CoroInner {
+    pub(crate) id: u64,
+    pub(crate) slot: Cell<usize>,
+    pub(crate) name: RefCell<Cow<'static, str>>,
+    pub(crate) state: Cell<State>,
+    pub(crate) started: Cell<bool>,
+    /// Saved context while suspended.
+    pub(crate) sp: Cell<usize>,
+    pub(crate) stack: Cell<Option<BoxedStack>>,
+    pub(crate) stack_base: Cell<usize>,
+    pub(crate) stack_limit: Cell<usize>,
+    pub(crate) entry: Cell<Option<Box<dyn FnOnce()>>>,
+    /// How the current wait ended, set by whoever woke it.
+    pub(crate) resume: Cell<Resume>,
+    /// An interruption aimed at this coroutine while it was running.
+    pub(crate) pending: Cell<Option<Interrupted>>,
+    /// Block sequence number: a waiter entry is live only while this matches.
+    pub(crate) seq: Cell<u64>,
+    pub(crate) wait: Cell<WaitReason>,
+    pub(crate) wait_since: Cell<u64>,
+    pub(crate) wait_at: Cell<Option<&'static Location<'static>>>,
+    /// Active `with_timeout` ids, innermost last, with "deadline delivered" flags.
+    pub(crate) timeouts: RefCell<Vec<(TimeoutId, bool)>>,
+    pub(crate) joiners: RefCell<WaitQueue>,
+    pub(crate) selfish: Cell<u32>,
+    /// 0: use the scheduler's default.
+    pub(crate) max_selfish: Cell<u32>,
+    #[cfg(feature = "std")]
+    pub(crate) force_unwind: Cell<bool>,
+}
+
+impl CoroInner {
+    pub(crate) fn is_blocked_in(&self, seq: u64) -> bool {
+        self.seq.get() == seq && self.state.get() == State::Blocked
+    }
+
+    pub(crate) fn name_str(&self) -> String {
+        String::from(&**self.name.borrow())
+    }
+
+    pub(crate) fn timeout_active(&self, id: TimeoutId) -> bool {
+        self.timeouts.borrow().iter().any(|(t, _)| *t == id)
+    }
+
+    pub(crate) fn mark_timeout_fired(&self, id: TimeoutId) {
+        if let Some(e) = self.timeouts.borrow_mut().iter_mut().find(|(t, _)| *t == id) {
+            e.1 = true;
+        }
+    }
+}
+
+/// Why `join` did not return the coroutine's value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JoinError {
+    /// The coroutine panicked; the message is the panic payload's text.
+    Panicked {
+        /// Its id.
+        id: u64,
+        /// Its name.
+        name: String,
+        /// The panic message.
+        message: String,
+    },
+    /// It was interrupted or shut down before it started, or unwound when its scheduler
+    /// was dropped, so it never produced a value.
+    Cancelled {
+        /// Its id.
+        id: u64,
+    },
+    /// The *joining* coroutine was interrupted while waiting.
+    Interrupted(Interrupted),
+    /// A coroutine tried to join itself, which could never finish.
+    SelfJoin {
+        /// Its id.
+        id: u64,
+    },
+    /// The value was already taken by an earlier `join`.
+    AlreadyJoined {
+        /// Its id.
+        id: u64,
+    },
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Panicked { id, name, message } => {
+                write!(f, "coroutine #{id} '{name}' panicked: {message}")
+            }
+            JoinError::Cancelled { id } => {
+                write!(f, "coroutine #{id} was cancelled before it produced a value")
+            }
+            JoinError::Interrupted(i) => write!(f, "join {i}"),
+            JoinError::SelfJoin { id } => write!(
+                f,
+                "coroutine #{id} tried to join itself, which would wait forever; join it from another coroutine"
+            ),
+            JoinError::AlreadyJoined { id } => {
+                write!(f, "coroutine #{id} was already joined; its value can be taken once")
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for JoinError {}
+
+/// Why a coroutine could not be created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SpawnError {
+    /// No stack could be had.
+    Stack(StackError),
+}
+
+impl fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpawnError::Stack(e) => write!(f, "cannot spawn coroutine: {e}"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for SpawnError {}
+
+/// `set_selfishness(0)` / `set_max_selfish_acts(0)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SelfishnessError;
+
+impl fmt::Display for SelfishnessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "selfishness must be at least 1 (the number of I/O operations that may complete \
+             without blocking before the coroutine yields); the default is 4",
+        )
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for SelfishnessError {}
+
+/// `start` on a coroutine that already started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AlreadyStarted {
+    /// Its id.
+    pub id: u64,
+}
+
+impl fmt::Display for AlreadyStarted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "coroutine #{} was already started", self.id)
+    }
+}
+
+/// An untyped handle to a coroutine.
+#[derive(Clone)]
+pub struct CoroRef {
+    pub(crate) inner: CoroRc,
+}
+
+/// A coroutine whose closure returns `T`.
+pub struct Coro<T> {
+    handle: CoroRef,
+    result: Rc<Cell<Option<Result<T, JoinError>>>>,
+    taken: Cell<bool>,
+}
+
+impl<T> core::ops::Deref for Coro<T> {
+    type Target = CoroRef;
+    fn deref(&self) -> &CoroRef {
+        &self.handle
+    }
+}
+
+impl CoroRef {
+    pub(crate) fn from_rc(inner: CoroRc) -> Self {
+        CoroRef { inner }
+    }
+
+    /// The id: unique for the life of the thread, never reused.
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// The name (default `coro-{id}`).
+    pub fn name(&self) -> String {
+        self.inner.name_str()
+    }
+
+    /// Rename.
+    pub fn set_name(&self, name: impl Into<Cow<'static, str>>) {
+        *self.inner.name.borrow_mut() = name.into();
+    }
+
+    /// Where it is in its life.
+    pub fn state(&self) -> State {
+        self.inner.state.get()
+    }
+
+    /// It has begun running (Shrapnel's `started`).
+    pub fn started(&self) -> bool {
+        self.inner.started.get()
+    }
+
+    /// It is in the run queue (Shrapnel's `scheduled`).
+    pub fn scheduled(&self) -> bool {
+        self.inner.state.get() == State::Ready
+    }
+
+    /// It has finished (Shrapnel's `dead`).
+    pub fn dead(&self) -> bool {
+        self.inner.state.get() == State::Dead
+    }
+
+    /// What it is waiting for.
+    pub fn wait_reason(&self) -> WaitReason {
+        match self.inner.state.get() {
+            State::NotStarted => WaitReason::NotStarted,
+            State::Ready if !self.inner.started.get() => WaitReason::NotStarted,
+            State::Ready => WaitReason::Scheduled,
+            State::Running => WaitReason::Running,
+            State::Blocked => self.inner.wait.get(),
+            State::Dead => WaitReason::Dead,
+        }
+    }
+
+    /// When its current wait began (scheduler time), and the source line that blocked.
+    pub fn waiting_since(&self) -> (crate::clock::Instant, Option<&'static Location<'static>>) {
+        (crate::clock::Instant(self.inner.wait_since.get()), self.inner.wait_at.get())
+    }
+
+    /// Limit the I/O operations it may complete without blocking before yielding
+    /// (overrides `set_selfishness` for this coroutine). Zero is refused.
+    pub fn set_max_selfish_acts(&self, n: u32) -> Result<(), SelfishnessError> {
+        if n == 0 {
+            return Err(SelfishnessError);
+        }
+        self.inner.max_selfish.set(n);
+        Ok(())
+    }
+
+    /// Start a coroutine made with `new`.
+    pub fn start(&self) -> Result<(), AlreadyStarted> {
+        if self.inner.state.get() != State::NotStarted {
+            return Err(AlreadyStarted { id: self.inner.id });
+        }
+        sched().schedule(self.inner.clone());
+        Ok(())
+    }
+
+    /// Make its current (or next) blocking call return `Err(Interrupted::Interrupt(code))`.
+    /// A coroutine that has not started is cancelled instead. Returns false if it is dead.
+    pub fn interrupt(&self, code: u64) -> bool {
+        self.deliver(Interrupted::Interrupt(code))
+    }
+
+    /// Ask it to finish: its blocking call returns `Err(Interrupted::Shutdown)`.
+    pub fn shutdown(&self) -> bool {
+        self.deliver(Interrupted::Shutdown)
+    }
+
+    /// Its blocking call returns `Err(Interrupted::WakeUp)`.
+    pub fn wake_up(&self) -> bool {
+        self.deliver(Interrupted::WakeUp)
+    }
+
+    fn deliver(&self, i: Interrupted) -> bool {
+        sched().deliver(&self.inner, i) != Delivery::Dead
+    }
+
+    /// Base and limit of its stack (0, 0 once dead).
+    pub fn stack_range(&self) -> (usize, usize) {
+        (self.inner.stack_limit.get(), self.inner.stack_base.get())
+    }
+
+    /// Wait until it has ended (without taking a value).
+    #[track_caller]
+    pub fn wait_dead(&self) -> Result<(), JoinError> {
+        let s = sched();
+        if self.dead() {
+            return Ok(());
+        }
+        if core::ptr::eq(s.current.get(), Rc::as_ptr(&self.inner)) {
+            return Err(JoinError::SelfJoin { id: self.id() });
+        }
+        let target = self.inner.clone();
+        match s.block(WaitReason::Join(self.id()), |w| target.joiners.borrow_mut().push(w, ())) {
+            Resume::Ok => Ok(()),
+            Resume::Interrupted(i) => Err(JoinError::Interrupted(i)),
+            Resume::Closed => unreachable!("a join is never woken by a close"),
+        }
+    }
+}
+
+impl fmt::Debug for CoroRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.inner.state.get();
+        write!(
+            f,
+            "<coro #{} name='{}' dead={} started={} scheduled={} at {:#x}>",
+            self.id(),
+            self.inner.name.borrow(),
+            (st == State::Dead) as u8,
+            self.inner.started.get() as u8,
+            (st == State::Ready) as u8,
+            Rc::as_ptr(&self.inner) as usize
+        )
+    }
+}
+
+impl<T> Coro<T> {
+    /// Wait for it to finish and take its value.
+    #[track_caller]
+    pub fn join(&self) -> Result<T, JoinError> {
+        self.handle.wait_dead()?;
+        if self.taken.replace(true) {
+            return Err(JoinError::AlreadyJoined { id: self.id() });
+        }
+        match self.result.take() {
+            Some(r) => r,
+            None => Err(JoinError::Cancelled { id: self.id() }),
+        }
+    }
+
+    /// The untyped handle.
+    pub fn handle(&self) -> CoroRef {
+        self.handle.clone()
+    }
+}
+
+impl<T> fmt::Debug for Coro<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.handle.fmt(f)
+    }
+}
+
+/// Configures a coroutine before it is created.
+#[derive(Default)]
+pub struct Builder {
+    name: Option<Cow<'static, str>>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// A builder with the defaults (name `coro-{id}`, the scheduler's default stack size).
+    pub fn new() -> Self {
+        Builder::default()
+    }
+
+    /// Name it.
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Ask for a stack of `bytes` (at least `stack::MIN_STACK_SIZE`).
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Create it and schedule it.
+    pub fn spawn<F, T>(self, f: F) -> Result<Coro<T>, SpawnError>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let co = self.build(f)?;
+        sched().schedule(co.handle.inner.clone());
+        Ok(co)
+    }
+
+    /// Create it without starting it (Shrapnel's `new`); call `start` later.
+    pub fn build<F, T>(self, f: F) -> Result<Coro<T>, SpawnError>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let s = sched();
+        let size = self.stack_size.unwrap_or(s.default_stack_size);
+        let stack = s.stacks.allocate(size).map_err(SpawnError::Stack)?;
+        let id = s.next_id.get();
+        s.next_id.set(id + 1);
+        s.bump(|st| st.spawned += 1);
+        let name = self.name.unwrap_or_else(|| Cow::Owned(alloc::format!("coro-{id}")));
+        let result: Rc<Cell<Option<Result<T, JoinError>>>> = Rc::new(Cell::new(None));
+        let slot = result.clone();
+        let base = stack.base().as_ptr();
+        let limit = stack.limit().as_ptr() as usize;
+        let inner = Rc::new(CoroInner {
+            id,
+            slot: Cell::new(0),
+            name: RefCell::new(name),
+            state: Cell::new(State::NotStarted),
+            started: Cell::new(false),
+            sp: Cell::new(0),
+            stack: Cell::new(Some(stack)),
+            stack_base: Cell::new(base as usize),
+            stack_limit: Cell::new(limit),
+            entry: Cell::new(None),
+            resume: Cell::new(Resume::Ok),
+            pending: Cell::new(None),
+            seq: Cell::new(0),
+            wait: Cell::new(WaitReason::NotStarted),
+            wait_since: Cell::new(s.loop_now.get()),
+            wait_at: Cell::new(None),
+            timeouts: RefCell::new(Vec::new()),
+            joiners: RefCell::new(WaitQueue::new()),
+            selfish: Cell::new(0),
+            max_selfish: Cell::new(0),
+            #[cfg(feature = "std")]
+            force_unwind: Cell::new(false),
+        });
+        let entry: Box<dyn FnOnce()> = Box::new(move || {
+            slot.set(Some(run_body(f)));
+        });
+        inner.entry.set(Some(entry));
+        // SAFETY: the stack is alive and exclusively this coroutine's, `base` is its
+        // 16-aligned top, and `data` points at the CoroInner the registry keeps alive until
+        // the coroutine is reaped, which happens only after `coro_main` stopped running.
+        let sp = unsafe { Native::init(base, coro_main, Rc::as_ptr(&inner) as *mut u8) };
+        inner.sp.set(sp);
+        s.register(&inner);
+        Ok(Coro { handle: CoroRef { inner }, result, taken: Cell::new(false) })
+    }
+}
+
+#[cfg(feature = "std")]
+fn run_body<F: FnOnce() -> T, T>(f: F) -> Result<T, JoinError> {
+    std::panic::catch_unwind(core::panic::AssertUnwindSafe(f)).map_err(crate::panic::on_panic)
+}
+
+#[cfg(not(feature = "std"))]
+fn run_body<F: FnOnce() -> T, T>(f: F) -> Result<T, JoinError> {
+    Ok(f())
+}
+
+/// The first frame of every coroutine, entered from the arch trampoline.
+unsafe extern "C" fn coro_main(_arg: usize, data: *mut u8) -> ! {
+    // SAFETY: `data` is the CoroInner pointer given to `init`; the registry holds a strong
+    // reference until this coroutine is reaped, after its last switch below.
+    let co = unsafe { &*(data as *const CoroInner) };
+    if let Some(body) = co.entry.take() {
+        body();
+    }
+    co.state.set(State::Dead);
+    co.wait.set(WaitReason::Dead);
+    let s = sched();
+    s.finish(co);
+    s.suspend_current(co);
+    // A dead coroutine is never resumed.
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// Create and schedule a coroutine running `f`.
+///
+/// Panics if no stack can be had (the message says why); use [`Builder::spawn`] to get
+/// the error instead.
+#[track_caller]
+pub fn spawn<F, T>(f: F) -> Coro<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    match Builder::new().spawn(f) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Create a coroutine without starting it (Shrapnel's `new`); call `start()` to schedule.
+#[track_caller]
+pub fn new<F, T>(f: F) -> Coro<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    match Builder::new().build(f) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    }
+}
+

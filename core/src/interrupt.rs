@@ -1,0 +1,63 @@
+//! Why a blocking call returned early: [`Interrupted`], and [`Timeout`] from `with_timeout`.
+//!
+//! Every blocking call in shrapnel returns `Result<_, Interrupted>`. Code propagates the
+//! error with `?`; `with_timeout` turns its own expiry into [`Timeout`] and passes anybody
+//! else's interruption on unchanged, which is how nested timeouts compose (DESIGN §3).
+
+use core::fmt;
+
+/// Identifies one `with_timeout` call, so nested timeouts can tell theirs from an outer one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TimeoutId(pub(crate) u64);
+
+/// The reason a blocking call was cut short.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interrupted {
+    /// A `with_timeout` deadline passed; the id says which one (an inner call passes an
+    /// outer one's on).
+    Timeout(TimeoutId),
+    /// `interrupt(code)` or a condition variable's `raise_all(code)`.
+    Interrupt(u64),
+    /// `shutdown()`: the coroutine is asked to finish.
+    Shutdown,
+    /// `wake_up()`: resume now, for a reason the application defines.
+    WakeUp,
+}
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Interrupted::Timeout(id) => write!(f, "interrupted by timeout #{}", id.0),
+            Interrupted::Interrupt(code) => write!(f, "interrupted (code {code})"),
+            Interrupted::Shutdown => f.write_str("interrupted: shut down"),
+            Interrupted::WakeUp => f.write_str("interrupted: woken up"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for Interrupted {}
+
+#[cfg(feature = "std")]
+impl From<Interrupted> for std::io::Error {
+    fn from(i: Interrupted) -> Self {
+        let kind = match i {
+            Interrupted::Timeout(_) => std::io::ErrorKind::TimedOut,
+            _ => std::io::ErrorKind::Interrupted,
+        };
+        std::io::Error::new(kind, i)
+    }
+}
+
+/// `with_timeout`'s own deadline passed before the closure finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeout;
+
+impl fmt::Display for Timeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("timed out")
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for Timeout {}

@@ -1,0 +1,282 @@
+//! Waiting for file descriptors: the scheduler's table of registered sources.
+//!
+//! Every fd a coroutine waits on is registered once with the poller, edge-triggered for
+//! both directions, and stays registered until [`close`] (or [`forget`]) — so a steady
+//! stream of reads and writes costs no registration syscalls. The table keeps, per fd, a
+//! readiness bit per direction ("an event arrived that no wait has consumed yet") and at
+//! most one waiting coroutine per direction: a second one is a [`IoError::Simultaneous`]
+//! error naming both. Closing an fd wakes its waiters with [`IoError::Closed`].
+//!
+//! The usual pattern (what `shrapnel::net` does): try the non-blocking syscall; on
+//! `EAGAIN`, `wait(fd, dir)`; try again.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::interrupt::Interrupted;
+use crate::poller::{Event, Interest, OsError, RawSource, Token};
+use crate::sched::{sched, Resume};
+use crate::wait::{WaitReason, Waiter};
+
+/// A direction of readiness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Readable (data, EOF, or an error to collect).
+    Read,
+    /// Writable.
+    Write,
+}
+
+/// Why a wait on an fd failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IoError {
+    /// The waiting coroutine was interrupted.
+    Interrupted(Interrupted),
+    /// Another coroutine closed the fd while this one waited on it.
+    Closed {
+        /// The fd.
+        fd: RawSource,
+    },
+    /// Another coroutine is already waiting on this fd in this direction.
+    Simultaneous {
+        /// The fd.
+        fd: RawSource,
+        /// The direction both want.
+        dir: Direction,
+        /// The coroutine already waiting.
+        waiting: u64,
+        /// The coroutine that asked second.
+        caller: u64,
+    },
+    /// The poller refused the fd (EBADF: not open; EPERM: a regular file, ...).
+    Os {
+        /// The fd.
+        fd: RawSource,
+        /// The OS error.
+        err: OsError,
+    },
+}
+
+impl fmt::Display for IoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IoError::Interrupted(i) => write!(f, "wait on fd {i}"),
+            IoError::Closed { fd } => write!(f, "fd {fd} was closed by another coroutine while this one waited on it"),
+            IoError::Simultaneous { fd, dir, waiting, caller } => write!(
+                f,
+                "coroutine #{caller} tried to wait for fd {fd} to be {} while coroutine #{waiting} \
+                 already waits for the same; only one coroutine may wait per fd and direction",
+                match dir { Direction::Read => "readable", Direction::Write => "writable" }
+            ),
+            IoError::Os { fd, err } => {
+                let hint = match err.errno {
+                    9 => " (EBADF: the fd is not open)",
+                    1 => " (EPERM: this kind of fd cannot be polled, e.g. a regular file)",
+                    _ => "",
+                };
+                write!(f, "cannot wait on fd {fd}: {err}{hint}")
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for IoError {}
+
+#[cfg(feature = "std")]
+impl From<IoError> for std::io::Error {
+    fn from(e: IoError) -> Self {
+        use std::io::ErrorKind;
+        let kind = match &e {
+            IoError::Interrupted(Interrupted::Timeout(_)) => ErrorKind::TimedOut,
+            IoError::Interrupted(_) => ErrorKind::Interrupted,
+            IoError::Closed { .. } => ErrorKind::NotConnected,
+            IoError::Simultaneous { .. } => ErrorKind::ResourceBusy,
+            IoError::Os { err, .. } => return std::io::Error::from_raw_os_error(err.errno),
+        };
+        std::io::Error::new(kind, e)
+    }
+}
+
+#[derive(Default)]
+struct Entry {
+    gen: u32,
+    registered: bool,
+    ready: [bool; 2],
+    waiter: [Option<Waiter>; 2],
+}
+
+/// Registered fds, indexed by fd number.
+pub(crate) struct IoTable {
+    entries: Vec<Entry>,
+    registered: usize,
+    waiting: usize,
+    next_gen: u32,
+}
+
+const HALF: u32 = usize::BITS / 2;
+
+fn token(fd: RawSource, gen: u32) -> Token {
+    Token(fd as usize | ((gen as usize) << HALF))
+}
+
+impl IoTable {
+    pub(crate) const fn new() -> Self {
+        IoTable { entries: Vec::new(), registered: 0, waiting: 0, next_gen: 1 }
+    }
+
+    /// No fd is registered.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.registered == 0
+    }
+
+    /// Coroutines blocked on fds.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting
+    }
+
+    /// Registered fds.
+    pub(crate) fn len(&self) -> usize {
+        self.registered
+    }
+
+    pub(crate) fn dispatch(&mut self, ev: &Event) {
+        let mask = (1usize << HALF) - 1;
+        let fd = ev.token.0 & mask;
+        let gen = (ev.token.0 >> HALF) as u32;
+        let Some(e) = self.entries.get_mut(fd) else { return };
+        if !e.registered || (e.gen & (mask as u32)) != (gen & (mask as u32)) {
+            return;
+        }
+        for (i, ready) in [ev.readable || ev.hangup, ev.writable || ev.hangup].into_iter().enumerate() {
+            if ready {
+                e.ready[i] = true;
+                if let Some(w) = e.waiter[i].take() {
+                    w.wake(Resume::Ok);
+                }
+            }
+        }
+    }
+}
+
+fn index(fd: RawSource) -> usize {
+    usize::try_from(fd).unwrap_or(usize::MAX)
+}
+
+/// Register `fd` with the poller now (waits register on demand; this lets a caller see
+/// EBADF/EPERM early). Idempotent.
+pub fn register(fd: RawSource) -> Result<(), IoError> {
+    let s = sched();
+    let mut io = s.io.borrow_mut();
+    ensure_registered(s, &mut io, fd)
+}
+
+fn ensure_registered(
+    s: &crate::sched::SchedState,
+    io: &mut IoTable,
+    fd: RawSource,
+) -> Result<(), IoError> {
+    let i = index(fd);
+    if i == usize::MAX || i >= (1usize << HALF) {
+        return Err(IoError::Os { fd, err: OsError { op: "register", errno: 9 } });
+    }
+    if i >= io.entries.len() {
+        io.entries.resize_with(i + 1, Entry::default);
+    }
+    if io.entries[i].registered {
+        return Ok(());
+    }
+    let gen = io.next_gen;
+    io.next_gen = io.next_gen.wrapping_add(1).max(1);
+    s.poller.register(fd, token(fd, gen), Interest::BOTH).map_err(|err| IoError::Os { fd, err })?;
+    io.entries[i] = Entry { gen, registered: true, ready: [false; 2], waiter: [None, None] };
+    io.registered += 1;
+    Ok(())
+}
+
+/// Block the running coroutine until `fd` is ready for `dir`.
+///
+/// Returns at once if a readiness event arrived since the last wait in that direction.
+/// Registers the fd on first use.
+#[track_caller]
+pub fn wait(fd: RawSource, dir: Direction) -> Result<(), IoError> {
+    let s = sched();
+    let d = dir as usize;
+    {
+        let mut io = s.io.borrow_mut();
+        ensure_registered(s, &mut io, fd)?;
+        let e = &mut io.entries[index(fd)];
+        if core::mem::take(&mut e.ready[d]) {
+            return Ok(());
+        }
+        if let Some(w) = &e.waiter[d] {
+            if w.is_live() {
+                return Err(IoError::Simultaneous {
+                    fd,
+                    dir,
+                    waiting: w.co.id,
+                    caller: s.current_ref().id,
+                });
+            }
+        }
+    }
+    let reason = match dir {
+        Direction::Read => WaitReason::Readable(fd),
+        Direction::Write => WaitReason::Writable(fd),
+    };
+    let r = s.block(reason, |w| {
+        let mut io = s.io.borrow_mut();
+        io.entries[index(fd)].waiter[d] = Some(w);
+        io.waiting += 1;
+    });
+    let mut io = s.io.borrow_mut();
+    io.waiting -= 1;
+    if let Some(e) = io.entries.get_mut(index(fd)) {
+        e.ready[d] = false;
+        let mine = e.waiter[d].as_ref().is_some_and(|w| core::ptr::eq(w.co.as_ref(), s.current.get()));
+        if mine {
+            e.waiter[d] = None;
+        }
+    }
+    match r {
+        Resume::Ok => Ok(()),
+        Resume::Interrupted(i) => Err(IoError::Interrupted(i)),
+        Resume::Closed => Err(IoError::Closed { fd }),
+    }
+}
+
+/// Forget any cached readiness for `fd` in `dir` (after a syscall returned EAGAIN).
+pub fn clear_ready(fd: RawSource, dir: Direction) {
+    let s = sched();
+    if let Some(e) = s.io.borrow_mut().entries.get_mut(index(fd)) {
+        e.ready[dir as usize] = false;
+    }
+}
+
+/// Deregister `fd` before it is closed, waking any coroutine waiting on it with
+/// [`IoError::Closed`]. The caller closes the fd afterwards. Unknown fds are ignored.
+pub fn close(fd: RawSource) {
+    let Some(s) = crate::sched::try_sched() else { return };
+    let waiters = {
+        let mut io = s.io.borrow_mut();
+        let Some(e) = io.entries.get_mut(index(fd)) else { return };
+        if !e.registered {
+            return;
+        }
+        e.registered = false;
+        e.ready = [false; 2];
+        let w = [e.waiter[0].take(), e.waiter[1].take()];
+        io.registered -= 1;
+        w
+    };
+    // Deregistration can only fail if the fd is already closed, which also removed it.
+    let _ = s.poller.deregister(fd);
+    for w in waiters.into_iter().flatten() {
+        w.wake(Resume::Closed);
+    }
+}
+
+/// Number of fds registered with the poller.
+pub fn registered() -> usize {
+    sched().io.borrow().len()
+}

@@ -1,0 +1,812 @@
+//! The scheduler: run queue, passes, timers, polling, interruption, and the free functions
+//! (`spawn`, `sleep`, `yield_slice`, `with_timeout`, `event_loop`, ...) that reach it.
+//!
+//! One scheduler per OS thread. It runs on the thread's own stack and switches into each
+//! ready coroutine in turn; a coroutine that blocks switches back. The event loop works in
+//! *passes*, as Shrapnel does: a pass runs the coroutines that were ready when it began;
+//! anything made ready during the pass (including by `yield_slice`) runs in the next one,
+//! after a non-blocking poll for I/O. With nothing ready, the loop polls with a timeout to
+//! the next timer; with nothing ready, no timer and no I/O wait, nothing can ever run
+//! again and `event_loop` returns.
+//!
+//! The free functions find the thread's scheduler through a thread-local pointer (feature
+//! `std`) or a single static (bare metal, single core). Nothing is borrowed across a
+//! context switch: every `RefCell` borrow here ends before `switch` is called.
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::rc::Rc;
+use alloc::vec::Vec;
+use core::cell::{Cell, RefCell};
+use core::panic::Location;
+use core::time::Duration;
+
+use crate::arch::{ContextSwitch, Native};
+use crate::clock::{Clock, Instant, TickRate};
+use crate::coro::{CoroInner, CoroRc, CoroRef, State};
+use crate::interrupt::{Interrupted, Timeout, TimeoutId};
+use crate::io::IoTable;
+use crate::poller::{Event, Poller};
+use crate::sink::DebugSink;
+use crate::stack::StackAllocator;
+use crate::timer::TimerQueue;
+use crate::wait::{WaitReason, Waiter};
+
+/// Default number of I/O operations that complete without blocking before a forced yield.
+pub const DEFAULT_SELFISHNESS: u32 = 4;
+
+/// How a blocked wait ended (internal; the public APIs map it to their error types).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) enum Resume {
+    /// Woken normally.
+    #[default]
+    Ok,
+    /// Interrupted (timeout, interrupt, shutdown, wake_up).
+    Interrupted(Interrupted),
+    /// The fd it waited on was closed by another coroutine.
+    Closed,
+}
+
+/// What a pending timer does when it expires.
+pub(crate) enum TimerAction {
+    /// End a sleep.
+    Wake(Waiter),
+    /// Deliver a `with_timeout` interruption.
+    Timeout(CoroRc, TimeoutId),
+}
+
+/// Counters for `stats`.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct Stats {
+    /// Context switches into coroutines.
+    pub switches: u64,
+    /// Calls to the poller.
+    pub polls: u64,
+    /// Passes of the event loop.
+    pub passes: u64,
+    /// Coroutines spawned since start.
+    pub spawned: u64,
+}
+
+/// What a scheduler is built from.
+pub struct Config {
+    /// The I/O readiness mechanism.
+    pub poller: Box<dyn Poller>,
+    /// The monotonic clock.
+    pub clock: Box<dyn Clock>,
+    /// Where coroutine stacks come from.
+    pub stacks: Box<dyn StackAllocator>,
+    /// Where debug output goes.
+    pub sink: Box<dyn DebugSink>,
+    /// Stack size for coroutines that do not ask for one.
+    pub default_stack_size: usize,
+}
+
+pub(crate) struct SchedState {
+    pub(crate) poller: Box<dyn Poller>,
+    pub(crate) clock: Box<dyn Clock>,
+    pub(crate) rate: TickRate,
+    pub(crate) stacks: Box<dyn StackAllocator>,
+    pub(crate) sink: Box<dyn DebugSink>,
+    pub(crate) default_stack_size: usize,
+    pub(crate) run_queue: RefCell<VecDeque<CoroRc>>,
+    pub(crate) timers: RefCell<TimerQueue<TimerAction>>,
+    pub(crate) io: RefCell<IoTable>,
+    /// The running coroutine, or null in the scheduler's own context.
+    pub(crate) current: Cell<*const CoroInner>,
+    /// Live coroutines by registry slot (strong: the registry owns them until they die).
+    pub(crate) registry: RefCell<Vec<Option<CoroRc>>>,
+    pub(crate) registry_free: RefCell<Vec<usize>>,
+    pub(crate) live: Cell<usize>,
+    pub(crate) next_id: Cell<u64>,
+    pub(crate) next_timeout: Cell<u64>,
+    pub(crate) exit: Cell<Option<i32>>,
+    pub(crate) selfishness: Cell<u32>,
+    pub(crate) retries: RefCell<Vec<(CoroRc, Interrupted)>>,
+    /// The clock as of the last loop iteration: cheap timestamps for wait bookkeeping.
+    pub(crate) loop_now: Cell<u64>,
+    pub(crate) started_at: u64,
+    pub(crate) in_loop: Cell<bool>,
+    pub(crate) stats: Cell<Stats>,
+    pub(crate) events: RefCell<Vec<Event>>,
+    #[cfg(feature = "std")]
+    pub(crate) notifier: RefCell<Option<Rc<Box<crate::panic::Notifier>>>>,
+}
+
+cfg_if::cfg_if! {
+    if #[cfg(feature = "std")] {
+        std::thread_local! {
+            static CURRENT: Cell<*const SchedState> = const { Cell::new(core::ptr::null()) };
+        }
+        fn get_ptr() -> *const SchedState {
+            CURRENT.with(|c| c.get())
+        }
+        fn set_ptr(p: *const SchedState) {
+            CURRENT.with(|c| c.set(p))
+        }
+    } else {
+        static CURRENT: core::sync::atomic::AtomicPtr<SchedState> =
+            core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+        fn get_ptr() -> *const SchedState {
+            CURRENT.load(core::sync::atomic::Ordering::Relaxed)
+        }
+        fn set_ptr(p: *const SchedState) {
+            CURRENT.store(p as *mut _, core::sync::atomic::Ordering::Relaxed)
+        }
+    }
+}
+
+/// The scheduler installed on this thread, if any.
+pub(crate) fn try_sched() -> Option<&'static SchedState> {
+    let p = get_ptr();
+    // SAFETY: the pointer is set by `install` to a leaked Box and cleared by `uninstall`
+    // before that Box is freed; the state is only used from this thread (the thread-local,
+    // or the single core on bare metal).
+    unsafe { p.as_ref() }
+}
+
+#[track_caller]
+pub(crate) fn sched() -> &'static SchedState {
+    match try_sched() {
+        Some(s) => s,
+        None => panic!(
+            "no shrapnel scheduler on this thread: install one (shrapnel_core::sched::install, \
+             or use the shrapnel crate, which installs one on first use)"
+        ),
+    }
+}
+
+/// Error from [`install`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlreadyInstalled;
+
+impl core::fmt::Display for AlreadyInstalled {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("a shrapnel scheduler is already installed on this thread; call uninstall() first")
+    }
+}
+
+/// Install a scheduler on this thread.
+pub fn install(config: Config) -> Result<(), AlreadyInstalled> {
+    if try_sched().is_some() {
+        return Err(AlreadyInstalled);
+    }
+    let rate = TickRate(config.clock.ticks_per_second());
+    let now = config.clock.now();
+    let state = Box::new(SchedState {
+        poller: config.poller,
+        clock: config.clock,
+        rate,
+        stacks: config.stacks,
+        sink: config.sink,
+        default_stack_size: config.default_stack_size,
+        run_queue: RefCell::new(VecDeque::with_capacity(64)),
+        timers: RefCell::new(TimerQueue::new()),
+        io: RefCell::new(IoTable::new()),
+        current: Cell::new(core::ptr::null()),
+        registry: RefCell::new(Vec::new()),
+        registry_free: RefCell::new(Vec::new()),
+        live: Cell::new(0),
+        next_id: Cell::new(1),
+        next_timeout: Cell::new(1),
+        exit: Cell::new(None),
+        selfishness: Cell::new(DEFAULT_SELFISHNESS),
+        retries: RefCell::new(Vec::new()),
+        loop_now: Cell::new(now),
+        started_at: now,
+        in_loop: Cell::new(false),
+        stats: Cell::new(Stats::default()),
+        events: RefCell::new(Vec::with_capacity(256)),
+        #[cfg(feature = "std")]
+        notifier: RefCell::new(None),
+    });
+    set_ptr(Box::into_raw(state));
+    Ok(())
+}
+
+/// True if this thread has a scheduler.
+pub fn is_installed() -> bool {
+    try_sched().is_some()
+}
+
+/// Remove this thread's scheduler. Suspended coroutines are unwound (with `std`) so their
+/// destructors run; coroutines never started are dropped. Must be called outside any
+/// coroutine and outside `event_loop`.
+pub fn uninstall() {
+    let Some(s) = try_sched() else { return };
+    assert!(
+        s.current.get().is_null() && !s.in_loop.get(),
+        "shrapnel: uninstall() called from inside a coroutine or event_loop"
+    );
+    s.unwind_all();
+    set_ptr(core::ptr::null());
+    // SAFETY: the pointer came from Box::into_raw in `install`, was cleared above so no new
+    // reference can be made, and no coroutine (the only other holders of `&SchedState`
+    // across calls) is left alive.
+    drop(unsafe { Box::from_raw(s as *const SchedState as *mut SchedState) });
+}
+
+impl SchedState {
+    pub(crate) fn now_ticks(&self) -> u64 {
+        self.clock.now()
+    }
+
+    pub(crate) fn bump<F: FnOnce(&mut Stats)>(&self, f: F) {
+        let mut st = self.stats.get();
+        f(&mut st);
+        self.stats.set(st);
+    }
+
+    pub(crate) fn current_rc(&self) -> Option<CoroRc> {
+        let p = self.current.get();
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: `current` points into a live Rc owned by the registry while it runs.
+        let co = unsafe { &*p };
+        self.registry.borrow()[co.slot.get()].clone()
+    }
+
+    #[track_caller]
+    pub(crate) fn current_ref(&self) -> &CoroInner {
+        let p = self.current.get();
+        assert!(!p.is_null(), "shrapnel: a blocking call was made outside a coroutine; spawn a coroutine and run event_loop()");
+        // SAFETY: as in current_rc: the registry keeps the running coroutine alive.
+        unsafe { &*p }
+    }
+
+    pub(crate) fn register(&self, co: &CoroRc) {
+        let mut reg = self.registry.borrow_mut();
+        let slot = match self.registry_free.borrow_mut().pop() {
+            Some(slot) => {
+                reg[slot] = Some(co.clone());
+                slot
+            }
+            None => {
+                reg.push(Some(co.clone()));
+                reg.len() - 1
+            }
+        };
+        co.slot.set(slot);
+        self.live.set(self.live.get() + 1);
+    }
+
+    pub(crate) fn schedule(&self, co: CoroRc) {
+        co.state.set(State::Ready);
+        self.run_queue.borrow_mut().push_back(co);
+    }
+
+    /// Switch into `co`; returns when it blocks, yields or ends.
+    fn run(&self, co: CoroRc) {
+        if co.state.get() != State::Ready {
+            return; // cancelled or reaped while queued
+        }
+        co.state.set(State::Running);
+        co.started.set(true);
+        self.current.set(Rc::as_ptr(&co));
+        let base = co.stack_base.get() as *mut u8;
+        // SAFETY: `co` is Ready, so its `sp` holds a context produced by `init` or saved by
+        // its last suspend, and its stack is alive (it is released only after death). The
+        // root slot lies inside that stack.
+        unsafe {
+            Native::switch(Native::root_slot(base), co.sp.get(), 0);
+        }
+        self.current.set(core::ptr::null());
+        self.bump(|s| s.switches += 1);
+        if co.state.get() == State::Dead {
+            self.reap(&co);
+        }
+    }
+
+    /// Release a dead coroutine's stack and registry slot.
+    pub(crate) fn reap(&self, co: &CoroInner) {
+        if let Some(stack) = co.stack.take() {
+            if !stack.intact() {
+                crate::debug_print!(
+                    self,
+                    "coroutine #{} '{}' overflowed its stack ({} KiB): its canary was overwritten\n",
+                    co.id,
+                    co.name_str(),
+                    stack.size() / 1024
+                );
+            }
+            self.stacks.release(stack);
+        }
+        let slot = co.slot.get();
+        let removed = self.registry.borrow_mut()[slot].take();
+        if removed.is_some() {
+            self.registry_free.borrow_mut().push(slot);
+            self.live.set(self.live.get() - 1);
+        }
+        drop(removed);
+    }
+
+    /// Suspend the running coroutine until something wakes it.
+    #[track_caller]
+    pub(crate) fn block(&self, reason: WaitReason, register: impl FnOnce(Waiter)) -> Resume {
+        let co = self.current_ref();
+        if let Some(i) = co.pending.take() {
+            return Resume::Interrupted(i);
+        }
+        #[cfg(feature = "std")]
+        if co.force_unwind.get() {
+            if std::thread::panicking() {
+                return Resume::Interrupted(Interrupted::Shutdown);
+            }
+            std::panic::resume_unwind(Box::new(crate::panic::ForcedUnwind));
+        }
+        let seq = co.seq.get();
+        let me = self.current_rc().expect("running coroutine is registered");
+        co.state.set(State::Blocked);
+        co.wait.set(reason);
+        co.wait_since.set(self.loop_now.get());
+        co.wait_at.set(Some(Location::caller()));
+        co.selfish.set(0);
+        register(Waiter { co: me, seq });
+        self.suspend_current(co);
+        co.seq.set(seq + 1);
+        co.wait.set(WaitReason::Running);
+        #[cfg(feature = "std")]
+        if co.force_unwind.get() && !std::thread::panicking() {
+            std::panic::resume_unwind(Box::new(crate::panic::ForcedUnwind));
+        }
+        co.resume.take()
+    }
+
+    /// Switch from the running coroutine back to the scheduler.
+    pub(crate) fn suspend_current(&self, co: &CoroInner) {
+        let base = co.stack_base.get() as *mut u8;
+        // SAFETY: we are running on `co`'s stack, resumed by `run`, which stored the
+        // scheduler's context in the root slot; `co.sp` is ours to overwrite.
+        unsafe {
+            let to = *Native::root_slot(base);
+            Native::switch(co.sp.as_ptr(), to, 0);
+        }
+    }
+
+    /// Deliver an interruption to `co` according to its state.
+    pub(crate) fn deliver(&self, co: &CoroRc, i: Interrupted) -> Delivery {
+        match co.state.get() {
+            State::Dead => Delivery::Dead,
+            State::NotStarted => {
+                self.cancel_unstarted(co);
+                Delivery::Cancelled
+            }
+            State::Ready if !co.started.get() => {
+                self.cancel_unstarted(co);
+                Delivery::Cancelled
+            }
+            State::Blocked => {
+                if let Interrupted::Timeout(id) = i {
+                    co.mark_timeout_fired(id);
+                }
+                wake(&Waiter { co: co.clone(), seq: co.seq.get() }, Resume::Interrupted(i));
+                Delivery::Delivered
+            }
+            State::Ready => {
+                self.retries.borrow_mut().push((co.clone(), i));
+                Delivery::Deferred
+            }
+            State::Running => {
+                if co.pending.get().is_none() {
+                    if let Interrupted::Timeout(id) = i {
+                        co.mark_timeout_fired(id);
+                    }
+                    co.pending.set(Some(i));
+                }
+                Delivery::Pending
+            }
+        }
+    }
+
+    fn cancel_unstarted(&self, co: &CoroRc) {
+        co.state.set(State::Dead);
+        co.wait.set(WaitReason::Dead);
+        drop(co.entry.take());
+        self.finish(co);
+        self.reap(co);
+    }
+
+    /// Wake everybody joining `co`, which just ended.
+    pub(crate) fn finish(&self, co: &CoroInner) {
+        loop {
+            let next = co.joiners.borrow_mut().pop_live();
+            match next {
+                Some((w, ())) => {
+                    w.wake(Resume::Ok);
+                }
+                None => break,
+            }
+        }
+    }
+
+    fn process_retries(&self) {
+        if self.retries.borrow().is_empty() {
+            return;
+        }
+        let list = core::mem::take(&mut *self.retries.borrow_mut());
+        for (co, i) in list {
+            if let Interrupted::Timeout(id) = i {
+                if !co.timeout_active(id) {
+                    continue;
+                }
+            }
+            self.deliver(&co, i);
+        }
+    }
+
+    fn fire_timers(&self, now: u64) -> usize {
+        let mut fired = 0;
+        loop {
+            let action = self.timers.borrow_mut().pop_expired(now);
+            match action {
+                Some(TimerAction::Wake(w)) => {
+                    w.wake(Resume::Ok);
+                }
+                Some(TimerAction::Timeout(co, id)) => {
+                    if co.timeout_active(id) {
+                        self.deliver(&co, Interrupted::Timeout(id));
+                    }
+                }
+                None => break,
+            }
+            fired += 1;
+        }
+        fired
+    }
+
+    fn poll_io(&self, timeout: Option<Duration>) {
+        let mut events = self.events.borrow_mut();
+        events.clear();
+        self.bump(|s| s.polls += 1);
+        if let Err(e) = self.poller.poll(&mut events, timeout) {
+            crate::debug_print!(self, "shrapnel: {} poll failed: {}\n", self.poller.name(), e);
+            return;
+        }
+        let mut io = self.io.borrow_mut();
+        for ev in events.iter() {
+            io.dispatch(ev);
+        }
+    }
+
+    fn unwind_all(&self) {
+        let live: Vec<CoroRc> = self.registry.borrow().iter().flatten().cloned().collect();
+        for co in live {
+            match co.state.get() {
+                State::Dead => {}
+                State::NotStarted => self.cancel_unstarted(&co),
+                State::Ready if !co.started.get() => self.cancel_unstarted(&co),
+                _ => self.unwind_one(&co),
+            }
+        }
+        self.run_queue.borrow_mut().clear();
+        self.retries.borrow_mut().clear();
+        *self.timers.borrow_mut() = TimerQueue::new();
+    }
+
+    #[cfg(feature = "std")]
+    fn unwind_one(&self, co: &CoroRc) {
+        co.force_unwind.set(true);
+        for _ in 0..8 {
+            if co.state.get() == State::Dead {
+                return;
+            }
+            co.state.set(State::Ready);
+            self.run(co.clone());
+        }
+        // It keeps catching the unwind and blocking again: give up on it and free the stack.
+        co.state.set(State::Dead);
+        self.reap(co);
+    }
+
+    #[cfg(not(feature = "std"))]
+    fn unwind_one(&self, co: &CoroRc) {
+        // Without unwinding, a suspended coroutine's frames are abandoned; its stack is freed.
+        co.state.set(State::Dead);
+        drop(co.entry.take());
+        self.reap(co);
+    }
+
+    /// Are there fd waiters, timers, retries or ready coroutines: can anything run again?
+    fn can_progress(&self) -> bool {
+        !self.run_queue.borrow().is_empty()
+            || !self.retries.borrow().is_empty()
+            || !self.timers.borrow().is_empty()
+            || self.io.borrow().waiting() > 0
+    }
+}
+
+/// What [`SchedState::deliver`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// The coroutine was blocked and now resumes with the interruption.
+    Delivered,
+    /// It was already scheduled: retried after this pass.
+    Deferred,
+    /// It is the running coroutine: its next blocking call returns the interruption.
+    Pending,
+    /// It had not started: it is cancelled.
+    Cancelled,
+    /// It had already ended.
+    Dead,
+}
+
+/// Wake a waiter if its wait is still the one it registered for.
+pub(crate) fn wake(w: &Waiter, r: Resume) -> bool {
+    if !w.is_live() {
+        return false;
+    }
+    w.co.resume.set(r);
+    sched().schedule(w.co.clone());
+    true
+}
+
+/// Run the scheduler until `set_exit` is called or nothing can ever run again; returns
+/// the exit code (0 when the loop ran dry).
+///
+/// Call it from the thread's own context, not from inside a coroutine.
+pub fn event_loop() -> i32 {
+    let s = sched();
+    assert!(
+        s.current.get().is_null(),
+        "shrapnel: event_loop() called from inside a coroutine"
+    );
+    assert!(!s.in_loop.get(), "shrapnel: event_loop() is already running on this thread");
+    s.in_loop.set(true);
+    let code = loop {
+        let now = s.now_ticks();
+        s.loop_now.set(now);
+        s.fire_timers(now);
+        if let Some(code) = s.exit.take() {
+            break code;
+        }
+        let n = s.run_queue.borrow().len();
+        if n > 0 {
+            s.bump(|st| st.passes += 1);
+        }
+        for _ in 0..n {
+            let next = s.run_queue.borrow_mut().pop_front();
+            match next {
+                Some(co) => s.run(co),
+                None => break,
+            }
+        }
+        s.process_retries();
+        if let Some(code) = s.exit.take() {
+            break code;
+        }
+        let next_deadline = s.timers.borrow_mut().next_deadline();
+        let timeout = if !s.run_queue.borrow().is_empty() {
+            Some(Duration::ZERO)
+        } else if let Some(deadline) = next_deadline {
+            let now = s.now_ticks();
+            Some(s.rate.duration(deadline.saturating_sub(now)))
+        } else if s.can_progress() {
+            None
+        } else {
+            break 0;
+        };
+        if timeout == Some(Duration::ZERO) && s.io.borrow().is_empty() {
+            continue; // nothing registered: skip the syscall
+        }
+        s.poll_io(timeout);
+    };
+    s.in_loop.set(false);
+    code
+}
+
+/// Make `event_loop` return `code` at the end of the current pass.
+pub fn set_exit(code: i32) {
+    sched().exit.set(Some(code));
+}
+
+/// The running coroutine; `None` outside coroutines.
+pub fn current() -> Option<CoroRef> {
+    try_sched()?.current_rc().map(CoroRef::from_rc)
+}
+
+/// Let every other ready coroutine run, then continue.
+///
+/// Outside a coroutine this does nothing.
+#[track_caller]
+pub fn yield_slice() {
+    let Some(s) = try_sched() else { return };
+    if s.current.get().is_null() {
+        return;
+    }
+    let co = s.current_ref();
+    // A self-interrupt stays pending for the next blocking call: keep it.
+    let pending = co.pending.take();
+    let r = s.block(WaitReason::Yield, |w| {
+        wake(&w, Resume::Ok);
+    });
+    debug_assert_eq!(r, Resume::Ok);
+    co.pending.set(pending.or(co.pending.get()));
+}
+
+/// The current time on the scheduler's clock.
+pub fn now() -> Instant {
+    Instant(sched().now_ticks())
+}
+
+/// `t + d` on the scheduler's clock.
+pub fn instant_after(t: Instant, d: Duration) -> Instant {
+    Instant(t.0.saturating_add(sched().rate.ticks(d)))
+}
+
+/// The time from `earlier` to `later` (zero if `later` is not later).
+pub fn duration_between(earlier: Instant, later: Instant) -> Duration {
+    sched().rate.duration(later.0.saturating_sub(earlier.0))
+}
+
+/// Sleep for `d`. Returns early with `Err` if interrupted.
+#[track_caller]
+pub fn sleep(d: Duration) -> Result<(), Interrupted> {
+    sleep_until(instant_after(now(), d))
+}
+
+/// Sleep until `t`. Returns early with `Err` if interrupted.
+#[track_caller]
+pub fn sleep_until(t: Instant) -> Result<(), Interrupted> {
+    let s = sched();
+    let mut timer = None;
+    let r = s.block(WaitReason::Sleep(t), |w| {
+        timer = Some(s.timers.borrow_mut().insert(t.0, TimerAction::Wake(w)));
+    });
+    match r {
+        Resume::Ok => Ok(()),
+        Resume::Interrupted(i) => {
+            if let Some(id) = timer {
+                s.timers.borrow_mut().cancel(id);
+            }
+            Err(i)
+        }
+        Resume::Closed => unreachable!("a sleep is never woken by a close"),
+    }
+}
+
+/// Run `f`, interrupting it if it has not finished after `d`.
+///
+/// When this call's deadline passes, the blocking call `f` is in (or its next one) returns
+/// `Err(Interrupted::Timeout(..))`; `f` is expected to pass it on (`?`), and when `f`
+/// returns, `with_timeout` returns `Err(Timeout)` — whatever `f` returned is dropped. An
+/// outer `with_timeout` expiring inside an inner one reaches the inner call's `f` as an
+/// `Interrupted` which the inner call passes on untouched (`Ok(f's result)`), so only the
+/// owner turns its own deadline into `Timeout`.
+#[track_caller]
+pub fn with_timeout<R>(d: Duration, f: impl FnOnce() -> R) -> Result<R, Timeout> {
+    let s = sched();
+    let co = s.current_rc().expect("with_timeout called outside a coroutine");
+    let id = TimeoutId(s.next_timeout.get());
+    s.next_timeout.set(id.0 + 1);
+    let deadline = s.now_ticks().saturating_add(s.rate.ticks(d));
+    co.timeouts.borrow_mut().push((id, false));
+    let timer = s.timers.borrow_mut().insert(deadline, TimerAction::Timeout(co.clone(), id));
+    /// Ends the timeout on every exit path, a panic in `f` included.
+    struct Guard<'a> {
+        s: &'a SchedState,
+        co: CoroRc,
+        id: TimeoutId,
+        timer: crate::timer::TimerId,
+        done: bool,
+    }
+    impl Guard<'_> {
+        /// Cancel the timer, forget the id; returns whether the deadline was delivered.
+        fn end(&mut self) -> bool {
+            self.done = true;
+            self.s.timers.borrow_mut().cancel(self.timer);
+            if self.co.pending.get() == Some(Interrupted::Timeout(self.id)) {
+                self.co.pending.set(None);
+            }
+            let mut list = self.co.timeouts.borrow_mut();
+            match list.iter().rposition(|(t, _)| *t == self.id) {
+                Some(pos) => list.remove(pos).1,
+                None => false,
+            }
+        }
+    }
+    impl Drop for Guard<'_> {
+        fn drop(&mut self) {
+            if !self.done {
+                self.end();
+            }
+        }
+    }
+    let mut guard = Guard { s, co, id, timer, done: false };
+    let r = f();
+    let fired = guard.end();
+    if fired {
+        Err(Timeout)
+    } else {
+        Ok(r)
+    }
+}
+
+/// Set the default number of non-blocking I/O completions before a forced yield; returns
+/// the old value. Zero is refused: a coroutine must be allowed at least one.
+pub fn set_selfishness(n: u32) -> Result<u32, crate::coro::SelfishnessError> {
+    if n == 0 {
+        return Err(crate::coro::SelfishnessError);
+    }
+    let s = sched();
+    let old = s.selfishness.get();
+    s.selfishness.set(n);
+    Ok(old)
+}
+
+/// Count one I/O operation that completed without blocking; after the coroutine's
+/// allowance (its `max_selfish_acts`, default [`set_selfishness`]) it yields its slice so
+/// others get to run.
+pub fn selfish_act() {
+    let Some(s) = try_sched() else { return };
+    if s.current.get().is_null() {
+        return;
+    }
+    let co = s.current_ref();
+    let n = co.selfish.get() + 1;
+    let max = match co.max_selfish.get() {
+        0 => s.selfishness.get(),
+        m => m,
+    };
+    if n >= max {
+        co.selfish.set(0);
+        yield_slice();
+    } else {
+        co.selfish.set(n);
+    }
+}
+
+/// All live coroutines (started or not, not yet dead), sorted by id.
+pub fn live_coros() -> Vec<CoroRef> {
+    let Some(s) = try_sched() else { return Vec::new() };
+    let mut v: Vec<CoroRef> =
+        s.registry.borrow().iter().flatten().cloned().map(CoroRef::from_rc).collect();
+    v.sort_by_key(|c| c.id());
+    v
+}
+
+/// The live coroutine with this id.
+pub fn coro_by_id(id: u64) -> Option<CoroRef> {
+    let s = try_sched()?;
+    let reg = s.registry.borrow();
+    reg.iter().flatten().find(|c| c.id == id).cloned().map(CoroRef::from_rc)
+}
+
+/// Scheduler counters.
+pub fn stats() -> Stats {
+    sched().stats.get()
+}
+
+/// How long the scheduler has existed.
+pub fn uptime() -> Duration {
+    let s = sched();
+    s.rate.duration(s.now_ticks().saturating_sub(s.started_at))
+}
+
+/// Coroutines waiting in the run queue.
+pub fn run_queue_len() -> usize {
+    sched().run_queue.borrow().len()
+}
+
+/// Pending timers.
+pub fn timers_pending() -> usize {
+    sched().timers.borrow().len()
+}
+
+/// Write debug text to the scheduler's sink (print_stderr's destination).
+pub fn debug_write(bytes: &[u8]) {
+    if let Some(s) = try_sched() {
+        s.sink.write(bytes);
+    }
+}
+
+/// Format into a fixed buffer and write it to the scheduler's sink, without allocating.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! debug_print {
+    ($s:expr, $($arg:tt)*) => {{
+        let mut buf: $crate::heapless::String<512> = $crate::heapless::String::new();
+        let _ = core::fmt::Write::write_fmt(&mut buf, format_args!($($arg)*));
+        $s.sink.write(buf.as_bytes());
+    }};
+}

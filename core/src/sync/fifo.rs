@@ -1,0 +1,70 @@
+//! An unbounded FIFO queue whose `pop` waits for an item (Shrapnel's `fifo`).
+
+use alloc::collections::VecDeque;
+use alloc::rc::Rc;
+use core::cell::{Cell, RefCell};
+
+use crate::interrupt::Interrupted;
+use crate::sched::{sched, Resume};
+use crate::wait::{WaitQueue, WaitReason};
+
+use super::resume_to_result;
+
+/// Items in, items out, in order; a pop on an empty fifo waits. An item pushed while
+/// coroutines wait is handed straight to the first of them, so no later popper can take it.
+pub struct Fifo<T> {
+    items: RefCell<VecDeque<T>>,
+    waiters: RefCell<WaitQueue<Rc<Cell<Option<T>>>>>,
+}
+
+impl<T> Default for Fifo<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Fifo<T> {
+    /// An empty fifo.
+    pub const fn new() -> Self {
+        Fifo { items: RefCell::new(VecDeque::new()), waiters: RefCell::new(WaitQueue::new()) }
+    }
+
+    /// Add an item (never waits).
+    pub fn push(&self, v: T) {
+        let next = self.waiters.borrow_mut().pop_live();
+        match next {
+            Some((w, slot)) => {
+                slot.set(Some(v));
+                w.wake(Resume::Ok);
+            }
+            None => self.items.borrow_mut().push_back(v),
+        }
+    }
+
+    /// Take the oldest item, waiting for one if empty.
+    #[track_caller]
+    pub fn pop(&self) -> Result<T, Interrupted> {
+        if let Some(v) = self.items.borrow_mut().pop_front() {
+            return Ok(v);
+        }
+        let slot = Rc::new(Cell::new(None));
+        let mine = slot.clone();
+        resume_to_result(sched().block(WaitReason::Fifo, |w| self.waiters.borrow_mut().push(w, mine)))?;
+        Ok(slot.take().expect("a woken fifo waiter always receives an item"))
+    }
+
+    /// Take the oldest item if there is one.
+    pub fn try_pop(&self) -> Option<T> {
+        self.items.borrow_mut().pop_front()
+    }
+
+    /// Items queued.
+    pub fn len(&self) -> usize {
+        self.items.borrow().len()
+    }
+
+    /// No items queued.
+    pub fn is_empty(&self) -> bool {
+        self.items.borrow().is_empty()
+    }
+}

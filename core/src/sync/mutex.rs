@@ -1,0 +1,112 @@
+//! A recursive mutex: its owner may lock it again; it is free when every lock is released.
+
+use core::cell::{Cell, RefCell};
+use core::ops::Deref;
+
+use crate::interrupt::Interrupted;
+use crate::sched::sched;
+use crate::wait::{WaitQueue, WaitReason};
+
+use super::resume_to_result;
+
+/// A recursive, FIFO-fair mutex protecting a `T` (read through the guard; put a `RefCell`
+/// inside for mutation, since a recursive lock can hand out several guards at once).
+pub struct Mutex<T = ()> {
+    owner: Cell<Option<u64>>,
+    depth: Cell<usize>,
+    waiters: RefCell<WaitQueue>,
+    value: T,
+}
+
+/// Holds a [`Mutex`] locked; unlocks on drop.
+pub struct MutexGuard<'a, T> {
+    m: &'a Mutex<T>,
+}
+
+impl<T> Mutex<T> {
+    /// An unlocked mutex.
+    pub const fn new(value: T) -> Self {
+        Mutex { owner: Cell::new(None), depth: Cell::new(0), waiters: RefCell::new(WaitQueue::new()), value }
+    }
+
+    /// Lock it, waiting if another coroutine holds it. Recursive for the owner.
+    #[track_caller]
+    pub fn lock(&self) -> Result<MutexGuard<'_, T>, Interrupted> {
+        let s = sched();
+        let me = s.current_ref().id;
+        match self.owner.get() {
+            None => {
+                self.owner.set(Some(me));
+                self.depth.set(1);
+            }
+            Some(o) if o == me => self.depth.set(self.depth.get() + 1),
+            Some(_) => {
+                // The unlocker hands the lock over (sets owner and depth) before waking us.
+                resume_to_result(s.block(WaitReason::Mutex, |w| self.waiters.borrow_mut().push(w, ())))?;
+                debug_assert_eq!(self.owner.get(), Some(me));
+            }
+        }
+        Ok(MutexGuard { m: self })
+    }
+
+    /// Lock it if that needs no wait.
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        let me = sched().current_ref().id;
+        match self.owner.get() {
+            None => {
+                self.owner.set(Some(me));
+                self.depth.set(1);
+            }
+            Some(o) if o == me => self.depth.set(self.depth.get() + 1),
+            Some(_) => return None,
+        }
+        Some(MutexGuard { m: self })
+    }
+
+    /// The id of the coroutine holding it.
+    pub fn owner(&self) -> Option<u64> {
+        self.owner.get()
+    }
+
+    /// True if held.
+    pub fn is_locked(&self) -> bool {
+        self.owner.get().is_some()
+    }
+
+    fn unlock(&self) {
+        let d = self.depth.get() - 1;
+        self.depth.set(d);
+        if d > 0 {
+            return;
+        }
+        loop {
+            let next = self.waiters.borrow_mut().pop_live();
+            match next {
+                Some((w, ())) => {
+                    self.owner.set(Some(w.co.id));
+                    self.depth.set(1);
+                    if w.wake(crate::sched::Resume::Ok) {
+                        return;
+                    }
+                }
+                None => {
+                    self.owner.set(None);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl<T> Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.m.value
+    }
+}
+
+impl<T> Drop for MutexGuard<'_, T> {
+    fn drop(&mut self) {
+        self.m.unlock();
+    }
+}

@@ -1,0 +1,265 @@
+//! The timer queue: a 4-ary min-heap with lazy deletion over a slab of timer records.
+//!
+//! Insert is O(log₄ n) (and O(1) on average for deadlines later than most pending ones,
+//! the common case), cancel is O(1): it frees the slab record, and the heap entry that
+//! points at it is recognised as stale (its sequence number no longer matches) when it
+//! reaches the top or when the heap is compacted. Compaction runs when stale entries
+//! outnumber live ones, so memory stays proportional to the pending timers. Entries with
+//! equal deadlines fire in insertion order.
+
+use alloc::vec::Vec;
+
+/// Names one pending timer; stale after it fires or is cancelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimerId {
+    slot: u32,
+    seq: u64,
+}
+
+#[derive(Clone, Copy)]
+struct HeapEntry {
+    deadline: u64,
+    seq: u64,
+    slot: u32,
+}
+
+impl HeapEntry {
+    #[inline]
+    fn key(&self) -> (u64, u64) {
+        (self.deadline, self.seq)
+    }
+}
+
+struct Record<A> {
+    seq: u64,
+    action: Option<A>,
+}
+
+/// Pending timers, each carrying an action `A` handed back when it expires.
+pub struct TimerQueue<A> {
+    heap: Vec<HeapEntry>,
+    records: Vec<Record<A>>,
+    free: Vec<u32>,
+    next_seq: u64,
+    live: usize,
+}
+
+impl<A> Default for TimerQueue<A> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<A> TimerQueue<A> {
+    /// An empty queue.
+    pub const fn new() -> Self {
+        TimerQueue { heap: Vec::new(), records: Vec::new(), free: Vec::new(), next_seq: 1, live: 0 }
+    }
+
+    /// Number of pending (not fired, not cancelled) timers.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// True when no timer is pending.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Schedule `action` at `deadline` (ticks).
+    pub fn insert(&mut self, deadline: u64, action: A) -> TimerId {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.records[slot as usize] = Record { seq, action: Some(action) };
+                slot
+            }
+            None => {
+                self.records.push(Record { seq, action: Some(action) });
+                (self.records.len() - 1) as u32
+            }
+        };
+        self.live += 1;
+        self.heap.push(HeapEntry { deadline, seq, slot });
+        self.sift_up(self.heap.len() - 1);
+        TimerId { slot, seq }
+    }
+
+    /// Cancel a pending timer, returning its action; `None` if it already fired or was
+    /// cancelled.
+    pub fn cancel(&mut self, id: TimerId) -> Option<A> {
+        let record = self.records.get_mut(id.slot as usize)?;
+        if record.seq != id.seq {
+            return None;
+        }
+        let action = record.action.take()?;
+        record.seq = 0;
+        self.free.push(id.slot);
+        self.live -= 1;
+        if self.heap.len() > 64 && self.heap.len() > 2 * self.live + 32 {
+            self.compact();
+        }
+        Some(action)
+    }
+
+    /// The earliest pending deadline.
+    pub fn next_deadline(&mut self) -> Option<u64> {
+        self.drop_stale_top();
+        self.heap.first().map(|e| e.deadline)
+    }
+
+    /// Remove and return the earliest timer if its deadline is at or before `now`.
+    pub fn pop_expired(&mut self, now: u64) -> Option<A> {
+        self.drop_stale_top();
+        let top = *self.heap.first()?;
+        if top.deadline > now {
+            return None;
+        }
+        self.pop_top();
+        let record = &mut self.records[top.slot as usize];
+        record.seq = 0;
+        let action = record.action.take();
+        self.free.push(top.slot);
+        self.live -= 1;
+        action
+    }
+
+    fn is_stale(&self, e: &HeapEntry) -> bool {
+        self.records[e.slot as usize].seq != e.seq
+    }
+
+    fn drop_stale_top(&mut self) {
+        while let Some(top) = self.heap.first() {
+            if !self.is_stale(top) {
+                break;
+            }
+            self.pop_top();
+        }
+    }
+
+    fn pop_top(&mut self) {
+        let last = self.heap.pop();
+        if let (Some(last), false) = (last, self.heap.is_empty()) {
+            self.heap[0] = last;
+            self.sift_down(0);
+        }
+    }
+
+    fn compact(&mut self) {
+        let records = &self.records;
+        self.heap.retain(|e| records[e.slot as usize].seq == e.seq);
+        if self.heap.len() > 1 {
+            for i in (0..=(self.heap.len() - 2) / 4).rev() {
+                self.sift_down(i);
+            }
+        }
+    }
+
+    fn sift_up(&mut self, mut i: usize) {
+        let entry = self.heap[i];
+        while i > 0 {
+            let parent = (i - 1) / 4;
+            if self.heap[parent].key() <= entry.key() {
+                break;
+            }
+            self.heap[i] = self.heap[parent];
+            i = parent;
+        }
+        self.heap[i] = entry;
+    }
+
+    fn sift_down(&mut self, mut i: usize) {
+        let n = self.heap.len();
+        let entry = self.heap[i];
+        loop {
+            let first = 4 * i + 1;
+            if first >= n {
+                break;
+            }
+            let mut best = first;
+            for c in first + 1..(first + 4).min(n) {
+                if self.heap[c].key() < self.heap[best].key() {
+                    best = c;
+                }
+            }
+            if self.heap[best].key() >= entry.key() {
+                break;
+            }
+            self.heap[i] = self.heap[best];
+            i = best;
+        }
+        self.heap[i] = entry;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    #[test]
+    fn fires_in_deadline_then_insertion_order() {
+        let mut q = TimerQueue::new();
+        q.insert(30, "c");
+        q.insert(10, "a1");
+        q.insert(20, "b");
+        q.insert(10, "a2");
+        assert_eq!(q.next_deadline(), Some(10));
+        assert_eq!(q.pop_expired(5), None);
+        let mut out = vec![];
+        while let Some(a) = q.pop_expired(25) {
+            out.push(a);
+        }
+        assert_eq!(out, vec!["a1", "a2", "b"]);
+        assert_eq!(q.len(), 1);
+    }
+
+    #[test]
+    fn cancel_is_final_and_ids_do_not_alias() {
+        let mut q = TimerQueue::new();
+        let a = q.insert(10, 1);
+        assert_eq!(q.cancel(a), Some(1));
+        assert_eq!(q.cancel(a), None);
+        let b = q.insert(10, 2); // reuses the slot
+        assert_eq!(q.cancel(a), None, "a stale id must not cancel the slot's new timer");
+        assert_eq!(q.pop_expired(10), Some(2));
+        assert_eq!(q.cancel(b), None);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn many_timers_with_cancellations_stay_ordered_and_compact() {
+        let mut q = TimerQueue::new();
+        let mut ids = vec![];
+        // A deterministic shuffle of deadlines.
+        for i in 0..100_000u64 {
+            let d = (i * 7919) % 100_000;
+            ids.push((d, q.insert(d, d)));
+        }
+        for (d, id) in &ids {
+            if d % 3 != 0 {
+                assert_eq!(q.cancel(*id), Some(*d));
+            }
+        }
+        assert!(q.heap.len() <= 2 * q.len() + 64, "compaction keeps the heap bounded");
+        let mut last = 0;
+        let mut n = 0;
+        while let Some(d) = q.pop_expired(u64::MAX) {
+            assert!(d >= last && d % 3 == 0);
+            last = d;
+            n += 1;
+        }
+        assert_eq!(n, 33_334);
+    }
+
+    #[test]
+    fn a_million_pending_timers() {
+        let mut q = TimerQueue::new();
+        for i in 0..1_000_000u64 {
+            q.insert(1_000_000 - i, ());
+        }
+        assert_eq!(q.len(), 1_000_000);
+        assert_eq!(q.next_deadline(), Some(1));
+    }
+}

@@ -1,0 +1,75 @@
+//! A scheduler for tests: heap stacks, a std clock, no I/O, and a sink that records.
+#![allow(dead_code)]
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use shrapnel_core::clock::Clock;
+use shrapnel_core::poller::{Idle, NullPoller};
+use shrapnel_core::sched::{self, Config};
+use shrapnel_core::sink::DebugSink;
+use shrapnel_core::stack::HeapStackAllocator;
+
+pub struct StdClock(std::time::Instant);
+impl Clock for StdClock {
+    fn now(&self) -> u64 {
+        self.0.elapsed().as_nanos() as u64
+    }
+    fn ticks_per_second(&self) -> u64 {
+        1_000_000_000
+    }
+}
+
+pub struct ThreadSleep;
+impl Idle for ThreadSleep {
+    fn idle(&self, timeout: Option<Duration>) {
+        std::thread::sleep(timeout.unwrap_or(Duration::from_millis(10)));
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct Recorder(pub Rc<RefCell<Vec<u8>>>);
+impl DebugSink for Recorder {
+    fn write(&self, bytes: &[u8]) {
+        self.0.borrow_mut().extend_from_slice(bytes);
+    }
+}
+impl Recorder {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.borrow()).into_owned()
+    }
+}
+
+/// Install a fresh scheduler on this test thread; returns the recorder of its sink.
+pub fn setup() -> Recorder {
+    if sched::is_installed() {
+        sched::uninstall();
+    }
+    let rec = Recorder::default();
+    sched::install(Config {
+        poller: Box::new(NullPoller::new(ThreadSleep)),
+        clock: Box::new(StdClock(std::time::Instant::now())),
+        stacks: Box::new(HeapStackAllocator),
+        sink: Box::new(rec.clone()),
+        default_stack_size: 64 * 1024,
+    })
+    .unwrap();
+    rec
+}
+
+/// A shared log that coroutines append to.
+#[derive(Clone, Default)]
+pub struct Log(pub Rc<RefCell<Vec<String>>>);
+impl Log {
+    pub fn push(&self, s: impl Into<String>) {
+        self.0.borrow_mut().push(s.into());
+    }
+    pub fn get(&self) -> Vec<String> {
+        self.0.borrow().clone()
+    }
+}
+
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}

@@ -1,0 +1,2 @@
+//! Sync primitives (filled below).
+mod support;
