@@ -1,2 +1,338 @@
-//! Sync primitives (filled below).
+//! The sync primitives: recursion, FIFO hand-off, interruption without lost wake-ups.
+
 mod support;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use shrapnel_core::sched::{event_loop, sleep, with_timeout, yield_slice};
+use shrapnel_core::sync::*;
+use shrapnel_core::*;
+use support::*;
+
+#[test]
+fn mutex_is_recursive_for_its_owner() {
+    setup();
+    let m = Rc::new(Mutex::new(RefCell::new(0)));
+    let m2 = m.clone();
+    let c = spawn(move || {
+        let g1 = m2.lock().unwrap();
+        let g2 = m2.lock().unwrap();
+        *g2.borrow_mut() += 1;
+        drop(g2);
+        assert!(m2.is_locked(), "still held once");
+        drop(g1);
+        assert!(!m2.is_locked());
+        *m2.lock().unwrap().borrow()
+    });
+    event_loop();
+    assert_eq!(c.join(), Ok(1));
+}
+
+#[test]
+fn mutex_hands_off_in_fifo_order() {
+    setup();
+    let m = Rc::new(Mutex::new(()));
+    let log = Log::default();
+    for name in ["a", "b", "c", "d"] {
+        let (m, log) = (m.clone(), log.clone());
+        spawn(move || {
+            let _g = m.lock().unwrap();
+            log.push(format!("{name}+"));
+            sleep(ms(2)).unwrap();
+            log.push(format!("{name}-"));
+        });
+    }
+    event_loop();
+    assert_eq!(log.get(), ["a+", "a-", "b+", "b-", "c+", "c-", "d+", "d-"]);
+}
+
+#[test]
+fn mutex_waiter_interrupted_while_waiting_does_not_lose_the_lock() {
+    setup();
+    let m = Rc::new(Mutex::new(()));
+    let log = Log::default();
+    let (m1, l1) = (m.clone(), log.clone());
+    spawn(move || {
+        let _g = m1.lock().unwrap();
+        sleep(ms(20)).unwrap();
+        l1.push("holder done");
+    });
+    let (m2, l2) = (m.clone(), log.clone());
+    spawn(move || {
+        let r = with_timeout(ms(5), || m2.lock().map(|_| ()));
+        l2.push(format!("waiter: {r:?}"));
+    });
+    let (m3, l3) = (m.clone(), log.clone());
+    spawn(move || {
+        let _g = m3.lock().unwrap();
+        l3.push("third got it");
+    });
+    event_loop();
+    assert_eq!(log.get(), ["waiter: Err(Timeout)", "holder done", "third got it"]);
+    assert!(!m.is_locked());
+}
+
+#[test]
+fn mutex_waiter_interrupted_right_after_hand_off_passes_it_on() {
+    // The holder releases; the lock is handed to W (now scheduled). Before W runs, W is
+    // interrupted. Shrapnel semantics: an interrupt aimed at a scheduled coroutine is
+    // retried on the next pass, so W first takes the lock, and its *next* blocking call
+    // sees the interrupt; the lock it holds is released by its guard and passes to X.
+    setup();
+    let m = Rc::new(Mutex::new(()));
+    let log = Log::default();
+    let (m1, l1) = (m.clone(), log.clone());
+    let w_handle: Rc<RefCell<Option<CoroRef>>> = Rc::default();
+    let wh = w_handle.clone();
+    spawn(move || {
+        let g = m1.lock().unwrap();
+        sleep(ms(5)).unwrap();
+        drop(g); // hands off to W
+        let w = wh.borrow().clone().unwrap();
+        assert!(w.scheduled());
+        w.interrupt(1);
+        l1.push("released+interrupted W");
+    });
+    let (m2, l2) = (m.clone(), log.clone());
+    let w = spawn(move || {
+        let g = m2.lock().unwrap();
+        l2.push("W has lock");
+        let r = sleep(ms(1000));
+        l2.push(format!("W sleep: {r:?}"));
+        drop(g);
+    });
+    *w_handle.borrow_mut() = Some(w.handle());
+    let (m3, l3) = (m.clone(), log.clone());
+    spawn(move || {
+        let _g = m3.lock().unwrap();
+        l3.push("X has lock");
+    });
+    event_loop();
+    assert_eq!(
+        log.get(),
+        ["released+interrupted W", "W has lock", "W sleep: Err(Interrupt(1))", "X has lock"]
+    );
+}
+
+#[test]
+fn mutex_skips_a_waiter_interrupted_before_hand_off() {
+    // W is interrupted while waiting (scheduled with the interrupt); the holder then
+    // releases: the lock must go to X, not to W, which no longer wants it.
+    setup();
+    let m = Rc::new(Mutex::new(()));
+    let log = Log::default();
+    let w_handle: Rc<RefCell<Option<CoroRef>>> = Rc::default();
+    let (m1, wh) = (m.clone(), w_handle.clone());
+    spawn(move || {
+        let g = m1.lock().unwrap();
+        yield_slice();
+        yield_slice();
+        wh.borrow().clone().unwrap().interrupt(2);
+        drop(g);
+    });
+    let (m2, l2) = (m.clone(), log.clone());
+    let w = spawn(move || {
+        let r = m2.lock().map(|_| ());
+        l2.push(format!("W: {r:?}"));
+    });
+    *w_handle.borrow_mut() = Some(w.handle());
+    let (m3, l3) = (m.clone(), log.clone());
+    spawn(move || {
+        let _g = m3.lock().unwrap();
+        l3.push(format!("X has lock, owner ok={}", true));
+    });
+    event_loop();
+    assert_eq!(log.get(), ["W: Err(Interrupt(2))", "X has lock, owner ok=true"]);
+    assert!(!m.is_locked());
+}
+
+#[test]
+fn semaphore_counts_and_is_fifo_fair() {
+    setup();
+    let s = Rc::new(Semaphore::new(3));
+    let log = Log::default();
+    for (name, n) in [("big", 3), ("small", 1)] {
+        let (s, log) = (s.clone(), log.clone());
+        spawn(move || {
+            yield_slice();
+            let _g = s.acquire(n).unwrap();
+            log.push(format!("{name} got {n}"));
+            sleep(ms(2)).unwrap();
+        });
+    }
+    let (s2, l2) = (s.clone(), log.clone());
+    spawn(move || {
+        let g = s2.acquire(1).unwrap(); // holds 1 so "big" must wait for 3
+        l2.push("holder got 1");
+        sleep(ms(5)).unwrap();
+        drop(g);
+    });
+    event_loop();
+    // "small" could fit while "big" waits, but FIFO fairness makes it wait behind "big".
+    assert_eq!(log.get(), ["holder got 1", "big got 3", "small got 1"]);
+    assert_eq!(s.available(), 3);
+}
+
+#[test]
+fn semaphore_wait_interruptible() {
+    setup();
+    let s = Rc::new(Semaphore::new(0));
+    let s2 = s.clone();
+    let c = spawn(move || with_timeout(ms(5), || s2.acquire(1).map(|g| g.forget())));
+    event_loop();
+    assert_eq!(c.join().unwrap(), Err(Timeout));
+    s.release(1);
+    assert_eq!(s.available(), 1, "the interrupted waiter took nothing");
+}
+
+#[test]
+fn inverted_semaphore_blocks_till_zero() {
+    setup();
+    let inv = Rc::new(InvertedSemaphore::new());
+    let log = Log::default();
+    inv.acquire(2);
+    for i in 0..2 {
+        let (inv, log) = (inv.clone(), log.clone());
+        spawn(move || {
+            sleep(ms(2 + i)).unwrap();
+            log.push(format!("worker {i} done"));
+            inv.release(1);
+        });
+    }
+    let (inv2, l2) = (inv.clone(), log.clone());
+    spawn(move || {
+        inv2.block_till_zero().unwrap();
+        l2.push("all done");
+    });
+    event_loop();
+    assert_eq!(log.get(), ["worker 0 done", "worker 1 done", "all done"]);
+}
+
+#[test]
+fn condvar_wake_one_n_all_and_raise_all() {
+    setup();
+    let cv = Rc::new(Condvar::<u32>::new());
+    let log = Log::default();
+    for i in 0..5 {
+        let (cv, log) = (cv.clone(), log.clone());
+        spawn(move || match cv.wait() {
+            Ok(v) => log.push(format!("w{i} got {v}")),
+            Err(e) => log.push(format!("w{i} {e:?}")),
+        });
+    }
+    let (cv2, l2) = (cv.clone(), log.clone());
+    spawn(move || {
+        assert!(cv2.wake_one(10));
+        assert_eq!(cv2.wake_n(2, 20), 2);
+        yield_slice();
+        assert_eq!(cv2.raise_all(9), 2);
+        assert!(!cv2.wake_one(0), "nobody is left");
+        l2.push("waker done");
+    });
+    event_loop();
+    assert_eq!(
+        log.get(),
+        ["w0 got 10", "w1 got 20", "w2 got 20", "waker done", "w3 Interrupt(9)", "w4 Interrupt(9)"]
+    );
+}
+
+#[test]
+fn condvar_wake_skips_interrupted_waiters() {
+    setup();
+    let cv = Rc::new(Condvar::<()>::new());
+    let log = Log::default();
+    let (c1, l1) = (cv.clone(), log.clone());
+    let first = spawn(move || {
+        let r = c1.wait();
+        l1.push(format!("first {r:?}"));
+    });
+    let (c2, l2) = (cv.clone(), log.clone());
+    spawn(move || {
+        let r = c2.wait();
+        l2.push(format!("second {r:?}"));
+    });
+    let h = first.handle();
+    let c3 = cv.clone();
+    spawn(move || {
+        h.shutdown();
+        assert!(c3.wake_one(()), "the wake goes to the second waiter, not lost");
+    });
+    event_loop();
+    assert_eq!(log.get(), ["first Err(Shutdown)", "second Ok(())"]);
+}
+
+#[test]
+fn fifo_pop_waits_and_hands_off_in_order() {
+    setup();
+    let f = Rc::new(Fifo::new());
+    let log = Log::default();
+    for name in ["p1", "p2"] {
+        let (f, log) = (f.clone(), log.clone());
+        spawn(move || {
+            let v: u32 = f.pop().unwrap();
+            log.push(format!("{name} {v}"));
+        });
+    }
+    let f2 = f.clone();
+    spawn(move || {
+        f2.push(1);
+        f2.push(2);
+        f2.push(3);
+        // A pop by this coroutine now must get 3: 1 and 2 were handed to the waiters.
+        assert_eq!(f2.try_pop(), Some(3));
+    });
+    event_loop();
+    assert_eq!(log.get(), ["p1 1", "p2 2"]);
+}
+
+#[test]
+fn fifo_pop_interruptible() {
+    setup();
+    let f: Rc<Fifo<u8>> = Rc::new(Fifo::new());
+    let f2 = f.clone();
+    let c = spawn(move || with_timeout(ms(3), || f2.pop()));
+    event_loop();
+    assert_eq!(c.join().unwrap(), Err(Timeout));
+    f.push(7);
+    assert_eq!(f.len(), 1, "the item was not handed to the timed-out waiter");
+}
+
+#[test]
+fn rwlock_readers_share_and_a_waiting_writer_holds_back_new_readers() {
+    setup();
+    let l = Rc::new(RwLock::new(0));
+    let log = Log::default();
+    let (l1, g1) = (l.clone(), log.clone());
+    spawn(move || {
+        let r = l1.read().unwrap();
+        g1.push(format!("r1 in ({} readers)", l1.readers()));
+        sleep(ms(5)).unwrap();
+        drop(r);
+        g1.push("r1 out");
+    });
+    let (l2, g2) = (l.clone(), log.clone());
+    spawn(move || {
+        let r = l2.read().unwrap();
+        g2.push(format!("r2 in ({} readers)", l2.readers()));
+        sleep(ms(5)).unwrap();
+        drop(r);
+    });
+    let (l3, g3) = (l.clone(), log.clone());
+    spawn(move || {
+        let mut w = l3.write().unwrap();
+        *w += 1;
+        g3.push("writer in");
+        sleep(ms(2)).unwrap();
+    });
+    let (l4, g4) = (l.clone(), log.clone());
+    spawn(move || {
+        let r = l4.read().unwrap();
+        g4.push(format!("late reader sees {}", *r));
+    });
+    event_loop();
+    assert_eq!(
+        log.get(),
+        ["r1 in (1 readers)", "r2 in (2 readers)", "r1 out", "writer in", "late reader sees 1"]
+    );
+}
