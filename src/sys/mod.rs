@@ -1,0 +1,94 @@
+//! What differs between the operating systems the runtime runs on, and nothing else.
+//!
+//! This folder is the only place in the `shrapnel` crate with `cfg(target_os)` (DESIGN.md §1,
+//! STYLE.md "mio"): the stack code in `stack.rs` asks here for the page size, the flags an
+//! anonymous stack mapping takes, which signals a guard-page hit raises and where the fault
+//! address lives in `siginfo_t`, and (Linux only) how many memory mappings a process may
+//! have. Everything here is a thin, documented wrapper over one libc call or one file.
+
+use core::sync::atomic::{AtomicUsize, Ordering};
+use libc::c_int;
+
+cfg_if::cfg_if! {
+    if #[cfg(any(target_os = "linux", target_os = "android"))] {
+        mod linux;
+        use self::linux as os;
+    } else {
+        mod other;
+        use self::other as os;
+    }
+}
+
+#[cfg(test)]
+pub(crate) use self::os::run_on_stack;
+pub(crate) use self::os::{map_count, max_map_count};
+
+/// Flags for the anonymous private mapping that holds a coroutine stack and its guard.
+///
+/// - Linux: `MAP_NORESERVE` keeps the kernel from charging the whole stack against the
+///   commit limit up front (pages are committed when touched), and `MAP_STACK` marks the
+///   region as a stack (it stops transparent huge pages from backing it on recent kernels).
+/// - OpenBSD requires `MAP_STACK` on any memory the stack pointer points into; without it
+///   the process is killed at the first system call made from a coroutine.
+/// - FreeBSD's `MAP_STACK` means "auto-growing region with its own guard", which is not what
+///   a fixed-size coroutine stack wants; macOS has no such flag. Both get a plain mapping.
+pub(crate) const STACK_MAP_FLAGS: c_int = {
+    cfg_if::cfg_if! {
+        if #[cfg(any(target_os = "linux", target_os = "android"))] {
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK
+        } else if #[cfg(any(target_os = "openbsd", target_os = "netbsd"))] {
+            libc::MAP_PRIVATE | libc::MAP_ANON | libc::MAP_STACK
+        } else {
+            libc::MAP_PRIVATE | libc::MAP_ANON
+        }
+    }
+};
+
+/// The signals a touch of a `PROT_NONE` guard page raises. Linux raises SIGSEGV; macOS
+/// raises SIGBUS for some protection faults, and the BSDs may too, so there both are caught.
+pub(crate) const FAULT_SIGNALS: &[c_int] = {
+    cfg_if::cfg_if! {
+        if #[cfg(any(target_os = "linux", target_os = "android"))] {
+            &[libc::SIGSEGV]
+        } else {
+            &[libc::SIGSEGV, libc::SIGBUS]
+        }
+    }
+};
+
+/// The address whose access faulted.
+///
+/// # Safety
+/// `info` must be the `siginfo_t` the kernel passed to an `SA_SIGINFO` handler for SIGSEGV or
+/// SIGBUS (for those signals the address member of the union is the one that is set).
+pub(crate) unsafe fn fault_address(info: *const libc::siginfo_t) -> usize {
+    // SAFETY: the caller guarantees `info` is valid and that it describes a memory fault,
+    // so reading the address member of the union is reading the member that was written.
+    unsafe { (*info).si_addr() as usize }
+}
+
+/// The size of a memory page: the granularity of `mmap` and `mprotect`.
+pub(crate) fn page_size() -> usize {
+    static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
+    let cached = PAGE_SIZE.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    // POSIX requires the page size to be known; 4 KiB is the smallest any supported OS uses,
+    // so it is a safe answer should sysconf ever fail.
+    let size = if size > 0 { size as usize } else { 4096 };
+    PAGE_SIZE.store(size, Ordering::Relaxed);
+    size
+}
+
+/// Bytes of physical memory, if the OS says.
+pub(crate) fn physical_memory() -> Option<usize> {
+    // SAFETY: sysconf has no preconditions.
+    let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
+    if pages <= 0 {
+        return None;
+    }
+    (pages as usize).checked_mul(page_size())
+}
