@@ -1,5 +1,112 @@
 //! shrapnel: stackful coroutines that read like threads, with Shrapnel's debugging compiled in.
+//!
+//! ```no_run
+//! use std::io::{Read, Write};
+//! use std::time::Duration;
+//!
+//! let listener = shrapnel::net::TcpListener::bind("127.0.0.1:7000").unwrap();
+//! shrapnel::spawn(move || loop {
+//!     let (conn, _) = listener.accept().unwrap();
+//!     shrapnel::spawn(move || {
+//!         let mut buf = [0; 4096];
+//!         while let Ok(n @ 1..) = (&conn).read(&mut buf) {
+//!             (&conn).write_all(&buf[..n]).unwrap();
+//!         }
+//!     });
+//! });
+//! shrapnel::spawn(|| shrapnel::sleep(Duration::from_secs(1)));
+//! shrapnel::event_loop();
+//! ```
+//!
+//! Each OS thread has its own scheduler, installed on first use with the OS poller (epoll
+//! on Linux, kqueue on the BSDs and macOS), guarded mmap stacks from a per-thread pool, the
+//! monotonic clock, and a saved copy of stderr for debug output. The scheduling core is
+//! [`shrapnel_core`], re-exported here.
 #![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
 
-mod sys;
+mod backend;
+pub mod fd;
+pub mod net;
+mod runtime;
 pub mod stack;
+pub mod stderr;
+mod sys;
+
+pub use backend::OsPoller;
+pub use fd::{wait_readable, wait_writable};
+pub use runtime::{configure, ensure, event_loop, reset, sleep_relative, MonotonicClock, RuntimeConfig, RuntimeError};
+pub use shrapnel_core::sched::{set_exit, sleep, sleep_until, with_timeout, yield_slice};
+pub use shrapnel_core::sync;
+pub use shrapnel_core::{
+    coro_by_id, current, live_coros, now, Coro, CoroRef, Instant, Interrupted, JoinError, SpawnError, State, Timeout,
+    WaitReason,
+};
+pub use shrapnel_core::coro::SelfishnessError;
+pub use shrapnel_core::panic::{set_exception_notifier, PanicReport};
+pub use shrapnel_core as core_api;
+
+/// Set the default number of non-blocking I/O completions before a forced yield.
+pub fn set_selfishness(n: u32) -> Result<u32, SelfishnessError> {
+    runtime::ensure();
+    shrapnel_core::set_selfishness(n)
+}
+
+/// Create and schedule a coroutine running `f` on this thread's scheduler.
+#[track_caller]
+pub fn spawn<F, T>(f: F) -> Coro<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    runtime::ensure();
+    shrapnel_core::spawn(f)
+}
+
+/// Create a coroutine without starting it; call `start()` to schedule it.
+#[track_caller]
+pub fn new<F, T>(f: F) -> Coro<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    runtime::ensure();
+    shrapnel_core::new(f)
+}
+
+/// Configures a coroutine (name, stack size) before it is created.
+#[derive(Default)]
+pub struct Builder(shrapnel_core::Builder);
+
+impl Builder {
+    /// The defaults: name `coro-{id}`, 256 KiB stack.
+    pub fn new() -> Self {
+        Builder(shrapnel_core::Builder::new())
+    }
+    /// Name it.
+    pub fn name(self, name: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        Builder(self.0.name(name))
+    }
+    /// Ask for a stack of `bytes` (at least 16 KiB).
+    pub fn stack_size(self, bytes: usize) -> Self {
+        Builder(self.0.stack_size(bytes))
+    }
+    /// Create it and schedule it.
+    pub fn spawn<F, T>(self, f: F) -> Result<Coro<T>, SpawnError>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        runtime::ensure();
+        self.0.spawn(f)
+    }
+    /// Create it without starting it.
+    pub fn build<F, T>(self, f: F) -> Result<Coro<T>, SpawnError>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        runtime::ensure();
+        self.0.build(f)
+    }
+}

@@ -1,0 +1,364 @@
+//! Sockets for coroutines: TCP and Unix-domain streams and listeners, `socketpair`, and
+//! `live_sockets` for the backdoor. Every socket is non-blocking and close-on-exec; a call
+//! that would block waits for readiness through the scheduler, so code reads like
+//! blocking code. The types implement `std::io::Read`/`Write` (also for `&T`), and each
+//! can be closed through a shared reference: a coroutine blocked on it then gets a
+//! `NotConnected` error saying the fd was closed by another coroutine.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
+use std::path::Path;
+
+use shrapnel_core::io::Direction;
+use socket2::{Domain, SockAddr, Socket, Type};
+
+use crate::fd::OwnedFd;
+
+/// What kind of socket a live fd is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketKind {
+    /// A listening TCP socket.
+    TcpListener,
+    /// A connected TCP stream.
+    TcpStream,
+    /// A listening Unix-domain socket.
+    UnixListener,
+    /// A connected Unix-domain stream.
+    UnixStream,
+}
+
+/// One entry of [`live_sockets`].
+#[derive(Clone, Debug)]
+pub struct SocketInfo {
+    /// The fd.
+    pub fd: RawFd,
+    /// Its kind.
+    pub kind: SocketKind,
+    /// Local address, as text.
+    pub local: String,
+    /// Peer address, as text (empty for listeners).
+    pub peer: String,
+}
+
+std::thread_local! {
+    static LIVE: RefCell<BTreeMap<RawFd, SocketKind>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+fn track(fd: RawFd, kind: SocketKind) {
+    LIVE.with(|l| l.borrow_mut().insert(fd, kind));
+}
+
+pub(crate) fn forget_socket(fd: RawFd) {
+    let _ = LIVE.try_with(|l| l.borrow_mut().remove(&fd));
+}
+
+fn describe(addr: io::Result<SockAddr>) -> String {
+    match addr {
+        Ok(a) => match a.as_socket() {
+            Some(sa) => sa.to_string(),
+            None => a.as_pathname().map(|p| p.display().to_string()).unwrap_or_else(|| "(unnamed)".into()),
+        },
+        Err(_) => String::new(),
+    }
+}
+
+/// The sockets this thread's coroutines have open, sorted by fd.
+pub fn live_sockets() -> Vec<SocketInfo> {
+    let list: Vec<(RawFd, SocketKind)> = LIVE.with(|l| l.borrow().iter().map(|(a, b)| (*a, *b)).collect());
+    list.into_iter()
+        .map(|(fd, kind)| {
+            // SAFETY: the fd is open (it is removed from LIVE before it is closed); the
+            // ManuallyDrop keeps this borrowed Socket from closing it.
+            let s = std::mem::ManuallyDrop::new(unsafe { Socket::from_raw_fd(fd) });
+            let peer = match kind {
+                SocketKind::TcpListener | SocketKind::UnixListener => String::new(),
+                _ => describe(s.peer_addr()),
+            };
+            SocketInfo { fd, kind, local: describe(s.local_addr()), peer }
+        })
+        .collect()
+}
+
+fn new_socket(domain: Domain) -> io::Result<Socket> {
+    let s = Socket::new(domain, Type::STREAM.nonblocking().cloexec(), None)?;
+    Ok(s)
+}
+
+fn adopt(s: Socket, kind: SocketKind) -> OwnedFd {
+    let fd = s.into_raw_fd();
+    track(fd, kind);
+    OwnedFd::new(fd)
+}
+
+fn accept_on(fd: &OwnedFd) -> io::Result<(Socket, SockAddr)> {
+    fd.io(Direction::Read, |raw| {
+        // SAFETY: borrowed for the duration of the accept; ManuallyDrop keeps it open.
+        let l = std::mem::ManuallyDrop::new(unsafe { Socket::from_raw_fd(raw) });
+        let r = l.accept4_or_accept();
+        r.map_err(|e| annotate_accept(e, raw))
+    })
+}
+
+fn annotate_accept(e: io::Error, fd: RawFd) -> io::Error {
+    match e.raw_os_error() {
+        Some(libc::EMFILE) | Some(libc::ENFILE) => io::Error::new(
+            e.kind(),
+            format!(
+                "accept on listening fd {fd} failed: {e} — the process is out of file descriptors; \
+                 raise the limit (ulimit -n) or close idle connections. The listener stays open \
+                 and the pending connection stays queued"
+            ),
+        ),
+        _ => e,
+    }
+}
+
+trait AcceptNonblocking {
+    fn accept4_or_accept(&self) -> io::Result<(Socket, SockAddr)>;
+}
+
+impl AcceptNonblocking for Socket {
+    fn accept4_or_accept(&self) -> io::Result<(Socket, SockAddr)> {
+        // socket2 uses accept4(SOCK_CLOEXEC) where the OS has it; make it non-blocking too.
+        let (s, a) = self.accept()?;
+        s.set_nonblocking(true)?;
+        Ok((s, a))
+    }
+}
+
+fn connect_on(s: Socket, addr: &SockAddr, kind: SocketKind) -> io::Result<OwnedFd> {
+    let fd = adopt(s, kind);
+    // SAFETY: borrowed; ManuallyDrop keeps it open (OwnedFd owns it).
+    let sock = std::mem::ManuallyDrop::new(unsafe { Socket::from_raw_fd(fd.get()?) });
+    match sock.connect(addr) {
+        Ok(()) => return Ok(fd),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) || e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) => return Err(e),
+    }
+    crate::fd::wait_writable(fd.get()?)?;
+    match sock.take_error()? {
+        None => Ok(fd),
+        Some(e) => Err(e),
+    }
+}
+
+macro_rules! stream_io {
+    ($t:ty) => {
+        impl Read for $t {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                self.fd.read(buf)
+            }
+        }
+        impl Read for &$t {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                self.fd.read(buf)
+            }
+        }
+        impl Write for $t {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.fd.write(buf)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        impl Write for &$t {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.fd.write(buf)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        impl AsRawFd for $t {
+            fn as_raw_fd(&self) -> RawFd {
+                self.fd.raw()
+            }
+        }
+        impl $t {
+            /// Shut down one or both directions.
+            pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+                self.borrowed()?.shutdown(how)
+            }
+            /// Close now (idempotent); a coroutine blocked on this socket wakes with an error.
+            pub fn close(&self) -> io::Result<()> {
+                self.fd.close()
+            }
+            fn borrowed(&self) -> io::Result<std::mem::ManuallyDrop<Socket>> {
+                // SAFETY: borrowed while self keeps the fd open; ManuallyDrop never closes it.
+                Ok(std::mem::ManuallyDrop::new(unsafe { Socket::from_raw_fd(self.fd.get()?) }))
+            }
+        }
+    };
+}
+
+/// A listening TCP socket.
+#[derive(Debug)]
+pub struct TcpListener {
+    fd: OwnedFd,
+}
+
+impl TcpListener {
+    /// Bind and listen (SO_REUSEADDR on, backlog 1024). Bind `127.0.0.1` unless the service
+    /// must be reachable from elsewhere.
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        Self::bind_with(addr, false)
+    }
+
+    /// Bind with SO_REUSEPORT too, so one listener per thread can share a port
+    /// (`run_per_core`).
+    pub fn bind_reuseport(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        Self::bind_with(addr, true)
+    }
+
+    fn bind_with(addr: impl ToSocketAddrs, reuseport: bool) -> io::Result<TcpListener> {
+        let mut last = None;
+        for a in addr.to_socket_addrs()? {
+            let s = new_socket(Domain::for_address(a))?;
+            s.set_reuse_address(true)?;
+            if reuseport {
+                s.set_reuse_port(true)?;
+            }
+            match s.bind(&a.into()).and_then(|_| s.listen(1024)) {
+                Ok(()) => return Ok(TcpListener { fd: adopt(s, SocketKind::TcpListener) }),
+                Err(e) => last = Some(io::Error::new(e.kind(), format!("cannot listen on {a}: {e}"))),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind")))
+    }
+
+    /// Wait for and accept a connection.
+    #[track_caller]
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (s, a) = accept_on(&self.fd)?;
+        let peer = a.as_socket().ok_or_else(|| io::Error::other("accepted a non-IP peer"))?;
+        s.set_nodelay(true).ok();
+        Ok((TcpStream { fd: adopt(s, SocketKind::TcpStream) }, peer))
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        // SAFETY: borrowed while self keeps the fd open; ManuallyDrop never closes it.
+        let s = std::mem::ManuallyDrop::new(unsafe { Socket::from_raw_fd(self.fd.get()?) });
+        s.local_addr()?.as_socket().ok_or_else(|| io::Error::other("not an IP socket"))
+    }
+
+    /// Close now; a coroutine blocked in `accept` wakes with an error.
+    pub fn close(&self) -> io::Result<()> {
+        self.fd.close()
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
+    }
+}
+
+/// A connected TCP stream.
+#[derive(Debug)]
+pub struct TcpStream {
+    fd: OwnedFd,
+}
+
+stream_io!(TcpStream);
+
+impl TcpStream {
+    /// Connect, waiting for the handshake; tries each address in turn.
+    #[track_caller]
+    pub fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+        let mut last = None;
+        for a in addr.to_socket_addrs()? {
+            let s = new_socket(Domain::for_address(a))?;
+            s.set_nodelay(true).ok();
+            match connect_on(s, &a.into(), SocketKind::TcpStream) {
+                Ok(fd) => return Ok(TcpStream { fd }),
+                Err(e) => last = Some(io::Error::new(e.kind(), format!("cannot connect to {a}: {e}"))),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to")))
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.borrowed()?.peer_addr()?.as_socket().ok_or_else(|| io::Error::other("not an IP socket"))
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.borrowed()?.local_addr()?.as_socket().ok_or_else(|| io::Error::other("not an IP socket"))
+    }
+}
+
+/// A listening Unix-domain socket.
+#[derive(Debug)]
+pub struct UnixListener {
+    fd: OwnedFd,
+}
+
+impl UnixListener {
+    /// Bind `path` and listen. The socket file is made mode 0600 (owner only) before the
+    /// socket starts listening, whatever the umask. The path must not exist.
+    pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
+        Self::bind_mode(path, 0o600)
+    }
+
+    /// Bind with an explicit file mode.
+    pub fn bind_mode(path: impl AsRef<Path>, mode: u32) -> io::Result<UnixListener> {
+        let path = path.as_ref();
+        let s = new_socket(Domain::UNIX)?;
+        s.bind(&SockAddr::unix(path)?)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot bind unix socket {}: {e}", path.display())))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        s.listen(128)?;
+        Ok(UnixListener { fd: adopt(s, SocketKind::UnixListener) })
+    }
+
+    /// Wait for and accept a connection.
+    #[track_caller]
+    pub fn accept(&self) -> io::Result<UnixStream> {
+        let (s, _) = accept_on(&self.fd)?;
+        Ok(UnixStream { fd: adopt(s, SocketKind::UnixStream) })
+    }
+
+    /// Close now; a coroutine blocked in `accept` wakes with an error.
+    pub fn close(&self) -> io::Result<()> {
+        self.fd.close()
+    }
+}
+
+impl AsRawFd for UnixListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
+    }
+}
+
+/// A connected Unix-domain stream.
+#[derive(Debug)]
+pub struct UnixStream {
+    fd: OwnedFd,
+}
+
+stream_io!(UnixStream);
+
+impl UnixStream {
+    /// Connect to the socket at `path`.
+    #[track_caller]
+    pub fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
+        let s = new_socket(Domain::UNIX)?;
+        let fd = connect_on(s, &SockAddr::unix(path.as_ref())?, SocketKind::UnixStream)?;
+        Ok(UnixStream { fd })
+    }
+}
+
+/// A connected pair of Unix-domain streams.
+pub fn socketpair() -> io::Result<(UnixStream, UnixStream)> {
+    let (a, b) = Socket::pair(Domain::UNIX, Type::STREAM.cloexec(), None)?;
+    a.set_nonblocking(true)?;
+    b.set_nonblocking(true)?;
+    Ok((UnixStream { fd: adopt(a, SocketKind::UnixStream) }, UnixStream { fd: adopt(b, SocketKind::UnixStream) }))
+}

@@ -1,0 +1,102 @@
+//! The per-thread runtime: installs a scheduler with the OS poller, mmap stacks, the
+//! monotonic clock and the saved-stderr sink the first time a thread needs one.
+
+use std::time::Duration;
+
+use shrapnel_core::clock::Clock;
+use shrapnel_core::sched::{self, Config};
+
+use crate::backend::OsPoller;
+use crate::stack::{StackPool, DEFAULT_STACK_SIZE};
+use crate::stderr::SavedStderr;
+
+/// `CLOCK_MONOTONIC` in nanoseconds.
+pub struct MonotonicClock;
+
+impl Clock for MonotonicClock {
+    fn now(&self) -> u64 {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: clock_gettime writes one timespec to a valid pointer; CLOCK_MONOTONIC
+        // exists on every POSIX target we build for.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    }
+    fn ticks_per_second(&self) -> u64 {
+        1_000_000_000
+    }
+    fn wall_clock(&self) -> Option<u64> {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs())
+    }
+}
+
+/// Options for this thread's scheduler; set before first use with [`configure`].
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Stack size for coroutines that do not ask for one (default 256 KiB).
+    pub default_stack_size: usize,
+    /// Free stacks kept for reuse per thread (default 64).
+    pub stack_pool_cap: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig { default_stack_size: DEFAULT_STACK_SIZE, stack_pool_cap: crate::stack::DEFAULT_POOL_CAP }
+    }
+}
+
+/// Why the runtime could not start on this thread.
+#[derive(Debug)]
+pub struct RuntimeError(pub String);
+
+impl std::fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RuntimeError {}
+
+/// Install this thread's scheduler with `config`. Fails if one is already installed.
+pub fn configure(config: RuntimeConfig) -> Result<(), RuntimeError> {
+    if sched::is_installed() {
+        return Err(RuntimeError("shrapnel: this thread's scheduler already exists; call configure() before any spawn or event_loop".into()));
+    }
+    let poller = OsPoller::new().map_err(|e| RuntimeError(format!("shrapnel: cannot create the poller: {e}")))?;
+    sched::install(Config {
+        poller: Box::new(poller),
+        clock: Box::new(MonotonicClock),
+        stacks: Box::new(StackPool::with_cap(config.stack_pool_cap)),
+        sink: Box::new(SavedStderr::get()),
+        default_stack_size: config.default_stack_size,
+    })
+    .map_err(|e| RuntimeError(e.to_string()))?;
+    crate::stack::ensure_altstack().ok();
+    Ok(())
+}
+
+/// Make sure this thread has a scheduler (with the defaults if none was configured).
+#[track_caller]
+pub fn ensure() {
+    if !sched::is_installed() {
+        if let Err(e) = configure(RuntimeConfig::default()) {
+            panic!("{e}");
+        }
+    }
+}
+
+/// Drop this thread's scheduler: suspended coroutines are unwound so their destructors
+/// run. A later spawn starts a fresh one.
+pub fn reset() {
+    sched::uninstall();
+}
+
+/// Run this thread's event loop until `set_exit` or until nothing can run again.
+pub fn event_loop() -> i32 {
+    ensure();
+    sched::event_loop()
+}
+
+/// Sleep for a number of seconds (Shrapnel's `sleep_relative`).
+pub fn sleep_relative(secs: f64) -> Result<(), shrapnel_core::Interrupted> {
+    sched::sleep(Duration::from_secs_f64(secs.max(0.0)))
+}

@@ -1,0 +1,157 @@
+//! The runtime over real sockets and the real poller.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use shrapnel::net::{socketpair, TcpListener, TcpStream};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[test]
+fn tcp_echo_many_clients() {
+    shrapnel::reset();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = shrapnel::spawn(move || {
+        for _ in 0..100 {
+            let (c, _) = listener.accept().unwrap();
+            shrapnel::spawn(move || {
+                let mut buf = [0; 256];
+                loop {
+                    match (&c).read(&mut buf).unwrap() {
+                        0 => break,
+                        n => (&c).write_all(&buf[..n]).unwrap(),
+                    }
+                }
+            });
+        }
+    });
+    let mut clients = vec![];
+    for i in 0..100u32 {
+        clients.push(shrapnel::spawn(move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            let msg = format!("hello {i:03} {}", "x".repeat(90));
+            s.write_all(msg.as_bytes()).unwrap();
+            let mut back = vec![0; msg.len()];
+            s.read_exact(&mut back).unwrap();
+            assert_eq!(back, msg.as_bytes());
+            i
+        }));
+    }
+    assert_eq!(shrapnel::event_loop(), 0);
+    server.join().unwrap();
+    for (i, c) in clients.iter().enumerate() {
+        assert_eq!(c.join().unwrap(), i as u32);
+    }
+    assert!(shrapnel::net::live_sockets().is_empty(), "{:?}", shrapnel::net::live_sockets());
+}
+
+#[test]
+fn closing_a_socket_wakes_its_reader_with_an_error_naming_the_fd() {
+    shrapnel::reset();
+    let (a, _b) = socketpair().unwrap();
+    let a = std::rc::Rc::new(a);
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&*a);
+    let a2 = a.clone();
+    let reader = shrapnel::spawn(move || {
+        let mut buf = [0; 8];
+        (&*a2).read(&mut buf)
+    });
+    shrapnel::spawn(move || {
+        shrapnel::sleep(ms(5)).unwrap();
+        a.close().unwrap();
+    });
+    shrapnel::event_loop();
+    let err = reader.join().unwrap().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotConnected);
+    assert!(err.to_string().contains(&format!("fd {fd} was closed")), "{err}");
+}
+
+#[test]
+fn two_readers_on_one_fd_is_an_error_naming_both() {
+    shrapnel::reset();
+    let (a, b) = socketpair().unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&a);
+    let first = shrapnel::spawn(move || shrapnel::wait_readable(fd));
+    let second = shrapnel::spawn(move || shrapnel::wait_readable(fd));
+    let (id1, id2) = (first.id(), second.id());
+    shrapnel::spawn(move || {
+        shrapnel::sleep(ms(5)).unwrap();
+        (&b).write_all(b"x").unwrap();
+    });
+    shrapnel::event_loop();
+    assert!(first.join().unwrap().is_ok());
+    let e = second.join().unwrap().unwrap_err().to_string();
+    assert!(e.contains(&format!("coroutine #{id2}")) && e.contains(&format!("coroutine #{id1}")), "{e}");
+    assert!(e.contains(&format!("fd {fd}")), "{e}");
+    drop(a);
+}
+
+#[test]
+fn waiting_on_an_invalid_fd_is_a_typed_error() {
+    shrapnel::reset();
+    let c = shrapnel::spawn(|| shrapnel::wait_readable(987_654));
+    shrapnel::event_loop();
+    let e = c.join().unwrap().unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EBADF));
+}
+
+#[test]
+fn connect_refused_is_reported() {
+    shrapnel::reset();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    let c = shrapnel::spawn(move || TcpStream::connect(addr).map(|_| ()));
+    shrapnel::event_loop();
+    let e = c.join().unwrap().unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+}
+
+#[test]
+fn read_with_timeout() {
+    shrapnel::reset();
+    let (a, _b) = socketpair().unwrap();
+    let c = shrapnel::spawn(move || {
+        shrapnel::with_timeout(ms(10), || {
+            let mut buf = [0; 4];
+            (&a).read(&mut buf)
+        })
+    });
+    shrapnel::event_loop();
+    assert_eq!(c.join().unwrap().unwrap_err(), shrapnel::Timeout);
+}
+
+#[test]
+fn unix_listener_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    shrapnel::reset();
+    let dir = std::env::temp_dir().join(format!("shrapnel-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("s.sock");
+    let _ = std::fs::remove_file(&path);
+    // SAFETY: umask only changes this process's file-creation mask.
+    let old = unsafe { libc::umask(0) };
+    let l = shrapnel::net::UnixListener::bind(&path).unwrap();
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let p2 = path.clone();
+    let client = shrapnel::spawn(move || {
+        let mut s = shrapnel::net::UnixStream::connect(&p2).unwrap();
+        s.write_all(b"ping").unwrap();
+    });
+    let server = shrapnel::spawn(move || {
+        let c = l.accept().unwrap();
+        let mut buf = [0; 4];
+        (&c).read_exact(&mut buf).unwrap();
+        buf
+    });
+    shrapnel::event_loop();
+    client.join().unwrap();
+    assert_eq!(&server.join().unwrap(), b"ping");
+    std::fs::remove_dir_all(&dir).ok();
+}
