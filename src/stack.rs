@@ -276,7 +276,8 @@ impl PoolShared {
     /// Keep `stack` for reuse, or unmap it if the pool is full.
     fn put(&self, stack: MmapStack) {
         if self.pooled.get() >= self.cap {
-            return drop(stack);
+            drop(stack);
+            return;
         }
         let size = stack.size();
         let mut free = self.free.borrow_mut();
@@ -516,16 +517,18 @@ mod guard_table {
     /// Add a chunk, returning one of its slot ids and putting the others on the free list.
     fn grow(table: &mut Table) -> usize {
         let first = table.chunks.len() * SLOTS_PER_CHUNK;
-        let chunk = Box::new(Chunk {
-            slots: [const {
-                Slot {
-                    start: AtomicUsize::new(0),
-                    end: AtomicUsize::new(0),
-                    base: AtomicUsize::new(0),
-                }
-            }; SLOTS_PER_CHUNK],
-            next: HEAD.with(|head| head.load(Ordering::Relaxed)),
-        });
+        // Zeroed on the heap, not built on the stack: the caller may be a coroutine with a
+        // small stack, and a chunk is 6 KiB.
+        let layout = std::alloc::Layout::new::<Chunk>();
+        // SAFETY: Chunk is not zero-sized, so the layout may be passed to alloc_zeroed.
+        let raw = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<Chunk>();
+        if raw.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        // SAFETY: `raw` is a fresh allocation with Chunk's layout, as Box requires, and all
+        // zeroes is a valid Chunk: free slots (end == 0) and a null `next`.
+        let mut chunk = unsafe { Box::from_raw(raw) };
+        chunk.next = HEAD.with(|head| head.load(Ordering::Relaxed));
         // Publish only once the chunk is complete.
         HEAD.with(|head| head.store(ptr::from_ref(&*chunk).cast_mut(), Ordering::Release));
         table.chunks.push(chunk);
@@ -605,6 +608,9 @@ mod overflow {
     // SAFETY: `actions` is written only inside INSTALL's call_once, before `ready` is set
     // with Release and before our handler is installed; afterwards it is only read.
     unsafe impl Sync for SavedActions {}
+
+    // SAVED has room for two previous actions.
+    const _: () = assert!(sys::FAULT_SIGNALS.len() <= 2);
 
     static SAVED: SavedActions = SavedActions {
         actions: UnsafeCell::new([MaybeUninit::uninit(), MaybeUninit::uninit()]),
@@ -766,7 +772,8 @@ mod overflow {
         let index = sys::FAULT_SIGNALS.iter().position(|&s| s == signal);
         let restored = match index {
             Some(index) if SAVED.ready.load(Ordering::Acquire) => {
-                // SAFETY: `ready` says every saved action was written and is immutable now.
+                // SAFETY: `ready` says every saved action was written and is immutable now;
+                // `index` is below FAULT_SIGNALS.len(), which fits the array.
                 let saved = unsafe { (*SAVED.actions.get())[index].as_ptr() };
                 // SAFETY: `saved` is a complete sigaction obtained from the kernel.
                 unsafe { libc::sigaction(signal, saved, ptr::null_mut()) == 0 }

@@ -19,10 +19,11 @@ pub(crate) fn max_map_count() -> Option<usize> {
 /// How many mappings this process has now: the lines of `/proc/self/maps`.
 ///
 /// Only called after an allocation failed, to tell the mapping limit from a lack of memory;
-/// it reads the file through a small fixed buffer rather than holding it all.
+/// it reads the file through one reused buffer rather than holding it all. The buffer is on
+/// the heap because the caller may be a coroutine with a small stack.
 pub(crate) fn map_count() -> Option<usize> {
     let mut file = File::open("/proc/self/maps").ok()?;
-    let mut buf = [0u8; 16 * 1024];
+    let mut buf = vec![0u8; 16 * 1024];
     let mut lines = 0;
     loop {
         match file.read(&mut buf) {

@@ -83,12 +83,22 @@ pub(crate) fn page_size() -> usize {
     size
 }
 
-/// Bytes of physical memory, if the OS says.
+/// Bytes of physical memory, if the OS says. Asked once: on Linux the answer costs a
+/// system call, and stacks are created often.
 pub(crate) fn physical_memory() -> Option<usize> {
-    // SAFETY: sysconf has no preconditions.
-    let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
-    if pages <= 0 {
-        return None;
+    /// 0: not asked yet; usize::MAX: the OS did not say.
+    static MEMORY: AtomicUsize = AtomicUsize::new(0);
+    let cached = MEMORY.load(Ordering::Relaxed);
+    if cached == 0 {
+        // SAFETY: sysconf has no preconditions.
+        let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
+        let memory = usize::try_from(pages)
+            .ok()
+            .filter(|&pages| pages > 0)
+            .and_then(|pages| pages.checked_mul(page_size()))
+            .unwrap_or(usize::MAX);
+        MEMORY.store(memory, Ordering::Relaxed);
+        return (memory != usize::MAX).then_some(memory);
     }
-    (pages as usize).checked_mul(page_size())
+    (cached != usize::MAX).then_some(cached)
 }
