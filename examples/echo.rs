@@ -25,19 +25,22 @@ fn main() {
         .spawn(move || loop {
             match listener.accept() {
                 Ok((conn, peer)) => {
-                    let spawned = shrapnel::Builder::new().name(format!("echo {peer}")).spawn(move || {
-                        let mut buf = [0u8; 16 * 1024];
-                        loop {
-                            match (&conn).read(&mut buf) {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) => {
-                                    if (&conn).write_all(&buf[..n]).is_err() {
-                                        break;
+                    let spawned =
+                        shrapnel::Builder::new()
+                            .name(format!("echo {peer}"))
+                            .spawn(move || {
+                                let mut buf = [0u8; 16 * 1024];
+                                loop {
+                                    match (&conn).read(&mut buf) {
+                                        Ok(0) | Err(_) => break,
+                                        Ok(n) => {
+                                            if (&conn).write_all(&buf[..n]).is_err() {
+                                                break;
+                                            }
+                                        }
                                     }
                                 }
-                            }
-                        }
-                    });
+                            });
                     if let Err(e) = spawned {
                         eprintln!("echo: dropping connection from {peer}: {e}");
                     }

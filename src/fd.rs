@@ -61,14 +61,21 @@ impl OwnedFd {
 
     pub(crate) fn get(&self) -> io::Result<RawFd> {
         match self.fd.get() {
-            -1 => Err(io::Error::new(io::ErrorKind::NotConnected, "the socket was closed")),
+            -1 => Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the socket was closed",
+            )),
             fd => Ok(fd),
         }
     }
 
     /// Run `op` until it does not report `EAGAIN`, waiting for `dir` in between.
     #[track_caller]
-    pub(crate) fn io<T>(&self, dir: Direction, mut op: impl FnMut(RawFd) -> io::Result<T>) -> io::Result<T> {
+    pub(crate) fn io<T>(
+        &self,
+        dir: Direction,
+        mut op: impl FnMut(RawFd) -> io::Result<T>,
+    ) -> io::Result<T> {
         loop {
             let fd = self.get()?;
             match op(fd) {
@@ -81,12 +88,19 @@ impl OwnedFd {
                     Err(shrapnel_core::io::IoError::Closed { fd }) => {
                         return Err(io::Error::new(
                             io::ErrorKind::NotConnected,
-                            format!("fd {fd} was closed by another coroutine while this one waited on it"),
+                            format!(
+                            "fd {fd} was closed by another coroutine while this one waited on it"
+                        ),
                         ))
                     }
                     Err(e) => return Err(e.into()),
                 },
-                Err(e) if e.kind() == io::ErrorKind::Interrupted && e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(e)
+                    if e.kind() == io::ErrorKind::Interrupted
+                        && e.raw_os_error() == Some(libc::EINTR) =>
+                {
+                    continue
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -35,16 +35,19 @@ mod sys;
 
 pub use backend::OsPoller;
 pub use fd::{wait_readable, wait_writable};
-pub use runtime::{configure, ensure, event_loop, reset, sleep_relative, MonotonicClock, RuntimeConfig, RuntimeError};
+pub use runtime::{
+    configure, ensure, event_loop, reset, sleep_relative, MonotonicClock, RuntimeConfig,
+    RuntimeError,
+};
+pub use shrapnel_core as core_api;
+pub use shrapnel_core::coro::SelfishnessError;
+pub use shrapnel_core::panic::{set_exception_notifier, PanicReport};
 pub use shrapnel_core::sched::{set_exit, sleep, sleep_until, with_timeout, yield_slice};
 pub use shrapnel_core::sync;
 pub use shrapnel_core::{
-    coro_by_id, current, live_coros, now, Coro, CoroRef, Instant, Interrupted, JoinError, SpawnError, State, Timeout,
-    WaitReason,
+    coro_by_id, current, live_coros, now, Coro, CoroRef, Instant, Interrupted, JoinError,
+    SpawnError, State, Timeout, WaitReason,
 };
-pub use shrapnel_core::coro::SelfishnessError;
-pub use shrapnel_core::panic::{set_exception_notifier, PanicReport};
-pub use shrapnel_core as core_api;
 
 /// Set the default number of non-blocking I/O completions before a forced yield.
 pub fn set_selfishness(n: u32) -> Result<u32, SelfishnessError> {

@@ -59,7 +59,10 @@ fn describe(addr: io::Result<SockAddr>) -> String {
     match addr {
         Ok(a) => match a.as_socket() {
             Some(sa) => sa.to_string(),
-            None => a.as_pathname().map(|p| p.display().to_string()).unwrap_or_else(|| "(unnamed)".into()),
+            None => a
+                .as_pathname()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "(unnamed)".into()),
         },
         Err(_) => String::new(),
     }
@@ -67,7 +70,8 @@ fn describe(addr: io::Result<SockAddr>) -> String {
 
 /// The sockets this thread's coroutines have open, sorted by fd.
 pub fn live_sockets() -> Vec<SocketInfo> {
-    let list: Vec<(RawFd, SocketKind)> = LIVE.with(|l| l.borrow().iter().map(|(a, b)| (*a, *b)).collect());
+    let list: Vec<(RawFd, SocketKind)> =
+        LIVE.with(|l| l.borrow().iter().map(|(a, b)| (*a, *b)).collect());
     list.into_iter()
         .map(|(fd, kind)| {
             // SAFETY: the fd is open (it is removed from LIVE before it is closed); the
@@ -77,7 +81,12 @@ pub fn live_sockets() -> Vec<SocketInfo> {
                 SocketKind::TcpListener | SocketKind::UnixListener => String::new(),
                 _ => describe(s.peer_addr()),
             };
-            SocketInfo { fd, kind, local: describe(s.local_addr()), peer }
+            SocketInfo {
+                fd,
+                kind,
+                local: describe(s.local_addr()),
+                peer,
+            }
         })
         .collect()
 }
@@ -135,7 +144,9 @@ fn connect_on(s: Socket, addr: &SockAddr, kind: SocketKind) -> io::Result<OwnedF
     let sock = std::mem::ManuallyDrop::new(unsafe { Socket::from_raw_fd(fd.get()?) });
     match sock.connect(addr) {
         Ok(()) => return Ok(fd),
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) || e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e)
+            if e.raw_os_error() == Some(libc::EINPROGRESS)
+                || e.kind() == io::ErrorKind::WouldBlock => {}
         Err(e) => return Err(e),
     }
     crate::fd::wait_writable(fd.get()?)?;
@@ -189,7 +200,9 @@ macro_rules! stream_io {
             }
             fn borrowed(&self) -> io::Result<std::mem::ManuallyDrop<Socket>> {
                 // SAFETY: borrowed while self keeps the fd open; ManuallyDrop never closes it.
-                Ok(std::mem::ManuallyDrop::new(unsafe { Socket::from_raw_fd(self.fd.get()?) }))
+                Ok(std::mem::ManuallyDrop::new(unsafe {
+                    Socket::from_raw_fd(self.fd.get()?)
+                }))
             }
         }
     };
@@ -223,27 +236,46 @@ impl TcpListener {
                 s.set_reuse_port(true)?;
             }
             match s.bind(&a.into()).and_then(|_| s.listen(1024)) {
-                Ok(()) => return Ok(TcpListener { fd: adopt(s, SocketKind::TcpListener) }),
-                Err(e) => last = Some(io::Error::new(e.kind(), format!("cannot listen on {a}: {e}"))),
+                Ok(()) => {
+                    return Ok(TcpListener {
+                        fd: adopt(s, SocketKind::TcpListener),
+                    })
+                }
+                Err(e) => {
+                    last = Some(io::Error::new(
+                        e.kind(),
+                        format!("cannot listen on {a}: {e}"),
+                    ))
+                }
             }
         }
-        Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind")))
+        Err(last
+            .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind")))
     }
 
     /// Wait for and accept a connection.
     #[track_caller]
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (s, a) = accept_on(&self.fd)?;
-        let peer = a.as_socket().ok_or_else(|| io::Error::other("accepted a non-IP peer"))?;
+        let peer = a
+            .as_socket()
+            .ok_or_else(|| io::Error::other("accepted a non-IP peer"))?;
         s.set_nodelay(true).ok();
-        Ok((TcpStream { fd: adopt(s, SocketKind::TcpStream) }, peer))
+        Ok((
+            TcpStream {
+                fd: adopt(s, SocketKind::TcpStream),
+            },
+            peer,
+        ))
     }
 
     /// The address it listens on.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         // SAFETY: borrowed while self keeps the fd open; ManuallyDrop never closes it.
         let s = std::mem::ManuallyDrop::new(unsafe { Socket::from_raw_fd(self.fd.get()?) });
-        s.local_addr()?.as_socket().ok_or_else(|| io::Error::other("not an IP socket"))
+        s.local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("not an IP socket"))
     }
 
     /// Close now; a coroutine blocked in `accept` wakes with an error.
@@ -276,20 +308,33 @@ impl TcpStream {
             s.set_nodelay(true).ok();
             match connect_on(s, &a.into(), SocketKind::TcpStream) {
                 Ok(fd) => return Ok(TcpStream { fd }),
-                Err(e) => last = Some(io::Error::new(e.kind(), format!("cannot connect to {a}: {e}"))),
+                Err(e) => {
+                    last = Some(io::Error::new(
+                        e.kind(),
+                        format!("cannot connect to {a}: {e}"),
+                    ))
+                }
             }
         }
-        Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to")))
+        Err(last.unwrap_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to")
+        }))
     }
 
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.borrowed()?.peer_addr()?.as_socket().ok_or_else(|| io::Error::other("not an IP socket"))
+        self.borrowed()?
+            .peer_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("not an IP socket"))
     }
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.borrowed()?.local_addr()?.as_socket().ok_or_else(|| io::Error::other("not an IP socket"))
+        self.borrowed()?
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("not an IP socket"))
     }
 }
 
@@ -310,19 +355,27 @@ impl UnixListener {
     pub fn bind_mode(path: impl AsRef<Path>, mode: u32) -> io::Result<UnixListener> {
         let path = path.as_ref();
         let s = new_socket(Domain::UNIX)?;
-        s.bind(&SockAddr::unix(path)?)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot bind unix socket {}: {e}", path.display())))?;
+        s.bind(&SockAddr::unix(path)?).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot bind unix socket {}: {e}", path.display()),
+            )
+        })?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
         s.listen(128)?;
-        Ok(UnixListener { fd: adopt(s, SocketKind::UnixListener) })
+        Ok(UnixListener {
+            fd: adopt(s, SocketKind::UnixListener),
+        })
     }
 
     /// Wait for and accept a connection.
     #[track_caller]
     pub fn accept(&self) -> io::Result<UnixStream> {
         let (s, _) = accept_on(&self.fd)?;
-        Ok(UnixStream { fd: adopt(s, SocketKind::UnixStream) })
+        Ok(UnixStream {
+            fd: adopt(s, SocketKind::UnixStream),
+        })
     }
 
     /// Close now; a coroutine blocked in `accept` wakes with an error.
@@ -360,5 +413,12 @@ pub fn socketpair() -> io::Result<(UnixStream, UnixStream)> {
     let (a, b) = Socket::pair(Domain::UNIX, Type::STREAM.cloexec(), None)?;
     a.set_nonblocking(true)?;
     b.set_nonblocking(true)?;
-    Ok((UnixStream { fd: adopt(a, SocketKind::UnixStream) }, UnixStream { fd: adopt(b, SocketKind::UnixStream) }))
+    Ok((
+        UnixStream {
+            fd: adopt(a, SocketKind::UnixStream),
+        },
+        UnixStream {
+            fd: adopt(b, SocketKind::UnixStream),
+        },
+    ))
 }

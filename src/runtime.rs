@@ -15,7 +15,10 @@ pub struct MonotonicClock;
 
 impl Clock for MonotonicClock {
     fn now(&self) -> u64 {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: clock_gettime writes one timespec to a valid pointer; CLOCK_MONOTONIC
         // exists on every POSIX target we build for.
         unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
@@ -25,7 +28,10 @@ impl Clock for MonotonicClock {
         1_000_000_000
     }
     fn wall_clock(&self) -> Option<u64> {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs())
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs())
     }
 }
 
@@ -40,7 +46,10 @@ pub struct RuntimeConfig {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig { default_stack_size: DEFAULT_STACK_SIZE, stack_pool_cap: crate::stack::DEFAULT_POOL_CAP }
+        RuntimeConfig {
+            default_stack_size: DEFAULT_STACK_SIZE,
+            stack_pool_cap: crate::stack::DEFAULT_POOL_CAP,
+        }
     }
 }
 
@@ -61,7 +70,8 @@ pub fn configure(config: RuntimeConfig) -> Result<(), RuntimeError> {
     if sched::is_installed() {
         return Err(RuntimeError("shrapnel: this thread's scheduler already exists; call configure() before any spawn or event_loop".into()));
     }
-    let poller = OsPoller::new().map_err(|e| RuntimeError(format!("shrapnel: cannot create the poller: {e}")))?;
+    let poller = OsPoller::new()
+        .map_err(|e| RuntimeError(format!("shrapnel: cannot create the poller: {e}")))?;
     sched::install(Config {
         poller: Box::new(poller),
         clock: Box::new(MonotonicClock),

@@ -45,7 +45,11 @@ fn tcp_echo_many_clients() {
     for (i, c) in clients.iter().enumerate() {
         assert_eq!(c.join().unwrap(), i as u32);
     }
-    assert!(shrapnel::net::live_sockets().is_empty(), "{:?}", shrapnel::net::live_sockets());
+    assert!(
+        shrapnel::net::live_sockets().is_empty(),
+        "{:?}",
+        shrapnel::net::live_sockets()
+    );
 }
 
 #[test]
@@ -66,7 +70,10 @@ fn closing_a_socket_wakes_its_reader_with_an_error_naming_the_fd() {
     shrapnel::event_loop();
     let err = reader.join().unwrap().unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::NotConnected);
-    assert!(err.to_string().contains(&format!("fd {fd} was closed")), "{err}");
+    assert!(
+        err.to_string().contains(&format!("fd {fd} was closed")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -84,7 +91,10 @@ fn two_readers_on_one_fd_is_an_error_naming_both() {
     shrapnel::event_loop();
     assert!(first.join().unwrap().is_ok());
     let e = second.join().unwrap().unwrap_err().to_string();
-    assert!(e.contains(&format!("coroutine #{id2}")) && e.contains(&format!("coroutine #{id1}")), "{e}");
+    assert!(
+        e.contains(&format!("coroutine #{id2}")) && e.contains(&format!("coroutine #{id1}")),
+        "{e}"
+    );
     assert!(e.contains(&format!("fd {fd}")), "{e}");
     drop(a);
 }

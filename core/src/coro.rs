@@ -82,7 +82,12 @@ impl CoroInner {
     }
 
     pub(crate) fn mark_timeout_fired(&self, id: TimeoutId) {
-        if let Some(e) = self.timeouts.borrow_mut().iter_mut().find(|(t, _)| *t == id) {
+        if let Some(e) = self
+            .timeouts
+            .borrow_mut()
+            .iter_mut()
+            .find(|(t, _)| *t == id)
+        {
             e.1 = true;
         }
     }
@@ -265,7 +270,10 @@ impl CoroRef {
 
     /// When its current wait began (scheduler time), and the source line that blocked.
     pub fn waiting_since(&self) -> (crate::clock::Instant, Option<&'static Location<'static>>) {
-        (crate::clock::Instant(self.inner.wait_since.get()), self.inner.wait_at.get())
+        (
+            crate::clock::Instant(self.inner.wait_since.get()),
+            self.inner.wait_at.get(),
+        )
     }
 
     /// Limit the I/O operations it may complete without blocking before yielding
@@ -323,7 +331,9 @@ impl CoroRef {
             return Err(JoinError::SelfJoin { id: self.id() });
         }
         let target = self.inner.clone();
-        match s.block(WaitReason::Join(self.id()), |w| target.joiners.borrow_mut().push(w, ())) {
+        match s.block(WaitReason::Join(self.id()), |w| {
+            target.joiners.borrow_mut().push(w, ())
+        }) {
             Resume::Ok => Ok(()),
             Resume::Interrupted(i) => Err(JoinError::Interrupted(i)),
             Resume::Closed => unreachable!("a join is never woken by a close"),
@@ -421,7 +431,9 @@ impl Builder {
         let id = s.next_id.get();
         s.next_id.set(id + 1);
         s.bump(|st| st.spawned += 1);
-        let name = self.name.unwrap_or_else(|| Cow::Owned(alloc::format!("coro-{id}")));
+        let name = self
+            .name
+            .unwrap_or_else(|| Cow::Owned(alloc::format!("coro-{id}")));
         let result: Rc<Cell<Option<Result<T, JoinError>>>> = Rc::new(Cell::new(None));
         let slot = result.clone();
         let base = stack.base().as_ptr();
@@ -460,7 +472,11 @@ impl Builder {
         let sp = unsafe { Native::init(base, coro_main, Rc::as_ptr(&inner) as *mut u8) };
         inner.sp.set(sp);
         s.register(&inner);
-        Ok(Coro { handle: CoroRef { inner }, result, taken: Cell::new(false) })
+        Ok(Coro {
+            handle: CoroRef { inner },
+            result,
+            taken: Cell::new(false),
+        })
     }
 }
 
@@ -521,4 +537,3 @@ where
         Err(e) => panic!("{e}"),
     }
 }
-

@@ -61,8 +61,16 @@ impl fmt::Display for IoError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             IoError::Interrupted(i) => write!(f, "wait on fd {i}"),
-            IoError::Closed { fd } => write!(f, "fd {fd} was closed by another coroutine while this one waited on it"),
-            IoError::Simultaneous { fd, dir, waiting, caller } => write!(
+            IoError::Closed { fd } => write!(
+                f,
+                "fd {fd} was closed by another coroutine while this one waited on it"
+            ),
+            IoError::Simultaneous {
+                fd,
+                dir,
+                waiting,
+                caller,
+            } => write!(
                 f,
                 "coroutine #{caller} tried to wait for fd {fd} to be {} while coroutine #{waiting} \
                  already waits for the same; only one coroutine may wait per fd and direction",
@@ -122,7 +130,12 @@ fn token(fd: RawSource, gen: u32) -> Token {
 
 impl IoTable {
     pub(crate) const fn new() -> Self {
-        IoTable { entries: Vec::new(), registered: 0, waiting: 0, next_gen: 1 }
+        IoTable {
+            entries: Vec::new(),
+            registered: 0,
+            waiting: 0,
+            next_gen: 1,
+        }
     }
 
     /// No fd is registered.
@@ -144,11 +157,16 @@ impl IoTable {
         let mask = (1usize << HALF) - 1;
         let fd = ev.token.0 & mask;
         let gen = (ev.token.0 >> HALF) as u32;
-        let Some(e) = self.entries.get_mut(fd) else { return };
+        let Some(e) = self.entries.get_mut(fd) else {
+            return;
+        };
         if !e.registered || (e.gen & (mask as u32)) != (gen & (mask as u32)) {
             return;
         }
-        for (i, ready) in [ev.readable || ev.hangup, ev.writable || ev.hangup].into_iter().enumerate() {
+        for (i, ready) in [ev.readable || ev.hangup, ev.writable || ev.hangup]
+            .into_iter()
+            .enumerate()
+        {
             if ready {
                 e.ready[i] = true;
                 if let Some(w) = e.waiter[i].take() {
@@ -178,7 +196,13 @@ fn ensure_registered(
 ) -> Result<(), IoError> {
     let i = index(fd);
     if i == usize::MAX || i >= (1usize << HALF) {
-        return Err(IoError::Os { fd, err: OsError { op: "register", errno: 9 } });
+        return Err(IoError::Os {
+            fd,
+            err: OsError {
+                op: "register",
+                errno: 9,
+            },
+        });
     }
     if i >= io.entries.len() {
         io.entries.resize_with(i + 1, Entry::default);
@@ -188,8 +212,15 @@ fn ensure_registered(
     }
     let gen = io.next_gen;
     io.next_gen = io.next_gen.wrapping_add(1).max(1);
-    s.poller.register(fd, token(fd, gen), Interest::BOTH).map_err(|err| IoError::Os { fd, err })?;
-    io.entries[i] = Entry { gen, registered: true, ready: [false; 2], waiter: [None, None] };
+    s.poller
+        .register(fd, token(fd, gen), Interest::BOTH)
+        .map_err(|err| IoError::Os { fd, err })?;
+    io.entries[i] = Entry {
+        gen,
+        registered: true,
+        ready: [false; 2],
+        waiter: [None, None],
+    };
     io.registered += 1;
     Ok(())
 }
@@ -233,7 +264,9 @@ pub fn wait(fd: RawSource, dir: Direction) -> Result<(), IoError> {
     io.waiting -= 1;
     if let Some(e) = io.entries.get_mut(index(fd)) {
         e.ready[d] = false;
-        let mine = e.waiter[d].as_ref().is_some_and(|w| core::ptr::eq(w.co.as_ref(), s.current.get()));
+        let mine = e.waiter[d]
+            .as_ref()
+            .is_some_and(|w| core::ptr::eq(w.co.as_ref(), s.current.get()));
         if mine {
             e.waiter[d] = None;
         }
@@ -256,10 +289,14 @@ pub fn clear_ready(fd: RawSource, dir: Direction) {
 /// Deregister `fd` before it is closed, waking any coroutine waiting on it with
 /// [`IoError::Closed`]. The caller closes the fd afterwards. Unknown fds are ignored.
 pub fn close(fd: RawSource) {
-    let Some(s) = crate::sched::try_sched() else { return };
+    let Some(s) = crate::sched::try_sched() else {
+        return;
+    };
     let waiters = {
         let mut io = s.io.borrow_mut();
-        let Some(e) = io.entries.get_mut(index(fd)) else { return };
+        let Some(e) = io.entries.get_mut(index(fd)) else {
+            return;
+        };
         if !e.registered {
             return;
         }

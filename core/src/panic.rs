@@ -64,7 +64,11 @@ pub(crate) fn on_panic(payload: Box<dyn Any + Send>) -> JoinError {
     if payload.is::<ForcedUnwind>() {
         return JoinError::Cancelled { id: co.id };
     }
-    let report = PanicReport { id: co.id, name: co.name_str(), message: payload_message(&*payload) };
+    let report = PanicReport {
+        id: co.id,
+        name: co.name_str(),
+        message: payload_message(&*payload),
+    };
     let custom = s.notifier.borrow().clone();
     match custom {
         Some(f) => {
@@ -75,5 +79,9 @@ pub(crate) fn on_panic(payload: Box<dyn Any + Send>) -> JoinError {
         }
         None => default_notifier(&report),
     }
-    JoinError::Panicked { id: report.id, name: report.name, message: report.message }
+    JoinError::Panicked {
+        id: report.id,
+        name: report.name,
+        message: report.message,
+    }
 }

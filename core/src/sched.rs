@@ -162,7 +162,9 @@ pub struct AlreadyInstalled;
 
 impl core::fmt::Display for AlreadyInstalled {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("a shrapnel scheduler is already installed on this thread; call uninstall() first")
+        f.write_str(
+            "a shrapnel scheduler is already installed on this thread; call uninstall() first",
+        )
     }
 }
 
@@ -380,7 +382,13 @@ impl SchedState {
                 if let Interrupted::Timeout(id) = i {
                     co.mark_timeout_fired(id);
                 }
-                wake(&Waiter { co: co.clone(), seq: co.seq.get() }, Resume::Interrupted(i));
+                wake(
+                    &Waiter {
+                        co: co.clone(),
+                        seq: co.seq.get(),
+                    },
+                    Resume::Interrupted(i),
+                );
                 Delivery::Delivered
             }
             State::Ready => {
@@ -460,7 +468,12 @@ impl SchedState {
         events.clear();
         self.bump(|s| s.polls += 1);
         if let Err(e) = self.poller.poll(&mut events, timeout) {
-            crate::debug_print!(self, "shrapnel: {} poll failed: {}\n", self.poller.name(), e);
+            crate::debug_print!(
+                self,
+                "shrapnel: {} poll failed: {}\n",
+                self.poller.name(),
+                e
+            );
             return;
         }
         let mut io = self.io.borrow_mut();
@@ -551,7 +564,10 @@ pub fn event_loop() -> i32 {
         s.current.get().is_null(),
         "shrapnel: event_loop() called from inside a coroutine"
     );
-    assert!(!s.in_loop.get(), "shrapnel: event_loop() is already running on this thread");
+    assert!(
+        !s.in_loop.get(),
+        "shrapnel: event_loop() is already running on this thread"
+    );
     s.in_loop.set(true);
     let code = loop {
         let now = s.now_ticks();
@@ -676,12 +692,17 @@ pub fn sleep_until(t: Instant) -> Result<(), Interrupted> {
 #[track_caller]
 pub fn with_timeout<R>(d: Duration, f: impl FnOnce() -> R) -> Result<R, Timeout> {
     let s = sched();
-    let co = s.current_rc().expect("with_timeout called outside a coroutine");
+    let co = s
+        .current_rc()
+        .expect("with_timeout called outside a coroutine");
     let id = TimeoutId(s.next_timeout.get());
     s.next_timeout.set(id.0 + 1);
     let deadline = s.now_ticks().saturating_add(s.rate.ticks(d));
     co.timeouts.borrow_mut().push((id, false));
-    let timer = s.timers.borrow_mut().insert(deadline, TimerAction::Timeout(co.clone(), id));
+    let timer = s
+        .timers
+        .borrow_mut()
+        .insert(deadline, TimerAction::Timeout(co.clone(), id));
     /// Ends the timeout on every exit path, a panic in `f` included.
     struct Guard<'a> {
         s: &'a SchedState,
@@ -712,7 +733,13 @@ pub fn with_timeout<R>(d: Duration, f: impl FnOnce() -> R) -> Result<R, Timeout>
             }
         }
     }
-    let mut guard = Guard { s, co, id, timer, done: false };
+    let mut guard = Guard {
+        s,
+        co,
+        id,
+        timer,
+        done: false,
+    };
     let r = f();
     let fired = guard.end();
     if fired {
@@ -758,9 +785,17 @@ pub fn selfish_act() {
 
 /// All live coroutines (started or not, not yet dead), sorted by id.
 pub fn live_coros() -> Vec<CoroRef> {
-    let Some(s) = try_sched() else { return Vec::new() };
-    let mut v: Vec<CoroRef> =
-        s.registry.borrow().iter().flatten().cloned().map(CoroRef::from_rc).collect();
+    let Some(s) = try_sched() else {
+        return Vec::new();
+    };
+    let mut v: Vec<CoroRef> = s
+        .registry
+        .borrow()
+        .iter()
+        .flatten()
+        .cloned()
+        .map(CoroRef::from_rc)
+        .collect();
     v.sort_by_key(|c| c.id());
     v
 }
@@ -769,7 +804,11 @@ pub fn live_coros() -> Vec<CoroRef> {
 pub fn coro_by_id(id: u64) -> Option<CoroRef> {
     let s = try_sched()?;
     let reg = s.registry.borrow();
-    reg.iter().flatten().find(|c| c.id == id).cloned().map(CoroRef::from_rc)
+    reg.iter()
+        .flatten()
+        .find(|c| c.id == id)
+        .cloned()
+        .map(CoroRef::from_rc)
 }
 
 /// Scheduler counters.

@@ -73,8 +73,15 @@ impl fmt::Display for StackError {
                  ask for at least {} KiB",
                 MIN_STACK_SIZE / 1024
             ),
-            StackError::Exhausted { requested, detail, errno } => {
-                write!(f, "could not allocate a {requested}-byte stack (errno {errno}): {detail}")
+            StackError::Exhausted {
+                requested,
+                detail,
+                errno,
+            } => {
+                write!(
+                    f,
+                    "could not allocate a {requested}-byte stack (errno {errno}): {detail}"
+                )
             }
         }
     }

@@ -53,7 +53,13 @@ impl<A> Default for TimerQueue<A> {
 impl<A> TimerQueue<A> {
     /// An empty queue.
     pub const fn new() -> Self {
-        TimerQueue { heap: Vec::new(), records: Vec::new(), free: Vec::new(), next_seq: 1, live: 0 }
+        TimerQueue {
+            heap: Vec::new(),
+            records: Vec::new(),
+            free: Vec::new(),
+            next_seq: 1,
+            live: 0,
+        }
     }
 
     /// Number of pending (not fired, not cancelled) timers.
@@ -72,16 +78,26 @@ impl<A> TimerQueue<A> {
         self.next_seq += 1;
         let slot = match self.free.pop() {
             Some(slot) => {
-                self.records[slot as usize] = Record { seq, action: Some(action) };
+                self.records[slot as usize] = Record {
+                    seq,
+                    action: Some(action),
+                };
                 slot
             }
             None => {
-                self.records.push(Record { seq, action: Some(action) });
+                self.records.push(Record {
+                    seq,
+                    action: Some(action),
+                });
                 (self.records.len() - 1) as u32
             }
         };
         self.live += 1;
-        self.heap.push(HeapEntry { deadline, seq, slot });
+        self.heap.push(HeapEntry {
+            deadline,
+            seq,
+            slot,
+        });
         self.sift_up(self.heap.len() - 1);
         TimerId { slot, seq }
     }
@@ -222,7 +238,11 @@ mod tests {
         assert_eq!(q.cancel(a), Some(1));
         assert_eq!(q.cancel(a), None);
         let b = q.insert(10, 2); // reuses the slot
-        assert_eq!(q.cancel(a), None, "a stale id must not cancel the slot's new timer");
+        assert_eq!(
+            q.cancel(a),
+            None,
+            "a stale id must not cancel the slot's new timer"
+        );
         assert_eq!(q.pop_expired(10), Some(2));
         assert_eq!(q.cancel(b), None);
         assert!(q.is_empty());
@@ -242,7 +262,10 @@ mod tests {
                 assert_eq!(q.cancel(*id), Some(*d));
             }
         }
-        assert!(q.heap.len() <= 2 * q.len() + 64, "compaction keeps the heap bounded");
+        assert!(
+            q.heap.len() <= 2 * q.len() + 64,
+            "compaction keeps the heap bounded"
+        );
         let mut last = 0;
         let mut n = 0;
         while let Some(d) = q.pop_expired(u64::MAX) {

@@ -63,7 +63,10 @@ fn yield_lets_every_other_ready_coroutine_run_first() {
         });
     }
     event_loop();
-    assert_eq!(log.get(), ["a0", "b0", "c0", "a1", "b1", "c1", "a2", "b2", "c2"]);
+    assert_eq!(
+        log.get(),
+        ["a0", "b0", "c0", "a1", "b1", "c1", "a2", "b2", "c2"]
+    );
 }
 
 #[test]
@@ -201,7 +204,11 @@ fn nested_timeout_equal_deadlines_belong_to_the_outer() {
     });
     event_loop();
     assert_eq!(c.join().unwrap(), Err(Timeout));
-    assert!(matches!(seen.get(), Some(Ok(Err(Interrupted::Timeout(_))))), "{:?}", seen.get());
+    assert!(
+        matches!(seen.get(), Some(Ok(Err(Interrupted::Timeout(_))))),
+        "{:?}",
+        seen.get()
+    );
 }
 
 #[test]
@@ -215,7 +222,11 @@ fn interrupt_a_sleeper() {
     });
     event_loop();
     assert_eq!(sleeper.join().unwrap(), Err(Interrupted::Interrupt(99)));
-    assert_eq!(sched::timers_pending(), 0, "the sleep's timer was cancelled");
+    assert_eq!(
+        sched::timers_pending(),
+        0,
+        "the sleep's timer was cancelled"
+    );
 }
 
 #[test]
@@ -274,7 +285,10 @@ fn interrupt_of_a_scheduled_coroutine_is_retried_next_pass() {
         l.push("interrupted");
     });
     event_loop();
-    assert_eq!(log.get(), ["interrupted", "after-yield", "Err(Interrupt(3))"]);
+    assert_eq!(
+        log.get(),
+        ["interrupted", "after-yield", "Err(Interrupt(3))"]
+    );
 }
 
 #[test]
@@ -292,7 +306,10 @@ fn self_interrupt_hits_the_next_blocking_call() {
 #[test]
 fn join_of_a_panicked_coroutine_and_siblings_continue() {
     let rec = setup();
-    let bad = Builder::new().name("bad").spawn(|| -> u32 { panic!("boom") }).unwrap();
+    let bad = Builder::new()
+        .name("bad")
+        .spawn(|| -> u32 { panic!("boom") })
+        .unwrap();
     let good = spawn(|| {
         sleep(ms(2)).unwrap();
         "fine"
@@ -301,10 +318,19 @@ fn join_of_a_panicked_coroutine_and_siblings_continue() {
     event_loop();
     assert_eq!(
         bad.join(),
-        Err(JoinError::Panicked { id, name: "bad".into(), message: "boom".into() })
+        Err(JoinError::Panicked {
+            id,
+            name: "bad".into(),
+            message: "boom".into()
+        })
     );
     assert_eq!(good.join(), Ok("fine"));
-    assert!(rec.text().contains(&format!("thread {id} (bad): error boom")), "{}", rec.text());
+    assert!(
+        rec.text()
+            .contains(&format!("thread {id} (bad): error boom")),
+        "{}",
+        rec.text()
+    );
 }
 
 #[test]
@@ -313,22 +339,36 @@ fn custom_exception_notifier_gets_the_report() {
     let got = Rc::new(std::cell::RefCell::new(Vec::new()));
     let g = got.clone();
     let old = panic::set_exception_notifier(Some(Box::new(move |r: &panic::PanicReport| {
-        g.borrow_mut().push((r.id, r.name.clone(), r.message.clone()));
+        g.borrow_mut()
+            .push((r.id, r.name.clone(), r.message.clone()));
     })));
     assert!(old.is_none(), "the default was in place");
-    let c = Builder::new().name("p").spawn(|| panic!("oops {}", 1)).unwrap();
+    let c = Builder::new()
+        .name("p")
+        .spawn(|| panic!("oops {}", 1))
+        .unwrap();
     event_loop();
-    assert_eq!(*got.borrow(), vec![(c.id(), "p".to_string(), "oops 1".to_string())]);
+    assert_eq!(
+        *got.borrow(),
+        vec![(c.id(), "p".to_string(), "oops 1".to_string())]
+    );
     assert!(panic::set_exception_notifier(None).is_some());
 }
 
 #[test]
 fn a_panicking_notifier_falls_back_to_the_default() {
     let rec = setup();
-    panic::set_exception_notifier(Some(Box::new(|_: &panic::PanicReport| panic!("notifier broke"))));
+    panic::set_exception_notifier(Some(Box::new(|_: &panic::PanicReport| {
+        panic!("notifier broke")
+    })));
     let c = Builder::new().name("q").spawn(|| panic!("first")).unwrap();
     event_loop();
-    assert!(rec.text().contains(&format!("thread {} (q): error first", c.id())), "{}", rec.text());
+    assert!(
+        rec.text()
+            .contains(&format!("thread {} (q): error first", c.id())),
+        "{}",
+        rec.text()
+    );
 }
 
 #[test]
@@ -350,7 +390,10 @@ fn join_twice_is_an_error_and_join_can_be_interrupted() {
     event_loop_until_quiet(&joiner);
     assert_eq!(joiner.join().unwrap(), Err(Timeout));
     assert_eq!(quick.join(), Ok(1));
-    assert_eq!(quick.join(), Err(JoinError::AlreadyJoined { id: quick.id() }));
+    assert_eq!(
+        quick.join(),
+        Err(JoinError::AlreadyJoined { id: quick.id() })
+    );
     slow.shutdown();
     event_loop();
 }
@@ -447,5 +490,8 @@ fn a_blocking_call_outside_a_coroutine_panics_with_a_clear_message() {
 }
 
 fn shrapnel_core_panic_text(p: Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<String>().cloned().or(p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+    p.downcast_ref::<String>()
+        .cloned()
+        .or(p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
 }

@@ -69,7 +69,10 @@ fn mutex_waiter_interrupted_while_waiting_does_not_lose_the_lock() {
         l3.push("third got it");
     });
     event_loop();
-    assert_eq!(log.get(), ["waiter: Err(Timeout)", "holder done", "third got it"]);
+    assert_eq!(
+        log.get(),
+        ["waiter: Err(Timeout)", "holder done", "third got it"]
+    );
     assert!(!m.is_locked());
 }
 
@@ -111,7 +114,12 @@ fn mutex_waiter_interrupted_right_after_hand_off_passes_it_on() {
     event_loop();
     assert_eq!(
         log.get(),
-        ["released+interrupted W", "W has lock", "W sleep: Err(Interrupt(1))", "X has lock"]
+        [
+            "released+interrupted W",
+            "W has lock",
+            "W sleep: Err(Interrupt(1))",
+            "X has lock"
+        ]
     );
 }
 
@@ -143,7 +151,10 @@ fn mutex_skips_a_waiter_interrupted_before_hand_off() {
         l3.push(format!("X has lock, owner ok={}", true));
     });
     event_loop();
-    assert_eq!(log.get(), ["W: Err(Interrupt(2))", "X has lock, owner ok=true"]);
+    assert_eq!(
+        log.get(),
+        ["W: Err(Interrupt(2))", "X has lock, owner ok=true"]
+    );
     assert!(!m.is_locked());
 }
 
@@ -233,7 +244,14 @@ fn condvar_wake_one_n_all_and_raise_all() {
     event_loop();
     assert_eq!(
         log.get(),
-        ["w0 got 10", "w1 got 20", "w2 got 20", "waker done", "w3 Interrupt(9)", "w4 Interrupt(9)"]
+        [
+            "w0 got 10",
+            "w1 got 20",
+            "w2 got 20",
+            "waker done",
+            "w3 Interrupt(9)",
+            "w4 Interrupt(9)"
+        ]
     );
 }
 
@@ -256,7 +274,10 @@ fn condvar_wake_skips_interrupted_waiters() {
     let c3 = cv.clone();
     spawn(move || {
         h.shutdown();
-        assert!(c3.wake_one(()), "the wake goes to the second waiter, not lost");
+        assert!(
+            c3.wake_one(()),
+            "the wake goes to the second waiter, not lost"
+        );
     });
     event_loop();
     assert_eq!(log.get(), ["first Err(Shutdown)", "second Ok(())"]);
@@ -295,7 +316,11 @@ fn fifo_pop_interruptible() {
     event_loop();
     assert_eq!(c.join().unwrap(), Err(Timeout));
     f.push(7);
-    assert_eq!(f.len(), 1, "the item was not handed to the timed-out waiter");
+    assert_eq!(
+        f.len(),
+        1,
+        "the item was not handed to the timed-out waiter"
+    );
 }
 
 #[test]
@@ -333,6 +358,12 @@ fn rwlock_readers_share_and_a_waiting_writer_holds_back_new_readers() {
     event_loop();
     assert_eq!(
         log.get(),
-        ["r1 in (1 readers)", "r2 in (2 readers)", "r1 out", "writer in", "late reader sees 1"]
+        [
+            "r1 in (1 readers)",
+            "r2 in (2 readers)",
+            "r1 out",
+            "writer in",
+            "late reader sees 1"
+        ]
     );
 }

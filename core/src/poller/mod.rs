@@ -31,11 +31,20 @@ pub struct Interest {
 
 impl Interest {
     /// Read readiness only.
-    pub const READABLE: Interest = Interest { readable: true, writable: false };
+    pub const READABLE: Interest = Interest {
+        readable: true,
+        writable: false,
+    };
     /// Write readiness only.
-    pub const WRITABLE: Interest = Interest { readable: false, writable: true };
+    pub const WRITABLE: Interest = Interest {
+        readable: false,
+        writable: true,
+    };
     /// Both directions: what the scheduler registers every source with.
-    pub const BOTH: Interest = Interest { readable: true, writable: true };
+    pub const BOTH: Interest = Interest {
+        readable: true,
+        writable: true,
+    };
 }
 
 /// One readiness report from [`Poller::poll`].
@@ -88,8 +97,12 @@ pub trait Poller {
     /// Start watching `source`.
     fn register(&self, source: RawSource, token: Token, interest: Interest) -> Result<(), OsError>;
     /// Change what `source` is watched for.
-    fn reregister(&self, source: RawSource, token: Token, interest: Interest)
-        -> Result<(), OsError>;
+    fn reregister(
+        &self,
+        source: RawSource,
+        token: Token,
+        interest: Interest,
+    ) -> Result<(), OsError>;
     /// Stop watching `source`; must be called before the source is closed.
     fn deregister(&self, source: RawSource) -> Result<(), OsError>;
     /// Wait for events, at most `timeout`; returns how many were appended to `events`.
@@ -131,16 +144,25 @@ impl Notify for NullNotify {
 impl<I: Idle> NullPoller<I> {
     /// A poller that idles with `idle`.
     pub fn new(idle: I) -> Self {
-        NullPoller { idle, notified: Arc::new(NullNotify(core::sync::atomic::AtomicBool::new(false))) }
+        NullPoller {
+            idle,
+            notified: Arc::new(NullNotify(core::sync::atomic::AtomicBool::new(false))),
+        }
     }
 }
 
 impl<I: Idle> Poller for NullPoller<I> {
     fn register(&self, _: RawSource, _: Token, _: Interest) -> Result<(), OsError> {
-        Err(OsError { op: "register on NullPoller (this target has no I/O sources)", errno: 0 })
+        Err(OsError {
+            op: "register on NullPoller (this target has no I/O sources)",
+            errno: 0,
+        })
     }
     fn reregister(&self, _: RawSource, _: Token, _: Interest) -> Result<(), OsError> {
-        Err(OsError { op: "reregister on NullPoller (this target has no I/O sources)", errno: 0 })
+        Err(OsError {
+            op: "reregister on NullPoller (this target has no I/O sources)",
+            errno: 0,
+        })
     }
     fn deregister(&self, _: RawSource) -> Result<(), OsError> {
         Ok(())

@@ -24,7 +24,9 @@ impl<T> Default for Condvar<T> {
 impl<T> Condvar<T> {
     /// A condition variable nobody waits on.
     pub const fn new() -> Self {
-        Condvar { waiters: RefCell::new(WaitQueue::new()) }
+        Condvar {
+            waiters: RefCell::new(WaitQueue::new()),
+        }
     }
 
     /// Wait to be woken; returns the value the waker passed.
@@ -32,8 +34,12 @@ impl<T> Condvar<T> {
     pub fn wait(&self) -> Result<T, Interrupted> {
         let slot = Rc::new(Cell::new(None));
         let mine = slot.clone();
-        resume_to_result(sched().block(WaitReason::Condvar, |w| self.waiters.borrow_mut().push(w, mine)))?;
-        Ok(slot.take().expect("a woken condvar waiter always receives a value"))
+        resume_to_result(sched().block(WaitReason::Condvar, |w| {
+            self.waiters.borrow_mut().push(w, mine)
+        }))?;
+        Ok(slot
+            .take()
+            .expect("a woken condvar waiter always receives a value"))
     }
 
     /// Wake the first waiter with `v`; false if nobody waits.

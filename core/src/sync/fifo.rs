@@ -26,7 +26,10 @@ impl<T> Default for Fifo<T> {
 impl<T> Fifo<T> {
     /// An empty fifo.
     pub const fn new() -> Self {
-        Fifo { items: RefCell::new(VecDeque::new()), waiters: RefCell::new(WaitQueue::new()) }
+        Fifo {
+            items: RefCell::new(VecDeque::new()),
+            waiters: RefCell::new(WaitQueue::new()),
+        }
     }
 
     /// Add an item (never waits).
@@ -49,8 +52,12 @@ impl<T> Fifo<T> {
         }
         let slot = Rc::new(Cell::new(None));
         let mine = slot.clone();
-        resume_to_result(sched().block(WaitReason::Fifo, |w| self.waiters.borrow_mut().push(w, mine)))?;
-        Ok(slot.take().expect("a woken fifo waiter always receives an item"))
+        resume_to_result(sched().block(WaitReason::Fifo, |w| {
+            self.waiters.borrow_mut().push(w, mine)
+        }))?;
+        Ok(slot
+            .take()
+            .expect("a woken fifo waiter always receives an item"))
     }
 
     /// Take the oldest item if there is one.

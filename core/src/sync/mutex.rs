@@ -26,7 +26,12 @@ pub struct MutexGuard<'a, T> {
 impl<T> Mutex<T> {
     /// An unlocked mutex.
     pub const fn new(value: T) -> Self {
-        Mutex { owner: Cell::new(None), depth: Cell::new(0), waiters: RefCell::new(WaitQueue::new()), value }
+        Mutex {
+            owner: Cell::new(None),
+            depth: Cell::new(0),
+            waiters: RefCell::new(WaitQueue::new()),
+            value,
+        }
     }
 
     /// Lock it, waiting if another coroutine holds it. Recursive for the owner.
@@ -42,7 +47,9 @@ impl<T> Mutex<T> {
             Some(o) if o == me => self.depth.set(self.depth.get() + 1),
             Some(_) => {
                 // The unlocker hands the lock over (sets owner and depth) before waking us.
-                resume_to_result(s.block(WaitReason::Mutex, |w| self.waiters.borrow_mut().push(w, ())))?;
+                resume_to_result(
+                    s.block(WaitReason::Mutex, |w| self.waiters.borrow_mut().push(w, ())),
+                )?;
                 debug_assert_eq!(self.owner.get(), Some(me));
             }
         }

@@ -53,7 +53,9 @@ impl<T> RwLock<T> {
             self.readers.set(self.readers.get() + 1);
         } else {
             // `grant` counts us in before waking us.
-            resume_to_result(sched().block(WaitReason::RwLockRead, |w| self.waiters.borrow_mut().push(w, false)))?;
+            resume_to_result(sched().block(WaitReason::RwLockRead, |w| {
+                self.waiters.borrow_mut().push(w, false)
+            }))?;
         }
         Ok(RwLockReadGuard { l: self })
     }
@@ -64,7 +66,9 @@ impl<T> RwLock<T> {
         if !self.writer.get() && self.readers.get() == 0 && !self.waiters.borrow_mut().has_live() {
             self.writer.set(true);
         } else {
-            resume_to_result(sched().block(WaitReason::RwLockWrite, |w| self.waiters.borrow_mut().push(w, true)))?;
+            resume_to_result(sched().block(WaitReason::RwLockWrite, |w| {
+                self.waiters.borrow_mut().push(w, true)
+            }))?;
         }
         Ok(RwLockWriteGuard { l: self })
     }
@@ -83,7 +87,9 @@ impl<T> RwLock<T> {
     fn grant(&self) {
         loop {
             let mut q = self.waiters.borrow_mut();
-            let Some(&(_, is_writer)) = q.front_live() else { return };
+            let Some(&(_, is_writer)) = q.front_live() else {
+                return;
+            };
             if is_writer {
                 if self.readers.get() > 0 || self.writer.get() {
                     return;

@@ -25,7 +25,10 @@ pub struct SemaphoreGuard<'a> {
 impl Semaphore {
     /// A semaphore with `n` units available.
     pub const fn new(n: usize) -> Self {
-        Semaphore { avail: Cell::new(n), waiters: RefCell::new(WaitQueue::new()) }
+        Semaphore {
+            avail: Cell::new(n),
+            waiters: RefCell::new(WaitQueue::new()),
+        }
     }
 
     /// Units available now.
@@ -42,7 +45,9 @@ impl Semaphore {
             self.avail.set(self.avail.get() - n);
         } else {
             // `release` subtracts our units before waking us.
-            resume_to_result(s.block(WaitReason::Semaphore, |w| self.waiters.borrow_mut().push(w, n)))?;
+            resume_to_result(s.block(WaitReason::Semaphore, |w| {
+                self.waiters.borrow_mut().push(w, n)
+            }))?;
         }
         Ok(SemaphoreGuard { s: self, n })
     }
@@ -52,7 +57,9 @@ impl Semaphore {
         self.avail.set(self.avail.get() + n);
         loop {
             let mut q = self.waiters.borrow_mut();
-            let Some(&(_, want)) = q.front_live() else { return };
+            let Some(&(_, want)) = q.front_live() else {
+                return;
+            };
             if want > self.avail.get() {
                 return;
             }
@@ -93,7 +100,10 @@ impl Default for InvertedSemaphore {
 impl InvertedSemaphore {
     /// A counter at zero.
     pub const fn new() -> Self {
-        InvertedSemaphore { count: Cell::new(0), waiters: RefCell::new(WaitQueue::new()) }
+        InvertedSemaphore {
+            count: Cell::new(0),
+            waiters: RefCell::new(WaitQueue::new()),
+        }
     }
 
     /// The current count.
@@ -125,6 +135,8 @@ impl InvertedSemaphore {
             return Ok(());
         }
         let s = sched();
-        resume_to_result(s.block(WaitReason::InvertedSemaphore, |w| self.waiters.borrow_mut().push(w, ())))
+        resume_to_result(s.block(WaitReason::InvertedSemaphore, |w| {
+            self.waiters.borrow_mut().push(w, ())
+        }))
     }
 }

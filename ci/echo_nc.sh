@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The echo example against 100 concurrent real `nc` clients: each must get its bytes back.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. ci/apt.sh
+apt_install nc:netcat-openbsd
+
+port=${1:-17000}
+cargo build -q --example echo
+./target/debug/examples/echo "$port" >/dev/null &
+server=$!
+trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
+work=$(mktemp -d)
+for _ in $(seq 50); do nc -z 127.0.0.1 "$port" 2>/dev/null && break; sleep 0.1; done
+
+for i in $(seq 100); do
+    head -c 100 /dev/urandom | base64 -w0 > "$work/in.$i"
+    # -N: shut the socket down after stdin's EOF, so the server sees EOF and closes.
+    timeout 20 nc -N 127.0.0.1 "$port" < "$work/in.$i" > "$work/out.$i" &
+done
+wait_failed=0
+for job in $(jobs -p); do
+    [ "$job" = "$server" ] && continue
+    wait "$job" || wait_failed=1
+done
+bad=0
+for i in $(seq 100); do
+    cmp -s "$work/in.$i" "$work/out.$i" || { echo "client $i: reply differs" >&2; bad=$((bad+1)); }
+done
+if [ "$bad" -ne 0 ] || [ "$wait_failed" -ne 0 ]; then
+    echo "echo_nc: $bad of 100 clients did not get their bytes back" >&2
+    exit 1
+fi
+echo "echo_nc: 100 concurrent nc clients got their bytes back"

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Everything CI checks, in one command (the README's test command). Installs what it needs
+# (apt packages, rustup components and targets), so a machine with only the Rust
+# toolchain passes. Meant to finish well under 40 minutes on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. ci/apt.sh
+
+step() { printf '\n==> %s\n' "$*"; }
+start=$(date +%s)
+
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy (all features, all targets)"
+cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --features latency,stacks -- -D warnings
+
+step "tests"
+cargo test --workspace
+
+step "docs"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
+step "no_std build of the core"
+cargo build -p shrapnel-core --no-default-features
+
+step "FreeBSD and macOS builds (kqueue)"
+bash ci/cross.sh
+
+step "aarch64 Linux under qemu-aarch64"
+bash ci/aarch64.sh
+
+step "echo example against 100 nc clients"
+bash ci/echo_nc.sh
+
+printf '\nci/test.sh: all passed in %ss\n' "$(( $(date +%s) - start ))"
