@@ -48,6 +48,8 @@ pub(crate) struct CoroInner {
     pub(crate) stack: Cell<Option<BoxedStack>>,
     pub(crate) stack_base: Cell<usize>,
     pub(crate) stack_limit: Cell<usize>,
+    /// The stack's canary word (null if it has a guard page instead), checked per switch.
+    pub(crate) canary: Cell<*const usize>,
     pub(crate) entry: Cell<Option<Box<dyn FnOnce()>>>,
     /// How the current wait ended, set by whoever woke it.
     pub(crate) resume: Cell<Resume>,
@@ -438,6 +440,9 @@ impl Builder {
         let slot = result.clone();
         let base = stack.base().as_ptr();
         let limit = stack.limit().as_ptr() as usize;
+        let canary = stack
+            .canary()
+            .map_or(core::ptr::null(), |p| p.as_ptr() as *const usize);
         let inner = Rc::new(CoroInner {
             id,
             slot: Cell::new(0),
@@ -448,6 +453,7 @@ impl Builder {
             stack: Cell::new(Some(stack)),
             stack_base: Cell::new(base as usize),
             stack_limit: Cell::new(limit),
+            canary: Cell::new(canary),
             entry: Cell::new(None),
             resume: Cell::new(Resume::Ok),
             pending: Cell::new(None),

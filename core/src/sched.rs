@@ -295,23 +295,40 @@ impl SchedState {
         }
         self.current.set(core::ptr::null());
         self.bump(|s| s.switches += 1);
+        let canary = co.canary.get();
+        // SAFETY: a non-null canary points into the coroutine's stack, alive until reaped.
+        if !canary.is_null() && unsafe { canary.read_volatile() } != crate::stack::CANARY {
+            self.stack_overflowed(&co);
+        }
         if co.state.get() == State::Dead {
             self.reap(&co);
         }
     }
 
+    /// A canary-protected stack was overrun: say which coroutine did it, then panic (the
+    /// memory below the stack may be corrupt, so nothing else is safe to run).
+    #[cold]
+    fn stack_overflowed(&self, co: &CoroInner) -> ! {
+        let size = co.stack_base.get() - co.stack_limit.get();
+        crate::debug_print!(
+            self,
+            "coroutine #{} '{}' overflowed its stack ({} KiB): the canary at its limit was overwritten\n",
+            co.id,
+            co.name_str(),
+            size / 1024
+        );
+        panic!(
+            "coroutine #{} '{}' overflowed its stack ({} KiB)",
+            co.id,
+            co.name_str(),
+            size / 1024
+        );
+    }
+
     /// Release a dead coroutine's stack and registry slot.
     pub(crate) fn reap(&self, co: &CoroInner) {
+        co.canary.set(core::ptr::null());
         if let Some(stack) = co.stack.take() {
-            if !stack.intact() {
-                crate::debug_print!(
-                    self,
-                    "coroutine #{} '{}' overflowed its stack ({} KiB): its canary was overwritten\n",
-                    co.id,
-                    co.name_str(),
-                    stack.size() / 1024
-                );
-            }
             self.stacks.release(stack);
         }
         let slot = co.slot.get();

@@ -41,7 +41,16 @@ pub unsafe trait Stack {
     }
     /// False if a software canary at the limit has been overwritten (stack overflow).
     fn intact(&self) -> bool {
-        true
+        match self.canary() {
+            // SAFETY: an implementor's canary word lies inside memory it owns.
+            Some(p) => unsafe { p.as_ptr().read_volatile() == CANARY },
+            None => true,
+        }
+    }
+    /// The canary word below the usable region, if this stack has one; the scheduler
+    /// checks it after every switch out of the coroutine.
+    fn canary(&self) -> Option<NonNull<usize>> {
+        None
     }
 }
 
@@ -144,10 +153,8 @@ unsafe impl Stack for HeapStack {
         // SAFETY: 16 is within the allocation (its size is at least MIN_STACK_SIZE + 16).
         unsafe { NonNull::new_unchecked(self.ptr.as_ptr().add(16)) }
     }
-    fn intact(&self) -> bool {
-        // SAFETY: the canary word is inside the allocation, aligned, and only this value and
-        // an overflowing coroutine ever write it.
-        unsafe { self.ptr.as_ptr().cast::<usize>().read_volatile() == CANARY }
+    fn canary(&self) -> Option<NonNull<usize>> {
+        Some(self.ptr.cast())
     }
 }
 

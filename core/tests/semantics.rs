@@ -495,3 +495,36 @@ fn shrapnel_core_panic_text(p: Box<dyn std::any::Any + Send>) -> String {
         .or(p.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_default()
 }
+
+#[test]
+fn the_canary_catches_an_overflowing_coroutine_and_names_it() {
+    let rec = setup();
+    let c = Builder::new()
+        .name("deep")
+        .spawn(|| {
+            // Simulate an overrun: clobber the word just below the usable stack, where a
+            // real overflow would write first.
+            let (limit, _) = current().unwrap().stack_range();
+            // SAFETY: the heap stack's canary word is 16 bytes below its limit and belongs
+            // to this stack's allocation.
+            unsafe { ((limit - 16) as *mut usize).write_volatile(0) };
+            sleep(ms(1)).ok();
+        })
+        .unwrap();
+    let id = c.id();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(event_loop));
+    let msg = shrapnel_core_panic_text(r.unwrap_err());
+    assert!(
+        msg.contains(&format!(
+            "coroutine #{id} 'deep' overflowed its stack (64 KiB)"
+        )),
+        "{msg}"
+    );
+    assert!(
+        rec.text()
+            .contains(&format!("coroutine #{id} 'deep' overflowed its stack")),
+        "{}",
+        rec.text()
+    );
+    std::mem::forget(c);
+}
