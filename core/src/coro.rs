@@ -75,12 +75,28 @@ impl CoroInner {
         self.seq.get() == seq && self.state.get() == State::Blocked
     }
 
+    pub(crate) fn wait_reason(&self) -> WaitReason {
+        match self.state.get() {
+            State::NotStarted => WaitReason::NotStarted,
+            State::Ready if !self.started.get() => WaitReason::NotStarted,
+            State::Ready => WaitReason::Scheduled,
+            State::Running => WaitReason::Running,
+            State::Blocked => self.wait.get(),
+            State::Dead => WaitReason::Dead,
+        }
+    }
+
     pub(crate) fn name_str(&self) -> String {
         String::from(&**self.name.borrow())
     }
 
     pub(crate) fn timeout_active(&self, id: TimeoutId) -> bool {
         self.timeouts.borrow().iter().any(|(t, _)| *t == id)
+    }
+
+    #[cfg(not(feature = "latency"))]
+    pub(crate) fn slice_stats(&self, _s: &crate::sched::SchedState) -> crate::debug::SliceStats {
+        crate::debug::SliceStats::default()
     }
 
     pub(crate) fn mark_timeout_fired(&self, id: TimeoutId) {
@@ -260,14 +276,7 @@ impl CoroRef {
 
     /// What it is waiting for.
     pub fn wait_reason(&self) -> WaitReason {
-        match self.inner.state.get() {
-            State::NotStarted => WaitReason::NotStarted,
-            State::Ready if !self.inner.started.get() => WaitReason::NotStarted,
-            State::Ready => WaitReason::Scheduled,
-            State::Running => WaitReason::Running,
-            State::Blocked => self.inner.wait.get(),
-            State::Dead => WaitReason::Dead,
-        }
+        self.inner.wait_reason()
     }
 
     /// When its current wait began (scheduler time), and the source line that blocked.

@@ -22,6 +22,7 @@ pub use heapless;
 pub mod arch;
 pub mod clock;
 pub mod coro;
+pub mod debug;
 pub mod interrupt;
 pub mod io;
 #[cfg(feature = "std")]
@@ -36,6 +37,7 @@ pub mod timer;
 pub mod wait;
 
 pub use clock::Instant;
+pub use debug::{where_all, where_is, CoroInfo};
 pub use coro::{new, spawn, Builder, Coro, CoroRef, JoinError, SpawnError, State};
 pub use interrupt::{Interrupted, Timeout, TimeoutId};
 pub use running::{running_for_signal, RunningInfo};

@@ -22,6 +22,31 @@ pub struct PanicReport {
     pub name: String,
     /// The panic message.
     pub message: String,
+    /// Where it panicked, compact: `[file fn|line] [file fn|line] …`, innermost first
+    /// (empty when no traceback source is installed, e.g. without the `shrapnel` runtime).
+    pub traceback: String,
+}
+
+impl PanicReport {
+    /// Shrapnel's `traceback_string`: the message followed by the compact stack.
+    pub fn traceback_string(&self) -> String {
+        if self.traceback.is_empty() {
+            self.message.clone()
+        } else {
+            alloc::format!("{} {}", self.message, self.traceback)
+        }
+    }
+}
+
+std::thread_local! {
+    static TRACEBACK_SOURCE: core::cell::Cell<Option<fn() -> Option<String>>> =
+        const { core::cell::Cell::new(None) };
+}
+
+/// Install the function that hands over the compact traceback captured when the current
+/// coroutine panicked (the `shrapnel` runtime installs one backed by its panic hook).
+pub fn set_traceback_source(f: Option<fn() -> Option<String>>) {
+    TRACEBACK_SOURCE.with(|c| c.set(f));
 }
 
 /// An exception notifier: called with each coroutine panic that reaches the coroutine's root.
@@ -40,10 +65,12 @@ pub fn set_exception_notifier(f: Option<Box<Notifier>>) -> Option<Box<Notifier>>
     })
 }
 
-/// The default report: `thread {id} ({name}): error {message}` on the debug sink.
+/// The default report: `thread {id} ({name}): error {traceback_string}` on the debug sink.
 pub fn default_notifier(r: &PanicReport) {
     if let Some(s) = try_sched() {
-        crate::debug_print!(s, "thread {} ({}): error {}\n", r.id, r.name, r.message);
+        let mut line = alloc::format!("thread {} ({}): error {}", r.id, r.name, r.traceback_string());
+        line.push('\n');
+        s.sink.write(line.as_bytes());
     }
 }
 

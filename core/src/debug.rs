@@ -1,0 +1,156 @@
+//! `where_is` / `where_all`: what every coroutine is doing, recorded cheaply at each
+//! blocking call (the reason, when it began, and the `#[track_caller]` source line), and,
+//! with the `stacks` feature, the return addresses of a suspended coroutine's call stack,
+//! walked from its saved frame-pointer record without running it.
+//!
+//! The walk needs frame pointers in every frame between the blocking call and the
+//! coroutine's root; the workspace builds with `-C force-frame-pointers=yes` (see
+//! `.cargo/config.toml` and the README for what a user's release build needs).
+//! Symbolising the addresses needs std and debug info, so it lives in the `shrapnel`
+//! crate; this module hands out raw addresses.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::panic::Location;
+use core::time::Duration;
+
+use crate::coro::{CoroInner, CoroRef, State};
+use crate::sched::{sched, try_sched};
+use crate::wait::WaitReason;
+
+/// Per-coroutine slice statistics (feature `latency`; zeros without it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SliceStats {
+    /// Slices run (resume → yield or block).
+    pub count: u64,
+    /// Total time in those slices.
+    pub total: Duration,
+    /// The longest slice.
+    pub max: Duration,
+}
+
+/// A snapshot of one coroutine for `where`/`where_all`/`ps`.
+#[derive(Clone, Debug)]
+pub struct CoroInfo {
+    /// Id.
+    pub id: u64,
+    /// Name.
+    pub name: String,
+    /// Life-cycle state.
+    pub state: State,
+    /// What it waits for.
+    pub reason: WaitReason,
+    /// How long it has been in that state.
+    pub waited: Duration,
+    /// For a sleeper, the time left until its deadline.
+    pub sleep_left: Option<Duration>,
+    /// The source line of the blocking call (from `#[track_caller]`).
+    pub blocked_at: Option<&'static Location<'static>>,
+    /// Usable stack size in bytes.
+    pub stack_size: usize,
+    /// Slice statistics (feature `latency`).
+    pub slices: SliceStats,
+    /// Return addresses of the suspended call stack, innermost first (feature `stacks`;
+    /// empty for a coroutine that is running, not started, or dead).
+    pub frames: Vec<usize>,
+}
+
+impl fmt::Display for CoroInfo {
+    /// `#12 'worker' blocked: readable fd 7 for 1.204s at src/main.rs:40`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            State::NotStarted => "new",
+            State::Ready => "scheduled",
+            State::Running => "running",
+            State::Blocked => "blocked",
+            State::Dead => "dead",
+        };
+        write!(f, "#{} '{}' {}: {}", self.id, self.name, state, self.reason)?;
+        if let Some(left) = self.sleep_left {
+            write!(f, " ({}.{:03}s left)", left.as_secs(), left.subsec_millis())?;
+        }
+        write!(f, " for {}.{:03}s", self.waited.as_secs(), self.waited.subsec_millis())?;
+        if let Some(loc) = self.blocked_at {
+            write!(f, " at {}:{}", loc.file(), loc.line())?;
+        }
+        Ok(())
+    }
+}
+
+/// What `co` is doing now.
+pub fn where_is(co: &CoroRef) -> CoroInfo {
+    info(&co.inner, sched().now_ticks())
+}
+
+/// Every live coroutine, sorted by id.
+pub fn where_all() -> Vec<CoroInfo> {
+    let Some(s) = try_sched() else { return Vec::new() };
+    let now = s.now_ticks();
+    let mut v: Vec<CoroInfo> =
+        s.registry.borrow().iter().flatten().map(|c| info(c, now)).collect();
+    v.sort_by_key(|i| i.id);
+    v
+}
+
+fn info(co: &CoroInner, now: u64) -> CoroInfo {
+    let s = sched();
+    let reason = co.wait_reason();
+    let state = co.state.get();
+    let since = co.wait_since.get();
+    let waited = match state {
+        State::Running => Duration::ZERO,
+        _ => s.rate.duration(now.saturating_sub(since)),
+    };
+    let sleep_left = match reason {
+        WaitReason::Sleep(t) => Some(s.rate.duration(t.0.saturating_sub(now))),
+        _ => None,
+    };
+    CoroInfo {
+        id: co.id,
+        name: co.name_str(),
+        state,
+        reason,
+        waited,
+        sleep_left,
+        blocked_at: if state == State::Blocked { co.wait_at.get() } else { None },
+        stack_size: co.stack_base.get().saturating_sub(co.stack_limit.get()),
+        slices: co.slice_stats(s),
+        frames: suspended_frames(co),
+    }
+}
+
+/// Walk the frame-pointer chain of a suspended coroutine (feature `stacks`).
+#[cfg(feature = "stacks")]
+pub(crate) fn suspended_frames(co: &CoroInner) -> Vec<usize> {
+    use crate::arch::{ContextSwitch, Native};
+    let mut frames = Vec::new();
+    let suspended = co.started.get() && matches!(co.state.get(), State::Blocked | State::Ready);
+    if !suspended {
+        return frames;
+    }
+    let (lo, hi) = (co.stack_limit.get(), co.stack_base.get());
+    let root = Native::root_slot(hi as *mut u8) as usize;
+    let word = core::mem::size_of::<usize>();
+    let mut rec = co.sp.get();
+    while rec >= lo && rec + 2 * word <= hi && rec % word == 0 && rec != root && frames.len() < 128 {
+        // SAFETY: `rec` lies inside the suspended coroutine's own stack, which is mapped
+        // and not running (this thread runs the scheduler or another coroutine), so the
+        // two words are readable; a corrupt chain is cut off by the bounds checks above.
+        let (next, ret) = unsafe { (*(rec as *const usize), *((rec + word) as *const usize)) };
+        if ret == 0 {
+            break;
+        }
+        frames.push(ret);
+        if next <= rec {
+            break;
+        }
+        rec = next;
+    }
+    frames
+}
+
+#[cfg(not(feature = "stacks"))]
+pub(crate) fn suspended_frames(_co: &CoroInner) -> Vec<usize> {
+    Vec::new()
+}
