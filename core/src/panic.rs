@@ -91,10 +91,12 @@ pub(crate) fn on_panic(payload: Box<dyn Any + Send>) -> JoinError {
     if payload.is::<ForcedUnwind>() {
         return JoinError::Cancelled { id: co.id };
     }
+    let traceback = TRACEBACK_SOURCE.with(|c| c.get()).and_then(|f| f()).unwrap_or_default();
     let report = PanicReport {
         id: co.id,
         name: co.name_str(),
         message: payload_message(&*payload),
+        traceback,
     };
     let custom = s.notifier.borrow().clone();
     match custom {
