@@ -109,6 +109,8 @@ pub(crate) struct SchedState {
     pub(crate) in_loop: Cell<bool>,
     pub(crate) stats: Cell<Stats>,
     pub(crate) events: RefCell<Vec<Event>>,
+    /// Called once per loop iteration, after polling (signal-driven dumps and the like).
+    pub(crate) loop_hook: Cell<Option<fn()>>,
     #[cfg(feature = "std")]
     pub(crate) notifier: RefCell<Option<Rc<Box<crate::panic::Notifier>>>>,
 }
@@ -199,6 +201,7 @@ pub fn install(config: Config) -> Result<(), AlreadyInstalled> {
         in_loop: Cell::new(false),
         stats: Cell::new(Stats::default()),
         events: RefCell::new(Vec::with_capacity(256)),
+        loop_hook: Cell::new(None),
         #[cfg(feature = "std")]
         notifier: RefCell::new(None),
     });
@@ -623,9 +626,25 @@ pub fn event_loop() -> i32 {
             continue; // nothing registered: skip the syscall
         }
         s.poll_io(timeout);
+        if let Some(hook) = s.loop_hook.get() {
+            hook();
+        }
     };
     s.in_loop.set(false);
     code
+}
+
+/// Install a function the event loop calls once per iteration, right after polling, in the
+/// scheduler's own context (not in a coroutine): the place to act on flags that signal
+/// handlers set (they wake the poll with [`notifier`]). Returns the previous hook.
+pub fn set_loop_hook(hook: Option<fn()>) -> Option<fn()> {
+    sched().loop_hook.replace(hook)
+}
+
+/// A handle that wakes this thread's event loop from any thread (or, for backends whose
+/// notify is a single write(2), from a signal handler).
+pub fn notifier() -> alloc::sync::Arc<dyn crate::poller::Notify> {
+    sched().poller.notifier()
 }
 
 /// Make `event_loop` return `code` at the end of the current pass.
