@@ -1,0 +1,15 @@
+//! The Poller conformance suite (shrapnel_core::poller::conformance) run against kqueue.
+//!
+//! Runs only on the BSDs and macOS; this project's CI builds it for FreeBSD and macOS but has
+//! no such kernel to run it on.
+#![cfg(any(
+    target_os = "freebsd",
+    target_os = "macos",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+))]
+
+shrapnel_core::poller_conformance_tests!(
+    shrapnel_kqueue::KqueuePoller::new().expect("kqueue failed (too many open files?)")
+);
