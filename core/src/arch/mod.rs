@@ -27,10 +27,14 @@ cfg_if::cfg_if! {
         mod aarch64;
         /// The context switch for this target.
         pub use self::aarch64::Aarch64 as Native;
+    } else if #[cfg(all(target_arch = "arm", target_os = "none"))] {
+        mod arm;
+        /// The context switch for this target.
+        pub use self::arm::ArmV7M as Native;
     } else {
         compile_error!(
             "shrapnel-core has no context switch for this architecture yet; supported are \
-             x86_64 and aarch64. Implement \
+             x86_64, aarch64 and ARMv7-M (thumbv7m, thumbv7em). Implement \
              shrapnel_core::arch::ContextSwitch for it in core/src/arch/."
         );
     }
