@@ -68,6 +68,8 @@ pub(crate) struct CoroInner {
     pub(crate) max_selfish: Cell<u32>,
     #[cfg(feature = "std")]
     pub(crate) force_unwind: Cell<bool>,
+    #[cfg(feature = "latency")]
+    pub(crate) slices: crate::latency::CoroSlices,
 }
 
 impl CoroInner {
@@ -476,6 +478,8 @@ impl Builder {
             max_selfish: Cell::new(0),
             #[cfg(feature = "std")]
             force_unwind: Cell::new(false),
+            #[cfg(feature = "latency")]
+            slices: Default::default(),
         });
         let entry: Box<dyn FnOnce()> = Box::new(move || {
             slot.set(Some(run_body(f)));

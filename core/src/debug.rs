@@ -70,7 +70,12 @@ impl fmt::Display for CoroInfo {
         if let Some(left) = self.sleep_left {
             write!(f, " ({}.{:03}s left)", left.as_secs(), left.subsec_millis())?;
         }
-        write!(f, " for {}.{:03}s", self.waited.as_secs(), self.waited.subsec_millis())?;
+        write!(
+            f,
+            " for {}.{:03}s",
+            self.waited.as_secs(),
+            self.waited.subsec_millis()
+        )?;
         if let Some(loc) = self.blocked_at {
             write!(f, " at {}:{}", loc.file(), loc.line())?;
         }
@@ -85,10 +90,17 @@ pub fn where_is(co: &CoroRef) -> CoroInfo {
 
 /// Every live coroutine, sorted by id.
 pub fn where_all() -> Vec<CoroInfo> {
-    let Some(s) = try_sched() else { return Vec::new() };
+    let Some(s) = try_sched() else {
+        return Vec::new();
+    };
     let now = s.now_ticks();
-    let mut v: Vec<CoroInfo> =
-        s.registry.borrow().iter().flatten().map(|c| info(c, now)).collect();
+    let mut v: Vec<CoroInfo> = s
+        .registry
+        .borrow()
+        .iter()
+        .flatten()
+        .map(|c| info(c, now))
+        .collect();
     v.sort_by_key(|i| i.id);
     v
 }
@@ -113,7 +125,11 @@ fn info(co: &CoroInner, now: u64) -> CoroInfo {
         reason,
         waited,
         sleep_left,
-        blocked_at: if state == State::Blocked { co.wait_at.get() } else { None },
+        blocked_at: if state == State::Blocked {
+            co.wait_at.get()
+        } else {
+            None
+        },
         stack_size: co.stack_base.get().saturating_sub(co.stack_limit.get()),
         slices: co.slice_stats(s),
         frames: suspended_frames(co),
@@ -133,7 +149,8 @@ pub(crate) fn suspended_frames(co: &CoroInner) -> Vec<usize> {
     let root = Native::root_slot(hi as *mut u8) as usize;
     let word = core::mem::size_of::<usize>();
     let mut rec = co.sp.get();
-    while rec >= lo && rec + 2 * word <= hi && rec % word == 0 && rec != root && frames.len() < 128 {
+    while rec >= lo && rec + 2 * word <= hi && rec % word == 0 && rec != root && frames.len() < 128
+    {
         // SAFETY: `rec` lies inside the suspended coroutine's own stack, which is mapped
         // and not running (this thread runs the scheduler or another coroutine), so the
         // two words are readable; a corrupt chain is cut off by the bounds checks above.

@@ -25,6 +25,8 @@ pub mod coro;
 pub mod debug;
 pub mod interrupt;
 pub mod io;
+#[cfg(feature = "latency")]
+pub mod latency;
 #[cfg(feature = "std")]
 pub mod panic;
 pub mod poller;
@@ -37,8 +39,8 @@ pub mod timer;
 pub mod wait;
 
 pub use clock::Instant;
-pub use debug::{where_all, where_is, CoroInfo};
 pub use coro::{new, spawn, Builder, Coro, CoroRef, JoinError, SpawnError, State};
+pub use debug::{where_all, where_is, CoroInfo};
 pub use interrupt::{Interrupted, Timeout, TimeoutId};
 pub use running::{running_for_signal, RunningInfo};
 pub use sched::{

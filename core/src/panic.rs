@@ -68,7 +68,12 @@ pub fn set_exception_notifier(f: Option<Box<Notifier>>) -> Option<Box<Notifier>>
 /// The default report: `thread {id} ({name}): error {traceback_string}` on the debug sink.
 pub fn default_notifier(r: &PanicReport) {
     if let Some(s) = try_sched() {
-        let mut line = alloc::format!("thread {} ({}): error {}", r.id, r.name, r.traceback_string());
+        let mut line = alloc::format!(
+            "thread {} ({}): error {}",
+            r.id,
+            r.name,
+            r.traceback_string()
+        );
         line.push('\n');
         s.sink.write(line.as_bytes());
     }
@@ -91,7 +96,10 @@ pub(crate) fn on_panic(payload: Box<dyn Any + Send>) -> JoinError {
     if payload.is::<ForcedUnwind>() {
         return JoinError::Cancelled { id: co.id };
     }
-    let traceback = TRACEBACK_SOURCE.with(|c| c.get()).and_then(|f| f()).unwrap_or_default();
+    let traceback = TRACEBACK_SOURCE
+        .with(|c| c.get())
+        .and_then(|f| f())
+        .unwrap_or_default();
     let report = PanicReport {
         id: co.id,
         name: co.name_str(),

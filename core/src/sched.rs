@@ -111,6 +111,8 @@ pub(crate) struct SchedState {
     pub(crate) events: RefCell<Vec<Event>>,
     /// Called once per loop iteration, after polling (signal-driven dumps and the like).
     pub(crate) loop_hook: Cell<Option<fn()>>,
+    #[cfg(feature = "latency")]
+    pub(crate) latency: crate::latency::Latency,
     #[cfg(feature = "std")]
     pub(crate) notifier: RefCell<Option<Rc<Box<crate::panic::Notifier>>>>,
 }
@@ -202,6 +204,8 @@ pub fn install(config: Config) -> Result<(), AlreadyInstalled> {
         stats: Cell::new(Stats::default()),
         events: RefCell::new(Vec::with_capacity(256)),
         loop_hook: Cell::new(None),
+        #[cfg(feature = "latency")]
+        latency: crate::latency::Latency::new(rate),
         #[cfg(feature = "std")]
         notifier: RefCell::new(None),
     });
@@ -290,6 +294,8 @@ impl SchedState {
         co.started.set(true);
         self.current.set(Rc::as_ptr(&co));
         let base = co.stack_base.get() as *mut u8;
+        #[cfg(feature = "latency")]
+        let t0 = crate::latency::slice_begin(self, &co);
         // SAFETY: `co` is Ready, so its `sp` holds a context produced by `init` or saved by
         // its last suspend, and its stack is alive (it is released only after death). The
         // root slot lies inside that stack.
@@ -297,6 +303,8 @@ impl SchedState {
             Native::switch(Native::root_slot(base), co.sp.get(), 0);
         }
         self.current.set(core::ptr::null());
+        #[cfg(feature = "latency")]
+        crate::latency::slice_end(self, &co, t0);
         self.bump(|s| s.switches += 1);
         let canary = co.canary.get();
         // SAFETY: a non-null canary points into the coroutine's stack, alive until reaped.

@@ -1,0 +1,285 @@
+//! Latency reporting (feature `latency`): every slice — resume to yield or block — is
+//! timed, per-coroutine slice statistics are kept for `top`, and a slice longer than the
+//! threshold prints Shrapnel's warning through the debug sink:
+//!
+//! ```text
+//! Sat Apr 14 20:55:39 2012 High Latency: (3.884s) for <coro #1 name='worker' dead=0 started=1 scheduled=0 at 0x55d0c1a2b3c0>
+//! ```
+//!
+//! The threshold is `factor × 0.2 s` ([`set_latency_warning`]; 0 disables). The scheduler
+//! also publishes the running slice in a [`SliceProbe`] of plain atomics, so another
+//! thread (the runtime's stall watchdog) can notice a slice that is *still* running and
+//! sample its stack. A runtime can replace the default report with [`set_latency_hook`]
+//! (to add local time and the sampled stack).
+
+use core::fmt::{self, Write as _};
+use core::sync::atomic::{AtomicU64, Ordering};
+use core::time::Duration;
+
+use crate::coro::{CoroInner, State};
+use crate::sched::{sched, SchedState};
+
+/// Seconds of the threshold per unit of factor (Shrapnel's 0.2 s).
+pub const BASE_THRESHOLD: Duration = Duration::from_millis(200);
+/// The largest accepted factor.
+pub const MAX_FACTOR: f64 = 300.0;
+
+/// What the running slice is, published with relaxed atomics for a watchdog thread.
+#[derive(Debug, Default)]
+pub struct SliceProbe {
+    /// Incremented when a slice starts and when it ends: odd while a coroutine runs.
+    pub seq: AtomicU64,
+    /// Clock ticks at the start of the running slice.
+    pub start: AtomicU64,
+    /// Id of the coroutine running the slice.
+    pub coro: AtomicU64,
+    /// The warning threshold in ticks (0: disabled).
+    pub threshold: AtomicU64,
+    /// Stack range of the running coroutine (limit, base), for a sampler's bounds checks.
+    pub stack_limit: AtomicU64,
+    /// See `stack_limit`.
+    pub stack_base: AtomicU64,
+}
+
+/// One slice that ran past the threshold.
+#[derive(Clone, Debug)]
+pub struct LatencyReport {
+    /// How long the slice ran.
+    pub duration: Duration,
+    /// The coroutine, in Shrapnel's form:
+    /// `<coro #1 name='…' dead=0 started=1 scheduled=0 at 0x…>`.
+    pub coro: heapless::String<192>,
+    /// Its id.
+    pub id: u64,
+    /// The probe sequence number of the slice (matches a watchdog's sample).
+    pub seq: u64,
+}
+
+impl LatencyReport {
+    /// `High Latency: (3.884s) for <coro …>` (without the leading timestamp).
+    pub fn body(&self) -> heapless::String<256> {
+        let mut s = heapless::String::new();
+        let _ = write!(
+            s,
+            "High Latency: ({}.{:03}s) for {}",
+            self.duration.as_secs(),
+            self.duration.subsec_millis(),
+            self.coro
+        );
+        s
+    }
+}
+
+/// Why [`set_latency_warning`] refused a factor.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LatencyFactorError(pub f64);
+
+impl fmt::Display for LatencyFactorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "latency factor {} is out of range: use 0 (off) to {MAX_FACTOR}; the threshold is factor × 0.2 s",
+            self.0
+        )
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for LatencyFactorError {}
+
+/// Warn about slices longer than `factor × 0.2 s`; 0 disables. Returns the old factor.
+pub fn set_latency_warning(factor: f64) -> Result<f64, LatencyFactorError> {
+    if !(0.0..=MAX_FACTOR).contains(&factor) {
+        return Err(LatencyFactorError(factor));
+    }
+    let s = sched();
+    let old = s.latency.factor.replace(factor);
+    let ticks = s.rate.ticks(BASE_THRESHOLD.mul_f64(factor));
+    s.latency.threshold.set(ticks);
+    s.latency.probe.threshold.store(ticks, Ordering::Relaxed);
+    Ok(old)
+}
+
+/// The current factor.
+pub fn latency_warning() -> f64 {
+    sched().latency.factor.get()
+}
+
+/// Replace the report printer (`None`: the default line on the debug sink).
+pub fn set_latency_hook(hook: Option<fn(&LatencyReport)>) -> Option<fn(&LatencyReport)> {
+    sched().latency.hook.replace(hook)
+}
+
+/// The probe of this thread's scheduler.
+#[cfg(feature = "std")]
+pub fn slice_probe() -> alloc::sync::Arc<SliceProbe> {
+    sched().latency.probe.clone()
+}
+
+#[cfg(feature = "std")]
+type ProbeRef = alloc::sync::Arc<SliceProbe>;
+#[cfg(not(feature = "std"))]
+type ProbeRef = alloc::boxed::Box<SliceProbe>;
+
+/// The scheduler's latency state.
+pub(crate) struct Latency {
+    factor: core::cell::Cell<f64>,
+    threshold: core::cell::Cell<u64>,
+    hook: core::cell::Cell<Option<fn(&LatencyReport)>>,
+    pub(crate) probe: ProbeRef,
+}
+
+impl Latency {
+    pub(crate) fn new(rate: crate::clock::TickRate) -> Self {
+        let threshold = rate.ticks(BASE_THRESHOLD);
+        let probe = ProbeRef::new(SliceProbe::default());
+        probe.threshold.store(threshold, Ordering::Relaxed);
+        Latency {
+            factor: core::cell::Cell::new(1.0),
+            threshold: core::cell::Cell::new(threshold),
+            hook: core::cell::Cell::new(None),
+            probe,
+        }
+    }
+}
+
+/// Per-coroutine counters.
+#[derive(Default)]
+pub(crate) struct CoroSlices {
+    count: core::cell::Cell<u64>,
+    total: core::cell::Cell<u64>,
+    max: core::cell::Cell<u64>,
+}
+
+impl CoroInner {
+    pub(crate) fn slice_stats(&self, s: &SchedState) -> crate::debug::SliceStats {
+        crate::debug::SliceStats {
+            count: self.slices.count.get(),
+            total: s.rate.duration(self.slices.total.get()),
+            max: s.rate.duration(self.slices.max.get()),
+        }
+    }
+}
+
+/// Called by `run` right before switching into `co`; returns the start tick.
+#[inline]
+pub(crate) fn slice_begin(s: &SchedState, co: &CoroInner) -> u64 {
+    let t0 = s.clock.now();
+    let p = &*s.latency.probe;
+    p.start.store(t0, Ordering::Relaxed);
+    p.coro.store(co.id, Ordering::Relaxed);
+    p.stack_limit
+        .store(co.stack_limit.get() as u64, Ordering::Relaxed);
+    p.stack_base
+        .store(co.stack_base.get() as u64, Ordering::Relaxed);
+    p.seq.fetch_add(1, Ordering::Release);
+    t0
+}
+
+/// Called by `run` after `co` switched back.
+#[inline]
+pub(crate) fn slice_end(s: &SchedState, co: &CoroInner, t0: u64) {
+    let t1 = s.clock.now();
+    let seq = s.latency.probe.seq.fetch_add(1, Ordering::Release);
+    s.loop_now.set(t1);
+    let dt = t1.saturating_sub(t0);
+    let c = &co.slices;
+    c.count.set(c.count.get() + 1);
+    c.total.set(c.total.get() + dt);
+    if dt > c.max.get() {
+        c.max.set(dt);
+    }
+    let threshold = s.latency.threshold.get();
+    if threshold != 0 && dt > threshold {
+        report(s, co, dt, seq);
+    }
+}
+
+#[cold]
+fn report(s: &SchedState, co: &CoroInner, dt: u64, seq: u64) {
+    let mut coro = heapless::String::new();
+    let st = co.state.get();
+    let _ = write!(
+        coro,
+        "<coro #{} name='{}' dead={} started={} scheduled={} at {:#x}>",
+        co.id,
+        co.name.borrow(),
+        (st == State::Dead) as u8,
+        co.started.get() as u8,
+        (st == State::Ready) as u8,
+        co as *const CoroInner as usize
+    );
+    let r = LatencyReport {
+        duration: s.rate.duration(dt),
+        coro,
+        id: co.id,
+        seq,
+    };
+    match s.latency.hook.get() {
+        Some(hook) => hook(&r),
+        None => {
+            let mut line: heapless::String<320> = heapless::String::new();
+            match s.clock.wall_clock() {
+                Some(secs) => {
+                    let _ = write_ctime(&mut line, secs);
+                }
+                None => {
+                    let up = s.rate.duration(s.now_ticks().saturating_sub(s.started_at));
+                    let _ = write!(line, "+{}.{:03}s", up.as_secs(), up.subsec_millis());
+                }
+            }
+            let _ = write!(line, " {}\n", r.body());
+            s.sink.write(line.as_bytes());
+        }
+    }
+}
+
+/// Format Unix time `secs` (UTC) like C's `ctime` without the newline:
+/// `Sat Apr 14 20:55:39 2012`.
+pub fn write_ctime(out: &mut impl fmt::Write, secs: u64) -> fmt::Result {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + (month <= 2) as i64;
+    write!(
+        out,
+        "{} {} {:2} {:02}:{:02}:{:02} {}",
+        DAYS[(days.rem_euclid(7)) as usize],
+        MONTHS[(month - 1) as usize],
+        day,
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        year
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ctime_matches_shrapnel_example() {
+        let mut s: heapless::String<64> = heapless::String::new();
+        write_ctime(&mut s, 1_334_436_939).unwrap();
+        assert_eq!(s, "Sat Apr 14 20:55:39 2012");
+        s.clear();
+        write_ctime(&mut s, 0).unwrap();
+        assert_eq!(s, "Thu Jan  1 00:00:00 1970");
+        s.clear();
+        write_ctime(&mut s, 951_782_400).unwrap(); // leap day
+        assert_eq!(s, "Tue Feb 29 00:00:00 2000");
+    }
+}
