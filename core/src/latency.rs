@@ -228,7 +228,7 @@ fn report(s: &SchedState, co: &CoroInner, dt: u64, seq: u64) {
                     let _ = write!(line, "+{}.{:03}s", up.as_secs(), up.subsec_millis());
                 }
             }
-            let _ = write!(line, " {}\n", r.body());
+            let _ = writeln!(line, " {}", r.body());
             s.sink.write(line.as_bytes());
         }
     }

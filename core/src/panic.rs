@@ -38,14 +38,17 @@ impl PanicReport {
     }
 }
 
+/// Hands over the compact traceback of the panic being reported, if one was captured.
+pub type TracebackSource = fn() -> Option<String>;
+
 std::thread_local! {
-    static TRACEBACK_SOURCE: core::cell::Cell<Option<fn() -> Option<String>>> =
+    static TRACEBACK_SOURCE: core::cell::Cell<Option<TracebackSource>> =
         const { core::cell::Cell::new(None) };
 }
 
 /// Install the function that hands over the compact traceback captured when the current
 /// coroutine panicked (the `shrapnel` runtime installs one backed by its panic hook).
-pub fn set_traceback_source(f: Option<fn() -> Option<String>>) {
+pub fn set_traceback_source(f: Option<TracebackSource>) {
     TRACEBACK_SOURCE.with(|c| c.set(f));
 }
 
