@@ -9,7 +9,7 @@
 set -euo pipefail
 
 # Packages checked for every target below; add crates here as they gain kqueue code.
-PACKAGES="-p shrapnel-kqueue"
+PACKAGES="-p shrapnel-kqueue -p shrapnel"
 TARGETS="x86_64-unknown-freebsd aarch64-apple-darwin"
 TIER3_TARGETS="x86_64-unknown-netbsd x86_64-unknown-openbsd x86_64-unknown-dragonfly"
 

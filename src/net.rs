@@ -92,7 +92,9 @@ pub fn live_sockets() -> Vec<SocketInfo> {
 }
 
 fn new_socket(domain: Domain) -> io::Result<Socket> {
-    let s = Socket::new(domain, Type::STREAM.nonblocking().cloexec(), None)?;
+    // socket2 sets close-on-exec on every socket it creates, on every Unix.
+    let s = Socket::new(domain, Type::STREAM, None)?;
+    s.set_nonblocking(true)?;
     Ok(s)
 }
 
@@ -410,7 +412,7 @@ impl UnixStream {
 
 /// A connected pair of Unix-domain streams.
 pub fn socketpair() -> io::Result<(UnixStream, UnixStream)> {
-    let (a, b) = Socket::pair(Domain::UNIX, Type::STREAM.cloexec(), None)?;
+    let (a, b) = Socket::pair(Domain::UNIX, Type::STREAM, None)?;
     a.set_nonblocking(true)?;
     b.set_nonblocking(true)?;
     Ok((
