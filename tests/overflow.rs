@@ -32,7 +32,12 @@ fn overflow_child() {
 #[test]
 fn stack_overflow_names_the_coroutine_and_aborts() {
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "overflow_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "overflow_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("SHRAPNEL_OVERFLOW_CHILD", "1")
         .output()
         .unwrap();
@@ -41,5 +46,10 @@ fn stack_overflow_names_the_coroutine_and_aborts() {
         stderr.contains("coroutine #1 'recursor' overflowed its stack (64 KiB)"),
         "stderr was: {stderr}"
     );
-    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "status {:?}, stderr {stderr}", out.status);
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "status {:?}, stderr {stderr}",
+        out.status
+    );
 }

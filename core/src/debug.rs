@@ -149,7 +149,11 @@ pub(crate) fn suspended_frames(co: &CoroInner) -> Vec<usize> {
     let root = Native::root_slot(hi as *mut u8) as usize;
     let word = core::mem::size_of::<usize>();
     let mut rec = co.sp.get();
-    while rec >= lo && rec + 2 * word <= hi && rec.is_multiple_of(word) && rec != root && frames.len() < 128
+    while rec >= lo
+        && rec + 2 * word <= hi
+        && rec.is_multiple_of(word)
+        && rec != root
+        && frames.len() < 128
     {
         // SAFETY: `rec` lies inside the suspended coroutine's own stack, which is mapped
         // and not running (this thread runs the scheduler or another coroutine), so the
