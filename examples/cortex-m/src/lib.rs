@@ -1,0 +1,168 @@
+//! What shrapnel-core needs from a Cortex-M board, for QEMU's lm3s6965evb (Cortex-M3,
+//! 64 KiB SRAM): a heap for coroutine stacks and scheduler state, a monotonic clock, a way to
+//! idle, and somewhere to write debug output. The binaries in this crate (`src/main.rs`, the
+//! demo; `src/bin/overflow.rs`, the canary test; `src/bin/switch.rs`, the context-switch test)
+//! call [`init`] first and then use the core's free functions as a POSIX program would.
+//!
+//! - Heap: [`linked_list_allocator`] over a static array ([`HEAP_SIZE`]). Each coroutine takes
+//!   a stack of `shrapnel_core::stack::MIN_STACK_SIZE` (16 KiB) from it, so three coroutines
+//!   can be alive at once here.
+//! - Clock: [`SysTickClock`], a 1 kHz SysTick interrupt counting milliseconds.
+//! - Idle: [`WfiIdle`], `wfi` until the next interrupt (at the latest the next tick).
+//! - Output: [`SemihostingSink`], the core's debug sink over semihosting, and [`say!`] for the
+//!   demo's own lines.
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+extern crate alloc;
+
+use alloc::boxed::Box;
+use core::cell::Cell;
+use core::mem::MaybeUninit;
+use core::time::Duration;
+
+use cortex_m::interrupt::Mutex;
+use cortex_m::peripheral::{syst::SystClkSource, SYST};
+use cortex_m_rt::exception;
+use linked_list_allocator::LockedHeap;
+use shrapnel_core::clock::Clock;
+use shrapnel_core::poller::{Idle, NullPoller};
+use shrapnel_core::sched::{self, Config};
+use shrapnel_core::sink::DebugSink;
+use shrapnel_core::stack::{HeapStackAllocator, MIN_STACK_SIZE};
+
+pub use cortex_m_semihosting::{debug, hprint, hprintln};
+
+/// Bytes of SRAM given to the heap; the rest (8 KiB) holds statics and the main stack, on
+/// which the scheduler itself runs.
+pub const HEAP_SIZE: usize = 56 * 1024;
+
+/// The lm3s6965's core clock in QEMU (the reset value of its clock configuration: 12 MHz).
+pub const CORE_HZ: u32 = 12_000_000;
+
+/// SysTick interrupts per second: the scheduler's tick.
+pub const TICK_HZ: u32 = 1_000;
+
+#[global_allocator]
+static HEAP: LockedHeap = LockedHeap::empty();
+
+/// Milliseconds since [`init`], advanced by the SysTick handler. A u64 needs two words on
+/// this 32-bit core, so readers take it inside a critical section.
+static TICKS: Mutex<Cell<u64>> = Mutex::new(Cell::new(0));
+
+#[exception]
+fn SysTick() {
+    cortex_m::interrupt::free(|cs| {
+        let t = TICKS.borrow(cs);
+        t.set(t.get() + 1);
+    });
+}
+
+/// The scheduler's clock: the SysTick millisecond count.
+pub struct SysTickClock;
+
+impl SysTickClock {
+    /// Start SysTick from the core clock, interrupting [`TICK_HZ`] times a second.
+    pub fn start(mut syst: SYST) {
+        syst.set_clock_source(SystClkSource::Core);
+        syst.set_reload(CORE_HZ / TICK_HZ - 1);
+        syst.clear_current();
+        syst.enable_interrupt();
+        syst.enable_counter();
+    }
+}
+
+impl Clock for SysTickClock {
+    fn now(&self) -> u64 {
+        cortex_m::interrupt::free(|cs| TICKS.borrow(cs).get())
+    }
+    fn ticks_per_second(&self) -> u64 {
+        TICK_HZ as u64
+    }
+}
+
+/// How the scheduler idles when nothing is ready: `wfi`. The SysTick interrupt ends it at
+/// least every millisecond, so a timer is at most a tick late; any other interrupt ends it
+/// sooner. (An interrupt that arrives between the NullPoller's check of its notify flag and
+/// this `wfi` is therefore noticed on the next tick, not lost.)
+pub struct WfiIdle;
+
+impl Idle for WfiIdle {
+    fn idle(&self, _timeout: Option<Duration>) {
+        cortex_m::asm::wfi();
+    }
+}
+
+/// The core's debug sink (stack-overflow reports, latency warnings): the host's stdout
+/// through semihosting. Errors are ignored, as the `DebugSink` contract asks.
+pub struct SemihostingSink;
+
+impl DebugSink for SemihostingSink {
+    fn write(&self, bytes: &[u8]) {
+        if let Ok(mut out) = cortex_m_semihosting::hio::hstdout() {
+            let _ = out.write_all(bytes);
+        }
+    }
+}
+
+/// Set up the heap and the SysTick clock and install a scheduler over them with the
+/// [`NullPoller`] (no I/O sources on this board). Call once, first thing in `main`.
+pub fn init() {
+    static mut HEAP_MEM: [MaybeUninit<u8>; HEAP_SIZE] = [MaybeUninit::uninit(); HEAP_SIZE];
+    // SAFETY: `init` runs once, before anything allocates, and nothing else names HEAP_MEM,
+    // so this is the only reference to it; the allocator owns it from here on.
+    unsafe { HEAP.lock().init_from_slice(&mut *core::ptr::addr_of_mut!(HEAP_MEM)) };
+    let Some(peripherals) = cortex_m::Peripherals::take() else {
+        panic!("shrapnel-cortex-m: init() called twice (the core peripherals are taken)");
+    };
+    SysTickClock::start(peripherals.SYST);
+    let installed = sched::install(Config {
+        poller: Box::new(NullPoller::new(WfiIdle)),
+        clock: Box::new(SysTickClock),
+        stacks: Box::new(HeapStackAllocator),
+        sink: Box::new(SemihostingSink),
+        default_stack_size: MIN_STACK_SIZE,
+    });
+    if let Err(e) = installed {
+        panic!("{e}");
+    }
+}
+
+/// Milliseconds on the scheduler's clock since [`init`].
+pub fn millis() -> u64 {
+    SysTickClock.now()
+}
+
+/// Heap bytes in use and free, for the demo's memory line.
+pub fn heap_usage() -> (usize, usize) {
+    let heap = HEAP.lock();
+    (heap.used(), heap.free())
+}
+
+/// Print a line to the host, prefixed with the milliseconds since start: `[  12 ms] ...`.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::hprintln!("[{:4} ms] {}", $crate::millis(), format_args!($($arg)*))
+    };
+}
+
+/// End the QEMU run with a status the host sees (semihosting `SYS_EXIT`).
+pub fn exit(success: bool) -> ! {
+    debug::exit(if success {
+        debug::EXIT_SUCCESS
+    } else {
+        debug::EXIT_FAILURE
+    });
+    // Not reached under QEMU; on a real board without a debugger, park.
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+/// The panic handler's body for the binaries: print the message (it names the coroutine
+/// for a stack overflow) and fail the run.
+pub fn report_panic(info: &core::panic::PanicInfo) -> ! {
+    hprintln!("panicked: {}", info);
+    exit(false)
+}
