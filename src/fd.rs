@@ -2,7 +2,7 @@
 //!
 //! [`wait_readable`] and [`wait_writable`] are the raw waits (Shrapnel's `wait_for_read` /
 //! `wait_for_write`); [`close`] deregisters an fd and wakes whoever waits on it with a
-//! "closed" error before closing it. [`OwnedFd`] is the socket types' shared core.
+//! "closed" error before closing it. `OwnedFd` is the socket types' shared core.
 
 use std::cell::Cell;
 use std::io;

@@ -1,7 +1,7 @@
 //! Waiting for file descriptors: the scheduler's table of registered sources.
 //!
 //! Every fd a coroutine waits on is registered once with the poller, edge-triggered for
-//! both directions, and stays registered until [`close`] (or [`forget`]) — so a steady
+//! both directions, and stays registered until [`close`] — so a steady
 //! stream of reads and writes costs no registration syscalls. The table keeps, per fd, a
 //! readiness bit per direction ("an event arrived that no wait has consumed yet") and at
 //! most one waiting coroutine per direction: a second one is a [`IoError::Simultaneous`]

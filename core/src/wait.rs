@@ -1,6 +1,6 @@
 //! What a blocked coroutine waits for, and the heap-allocated wait queues sync primitives use.
 //!
-//! A [`Waiter`] names a coroutine *and* the block it is in (its block sequence number), so
+//! A `Waiter` names a coroutine *and* the block it is in (its block sequence number), so
 //! a wake-up aimed at a wait that has since ended — the coroutine was interrupted, timed
 //! out, or moved on — is recognised and skipped instead of waking the wrong wait. That
 //! makes cancellation O(1) and lazy: an interrupted coroutine just leaves its queue entry
