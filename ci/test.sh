@@ -21,6 +21,9 @@ cargo clippy --workspace --all-targets --features latency,stacks -- -D warnings
 
 step "tests"
 cargo test --workspace
+step "tests with the debug features on"
+cargo test -p shrapnel-core --features std,latency,stacks
+cargo test -p shrapnel --features latency,stacks
 
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
