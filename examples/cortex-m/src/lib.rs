@@ -19,6 +19,7 @@ extern crate alloc;
 use alloc::boxed::Box;
 use core::cell::Cell;
 use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
 
 use cortex_m::interrupt::Mutex;
@@ -105,13 +106,27 @@ impl DebugSink for SemihostingSink {
     }
 }
 
+/// Give the allocator its memory. Called by [`init`]; alone, by programs that need no
+/// scheduler. Panics if called twice.
+pub fn init_heap() {
+    static mut HEAP_MEM: [MaybeUninit<u8>; HEAP_SIZE] = [MaybeUninit::uninit(); HEAP_SIZE];
+    static TAKEN: AtomicBool = AtomicBool::new(false);
+    assert!(
+        !TAKEN.swap(true, Ordering::Relaxed),
+        "shrapnel-cortex-m: the heap was already initialised"
+    );
+    // SAFETY: the flag above lets this line run once, and nothing else names HEAP_MEM, so
+    // this is the only reference to it; the allocator owns it from here on.
+    unsafe {
+        HEAP.lock()
+            .init_from_slice(&mut *core::ptr::addr_of_mut!(HEAP_MEM))
+    };
+}
+
 /// Set up the heap and the SysTick clock and install a scheduler over them with the
 /// [`NullPoller`] (no I/O sources on this board). Call once, first thing in `main`.
 pub fn init() {
-    static mut HEAP_MEM: [MaybeUninit<u8>; HEAP_SIZE] = [MaybeUninit::uninit(); HEAP_SIZE];
-    // SAFETY: `init` runs once, before anything allocates, and nothing else names HEAP_MEM,
-    // so this is the only reference to it; the allocator owns it from here on.
-    unsafe { HEAP.lock().init_from_slice(&mut *core::ptr::addr_of_mut!(HEAP_MEM)) };
+    init_heap();
     let Some(peripherals) = cortex_m::Peripherals::take() else {
         panic!("shrapnel-cortex-m: init() called twice (the core peripherals are taken)");
     };
