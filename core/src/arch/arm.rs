@@ -47,8 +47,14 @@
 //! `sp + K` (the record's address) in `*save`, sets `sp = to - K`, pops the other side's
 //! registers and record and returns to its `lr` with `bx lr`, `arg` in r0, so the `switch`
 //! call that suspended `to` returns `arg`. 10 instructions (12 with the FPU). Cortex-M3/M4
-//! have no return-stack predictor, so the `bx` is for symmetry with the other ISAs, and it
-//! keeps the reloaded `lr` in a register for the CFI below; `pop {r7, pc}` would be equal.
+//! have no return-stack predictor, so `pop {r7, pc}` would cost the same; `bx lr` keeps the
+//! shape of the other ISAs' switch (reload, then an indirect branch), which matters on
+//! cores that predict returns (Cortex-M7).
+//!
+//! `switch` runs in Thread mode only (the scheduler never switches inside an exception
+//! handler). Exceptions taken while a coroutine runs stack their frame, and with the FPU
+//! their lazily-saved FP area, on the coroutine's stack, below its sp, and unstack it before
+//! the coroutine runs again, so nothing here has to know about them.
 //!
 //! # A fresh stack
 //!
@@ -91,9 +97,9 @@
 use super::{ContextSwitch, EntryFn};
 use core::arch::naked_asm;
 
-// ARMv6-M (thumbv6m, Cortex-M0) has only Thumb-1: no `push` of r8-r11, no `udf.w`. It is
-// also the only M profile without compare-and-swap, which is the one difference visible to
-// a stable `cfg`.
+// ARMv6-M (thumbv6m, Cortex-M0) has only Thumb-1: no `push`/`pop` of r8-r11 and no 32-bit
+// `sub` or `orr` with an immediate. It is also the only M profile without compare-and-swap,
+// which is the one difference visible to a stable `cfg`.
 #[cfg(not(target_has_atomic = "ptr"))]
 compile_error!(
     "the ARM context switch needs Thumb-2 (ARMv7-M or later); ARMv6-M (thumbv6m, \
