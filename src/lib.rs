@@ -26,14 +26,18 @@
 #![warn(missing_docs)]
 
 mod backend;
+pub mod debug;
+pub mod debug_signal;
 pub mod fd;
 pub mod net;
 mod runtime;
 pub mod stack;
 pub mod stderr;
 mod sys;
+pub mod tb;
 
 pub use backend::OsPoller;
+pub use debug::{set_exception_notifier, where_all, where_is, Where, WhereAll};
 pub use fd::{wait_readable, wait_writable};
 pub use runtime::{
     configure, ensure, event_loop, reset, sleep_relative, MonotonicClock, RuntimeConfig,
@@ -41,7 +45,7 @@ pub use runtime::{
 };
 pub use shrapnel_core as core_api;
 pub use shrapnel_core::coro::SelfishnessError;
-pub use shrapnel_core::panic::{set_exception_notifier, PanicReport};
+pub use shrapnel_core::panic::PanicReport;
 pub use shrapnel_core::sched::{set_exit, sleep, sleep_until, with_timeout, yield_slice};
 pub use shrapnel_core::sync;
 pub use shrapnel_core::{

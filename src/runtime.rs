@@ -80,6 +80,7 @@ pub fn configure(config: RuntimeConfig) -> Result<(), RuntimeError> {
         default_stack_size: config.default_stack_size,
     })
     .map_err(|e| RuntimeError(e.to_string()))?;
+    crate::debug::on_scheduler_start();
     crate::stack::ensure_altstack().ok();
     Ok(())
 }

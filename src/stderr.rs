@@ -1,7 +1,21 @@
 //! The saved stderr: a dup of fd 2 taken when the runtime starts, written with write(2)
 //! and no allocation, so debug output reaches the real stderr even after fd 1/2 have been
 //! redirected (a backdoor session, a test harness). Errors are swallowed, as Shrapnel does.
+//!
+//! [`print_stderr`] (and the [`print_stderr!`](crate::print_stderr!) macro) prefix each
+//! message Shrapnel's way, `"{id}:\t{ctime} {msg}\n"`: the running coroutine's id (0 outside
+//! coroutines, as Shrapnel's main coroutine is numbered), the local time like C's `ctime`
+//! (`Sat Apr 14 20:55:39 2012`), and a newline if the message has none. They format into a
+//! buffer on the stack and do not allocate; a message longer than the buffer goes out in
+//! several write(2)s. [`write_stderr`] writes verbatim.
+//!
+//! ```
+//! shrapnel::print_stderr!("listening on {}", 7000);
+//! shrapnel::stderr::print_stderr("ready");
+//! shrapnel::stderr::write_stderr("verbatim, no newline added");
+//! ```
 
+use std::fmt;
 use std::os::fd::RawFd;
 use std::sync::OnceLock;
 
@@ -52,4 +66,143 @@ impl DebugSink for SavedStderr {
 /// Write `s` verbatim to the saved stderr (Shrapnel's `write_stderr`).
 pub fn write_stderr(s: &str) {
     SavedStderr::get().write(s.as_bytes());
+}
+
+/// Format Shrapnel's debug line `"{id}:\t{ctime} {msg}\n"` to the saved stderr.
+pub fn print_stderr(msg: &str) {
+    print_stderr_fmt(format_args!("{msg}"));
+}
+
+/// [`print_stderr`] for formatted messages; what the [`print_stderr!`](crate::print_stderr!)
+/// macro calls.
+pub fn print_stderr_fmt(args: fmt::Arguments<'_>) {
+    let id = shrapnel_core::running_for_signal().map_or(0, |r| r.id);
+    let mut out = ChunkWriter::new(SavedStderr::get());
+    let _ = fmt::Write::write_fmt(&mut out, format_args!("{id}:\t"));
+    let _ = write_local_ctime(&mut out, unix_now());
+    let _ = fmt::Write::write_str(&mut out, " ");
+    let _ = fmt::Write::write_fmt(&mut out, args);
+    if out.last != b'\n' {
+        let _ = fmt::Write::write_str(&mut out, "\n");
+    }
+    out.flush();
+}
+
+/// Print to the saved stderr Shrapnel's way: `"{id}:\t{ctime} {msg}\n"` (see
+/// [`stderr`](crate::stderr)). Takes `format!` arguments; does not allocate.
+#[macro_export]
+macro_rules! print_stderr {
+    ($($arg:tt)*) => {
+        $crate::stderr::print_stderr_fmt(::core::format_args!($($arg)*))
+    };
+}
+
+/// Collects formatted text in a stack buffer and writes it out in full buffers.
+struct ChunkWriter {
+    sink: SavedStderr,
+    buf: [u8; 512],
+    len: usize,
+    /// The last byte written, to know whether a newline must be added.
+    last: u8,
+}
+
+impl ChunkWriter {
+    fn new(sink: SavedStderr) -> Self {
+        ChunkWriter {
+            sink,
+            buf: [0; 512],
+            len: 0,
+            last: 0,
+        }
+    }
+
+    fn flush(&mut self) {
+        self.sink.write(&self.buf[..self.len]);
+        self.len = 0;
+    }
+}
+
+impl fmt::Write for ChunkWriter {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut bytes = s.as_bytes();
+        if let Some(&b) = bytes.last() {
+            self.last = b;
+        }
+        while !bytes.is_empty() {
+            if self.len == self.buf.len() {
+                self.flush();
+            }
+            let n = bytes.len().min(self.buf.len() - self.len);
+            self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+            self.len += n;
+            bytes = &bytes[n..];
+        }
+        Ok(())
+    }
+}
+
+/// Seconds since the Unix epoch by the wall clock (0 if it is before 1970).
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Write Unix time `secs` in local time like C's `ctime`, without its newline:
+/// `Sat Apr 14 20:55:39 2012`. Uses `localtime_r`, which may read the time-zone files the
+/// first time: not for signal handlers.
+pub fn write_local_ctime(out: &mut impl fmt::Write, secs: i64) -> fmt::Result {
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let t = secs as libc::time_t;
+    // SAFETY: an all-zero `tm` is a valid value of this plain C struct (its only pointer,
+    // where there is one, may be null); localtime_r fills it from a valid time_t pointer.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call; localtime_r is the thread-safe variant.
+    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+        return write!(out, "@{secs}");
+    }
+    write!(
+        out,
+        "{} {} {:2} {:02}:{:02}:{:02} {}",
+        DAYS[tm.tm_wday.rem_euclid(7) as usize],
+        MONTHS[tm.tm_mon.rem_euclid(12) as usize],
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        tm.tm_year as i64 + 1900
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ctime_format() {
+        // Under TZ=UTC (set for this process before any localtime call in this test binary
+        // would not be reliable), so check the shape: "Www Mmm dd hh:mm:ss yyyy".
+        let mut s: heapless::String<64> = heapless::String::new();
+        write_local_ctime(&mut s, 1_334_436_939).unwrap();
+        let parts: Vec<&str> = s.split_whitespace().collect();
+        assert_eq!(parts.len(), 5, "{s}");
+        assert!(["Fri", "Sat", "Sun"].contains(&parts[0]), "{s}");
+        assert_eq!(parts[1], "Apr", "{s}");
+        assert_eq!(parts[4], "2012", "{s}");
+        assert_eq!(s.len(), 24, "{s}");
+    }
+
+    #[test]
+    fn chunk_writer_splits_long_text_and_tracks_the_last_byte() {
+        let mut w = ChunkWriter::new(SavedStderr(-1));
+        let long = "x".repeat(1300);
+        fmt::Write::write_str(&mut w, &long).unwrap();
+        assert_eq!(w.len, 1300 - 1024);
+        assert_eq!(w.last, b'x');
+        fmt::Write::write_str(&mut w, "\n").unwrap();
+        assert_eq!(w.last, b'\n');
+    }
 }

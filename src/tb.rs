@@ -1,0 +1,553 @@
+//! Compact tracebacks, Shrapnel's `coro.tb`: `[file fn|line] [file fn|line] …`, innermost
+//! first, for the current stack ([`stack_string`]), a panic ([`traceback_string`]), and the
+//! suspended stacks that `where_all` shows with the `stacks` feature ([`compact`]).
+//!
+//! Return addresses come from the core (a frame-pointer walk of a suspended coroutine) or
+//! from the `backtrace` crate (the current stack); they are symbolized here with the
+//! `backtrace` crate's DWARF reader, which also expands inlined calls, so one address can
+//! give several frames.
+//!
+//! # How a frame is written
+//!
+//! `[file fn|line]`:
+//! - `file` is the base name of the source file (`main.rs`), `?` when there is no debug info;
+//! - `fn` is the demangled function name without its hash, cut to its last two path
+//!   segments (`worker::handle`, `Mutex::lock`); generic arguments are dropped
+//!   (`Vec<T>::push` → `Vec::push`), a trait method is named by its type
+//!   (`<net::TcpStream as std::io::Read>::read` → `TcpStream::read`), and closures keep the
+//!   function they are written in (`main::{closure}`). Without a symbol, the address;
+//! - `line` is the line of the call (the address is looked up one byte before the return
+//!   address), `?` when unknown.
+//!
+//! # What is left out
+//!
+//! Frames of the runtime's own plumbing: the context switch and scheduler internals, the
+//! coroutine's entry (`coro_main`, `run_body`), `catch_unwind`/`FnOnce::call_once` shims,
+//! the panic machinery, the program's start-up (`std::rt`, libc), and this module. So a
+//! suspended coroutine's stack starts at the blocking call the program made (for a sleep:
+//! `[sched.rs sched::sleep|…]`, the public function of the runtime, then the caller that
+//! called it) and ends at the coroutine's closure; a panic's starts at the function that
+//! panicked.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt::{self, Write as _};
+use std::rc::Rc;
+use std::sync::Once;
+
+use crate::PanicReport;
+
+/// One symbolized frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// Base name of the source file, if debug info says.
+    pub file: Option<String>,
+    /// The function, shortened as the module documentation describes.
+    pub function: String,
+    /// The line of the call, if debug info says.
+    pub line: Option<u32>,
+    /// The full demangled name (without hash), for filtering and for readers who want it.
+    pub full_name: String,
+}
+
+impl fmt::Display for Frame {
+    /// `[file fn|line]`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        f.write_str(self.file.as_deref().unwrap_or("?"))?;
+        write!(f, " {}|", self.function)?;
+        match self.line {
+            Some(l) => write!(f, "{l}]"),
+            None => f.write_str("?]"),
+        }
+    }
+}
+
+/// Write frames in the compact form, separated by spaces.
+pub fn format_frames(frames: &[Frame]) -> String {
+    let mut out = String::new();
+    for (i, fr) in frames.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let _ = write!(out, "{fr}");
+    }
+    out
+}
+
+/// Entries kept by the per-thread symbol cache before it is cleared.
+const CACHE_CAP: usize = 1 << 16;
+
+thread_local! {
+    /// Return address → its frames. `where_all` over many coroutines blocked in the same
+    /// places resolves each address once.
+    static CACHE: RefCell<HashMap<usize, Rc<[Frame]>>> = RefCell::new(HashMap::new());
+}
+
+/// The frames of one return address, innermost (inlined) first.
+fn resolve_one(addr: usize) -> Rc<[Frame]> {
+    if let Some(hit) = CACHE.with(|c| c.borrow().get(&addr).cloned()) {
+        return hit;
+    }
+    let mut out = Vec::new();
+    // One byte back is inside the call instruction: its line is the call's line, and
+    // the lookup cannot fall into the next function when the call was the last instruction.
+    let pc = addr.saturating_sub(1);
+    backtrace::resolve(pc as *mut std::ffi::c_void, |sym| {
+        let full_name = match sym.name() {
+            Some(n) => format!("{n:#}"),
+            None => String::new(),
+        };
+        let function = if full_name.is_empty() {
+            format!("{addr:#x}")
+        } else {
+            short_name(&full_name)
+        };
+        let file = sym
+            .filename()
+            .and_then(|p| p.file_name())
+            .map(|f| f.to_string_lossy().into_owned());
+        out.push(Frame {
+            file,
+            function,
+            line: sym.lineno(),
+            full_name,
+        });
+    });
+    if out.is_empty() {
+        out.push(Frame {
+            file: None,
+            function: format!("{addr:#x}"),
+            line: None,
+            full_name: String::new(),
+        });
+    }
+    let rc: Rc<[Frame]> = out.into();
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= CACHE_CAP {
+            c.clear();
+        }
+        c.insert(addr, rc.clone());
+    });
+    rc
+}
+
+/// Symbolize return addresses (innermost first): each gives one frame, or several when
+/// calls were inlined into it (innermost first). Nothing is filtered.
+pub fn symbolize(frames: &[usize]) -> Vec<Frame> {
+    let mut out = Vec::with_capacity(frames.len());
+    for &addr in frames {
+        out.extend(resolve_one(addr).iter().cloned());
+    }
+    out
+}
+
+/// The compact form of a suspended coroutine's return addresses, runtime plumbing left out
+/// (see the module documentation).
+pub fn compact(frames: &[usize]) -> String {
+    format_frames(&suspended_frames(frames))
+}
+
+/// The symbolized, filtered frames of a suspended coroutine's return addresses.
+pub fn suspended_frames(frames: &[usize]) -> Vec<Frame> {
+    let mut v = symbolize(frames);
+    // The first frames are the switch into the scheduler and its bookkeeping.
+    cut_at_coroutine_root(&mut v);
+    let lead = v
+        .iter()
+        .take_while(|f| is_switch_internal(&f.full_name))
+        .count();
+    v.drain(..lead);
+    v.retain(|f| !is_plumbing(&f.full_name));
+    v
+}
+
+/// The current stack in the compact form, innermost first, starting at the caller of this
+/// function (Shrapnel's `tb.stack_string()`). Inside a coroutine it ends at the coroutine's
+/// closure.
+#[inline(never)]
+pub fn stack_string() -> String {
+    format_frames(&current_frames())
+}
+
+/// The current stack, symbolized and filtered, starting at the caller of `tb`.
+#[inline(never)]
+pub fn current_frames() -> Vec<Frame> {
+    let addrs = capture();
+    let mut v = symbolize(&addrs);
+    cut_at_coroutine_root(&mut v);
+    let lead = v
+        .iter()
+        .take_while(|f| is_tb_internal(&f.full_name))
+        .count();
+    v.drain(..lead);
+    v.retain(|f| !is_plumbing(&f.full_name));
+    v
+}
+
+/// Return addresses of the current stack, innermost first (this function's own frame is
+/// the first). At most 128.
+#[inline(never)]
+pub(crate) fn capture() -> Vec<usize> {
+    let mut addrs = Vec::with_capacity(32);
+    backtrace::trace(|f| {
+        let ip = f.ip() as usize;
+        if ip != 0 {
+            addrs.push(ip);
+        }
+        addrs.len() < 128
+    });
+    addrs
+}
+
+/// Shrapnel's `tb.traceback_string()` for a coroutine panic: the message, then the compact
+/// stack where it panicked (the report's `traceback`).
+pub fn traceback_string(report: &PanicReport) -> String {
+    report.traceback_string()
+}
+
+/// A coroutine panic as the panic hook saw it, waiting for the core to ask for it.
+struct CapturedPanic {
+    /// The coroutine that panicked.
+    coro: u64,
+    /// Return addresses at the hook, innermost first (symbolized only when asked for).
+    addrs: Vec<usize>,
+    /// Base name of the file and the line `panic!` (or `unwrap`, …) was called at.
+    file: String,
+    line: u32,
+}
+
+thread_local! {
+    /// The last panic of a coroutine on this thread.
+    static LAST_PANIC: RefCell<Option<CapturedPanic>> = const { RefCell::new(None) };
+}
+
+/// Install, once per process, the panic hook that captures a coroutine's stack where it
+/// panicked for the exception notifier, instead of printing std's `thread '…' panicked at`
+/// message (the notifier reports it: `thread {id} ({name}): error {message} [file fn|line] …`).
+/// Panics outside coroutines go to the hook that was installed before, unchanged. The
+/// runtime calls this when it starts a scheduler.
+pub fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            // Read without borrowing the scheduler's tables: the panic may come from inside
+            // the scheduler while they are borrowed.
+            match shrapnel_core::running_for_signal() {
+                Some(running) => {
+                    let addrs = capture();
+                    let (file, line) = match info.location() {
+                        Some(l) => (basename(l.file()).to_string(), l.line()),
+                        None => (String::from("?"), 0),
+                    };
+                    LAST_PANIC.with(|p| {
+                        if let Ok(mut p) = p.try_borrow_mut() {
+                            *p = Some(CapturedPanic {
+                                coro: running.id,
+                                addrs,
+                                file,
+                                line,
+                            });
+                        }
+                    });
+                }
+                None => previous(info),
+            }
+        }));
+    });
+}
+
+/// Hand over the compact traceback of the running coroutine's panic, captured by the hook
+/// of [`install_panic_hook`]; the runtime registers this with
+/// `shrapnel_core::panic::set_traceback_source` on every scheduler thread.
+pub fn take_panic_traceback() -> Option<String> {
+    let captured = LAST_PANIC.with(|p| p.borrow_mut().take())?;
+    let running = shrapnel_core::running_for_signal()?;
+    if captured.coro != running.id {
+        return None; // a stale capture (that panic was caught inside its coroutine)
+    }
+    let mut v = symbolize(&captured.addrs);
+    cut_at_coroutine_root(&mut v);
+    // The hook, std's panic machinery, then the library function that panicked on the
+    // caller's behalf (`unwrap`, `expect`, indexing): the traceback starts at the caller.
+    let lead = v
+        .iter()
+        .take_while(|f| {
+            let plain = f.full_name.trim_start_matches(['<', '&']);
+            f.full_name.is_empty()
+                || f.full_name.starts_with("shrapnel::tb::")
+                || is_tb_internal(&f.full_name)
+                || is_plumbing(&f.full_name)
+                || ["core::", "std::", "alloc::"]
+                    .iter()
+                    .any(|p| plain.starts_with(p))
+        })
+        .count();
+    v.drain(..lead);
+    v.retain(|f| !is_plumbing(&f.full_name));
+    if v.is_empty() {
+        v.push(Frame {
+            file: Some(captured.file),
+            function: String::from("?"),
+            line: Some(captured.line),
+            full_name: String::new(),
+        });
+    }
+    Some(format_frames(&v))
+}
+
+/// The last component of a path.
+fn basename(path: &str) -> &str {
+    path.rsplit(['/', '\\']).next().unwrap_or(path)
+}
+
+/// Drop the coroutine's entry and everything outward of it (the scheduler that resumed
+/// it): the body's closure is the last frame kept.
+fn cut_at_coroutine_root(v: &mut Vec<Frame>) {
+    let root = v.iter().position(|f| {
+        let plain = f.full_name.trim_start_matches(['<', '&']);
+        plain.starts_with("shrapnel_core::coro::run_body")
+            || plain.starts_with("shrapnel_core::coro::coro_main")
+    });
+    if let Some(i) = root {
+        v.truncate(i);
+    }
+}
+
+/// Frames between a blocking call and the context switch.
+fn is_switch_internal(name: &str) -> bool {
+    let plain = name.trim_start_matches(['<', '&']);
+    plain.starts_with("shrapnel_core::sched::SchedState")
+        || plain.starts_with("shrapnel_core::arch::")
+}
+
+/// This module and the crate that walks the stack for it.
+fn is_tb_internal(name: &str) -> bool {
+    matches!(
+        name,
+        "shrapnel::tb::capture" | "shrapnel::tb::current_frames" | "shrapnel::tb::stack_string"
+    ) || name.starts_with("backtrace::")
+        || name.starts_with("<backtrace::")
+}
+
+/// Frames nobody wants in a traceback, wherever they are. `name` is the full demangled
+/// name; a qualified `<T as Trait>::f` or `<T>::f` is matched by its `T`.
+pub(crate) fn is_plumbing(name: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "shrapnel_core::coro::coro_main",
+        "shrapnel_core::coro::run_body",
+        "shrapnel_core::arch::",
+        "std::panicking::",
+        "std::panic::",
+        "core::panicking::",
+        "core::ops::function::",
+        "core::panic::unwind_safe::AssertUnwindSafe<",
+        "alloc::boxed::Box<F,A> as core::ops::function::",
+        "std::rt::",
+        "std::sys::",
+        "std::thread::",
+        "__rust_",
+        "__rustc::",
+        "rust_begin_unwind",
+        "__libc_start",
+        "_start",
+        "start_thread",
+        "clone",
+    ];
+    /// Closure-call shims (`<F as FnOnce<A>>::call_once`) and the test harness's marker.
+    const INFIXES: &[&str] = &[
+        " as core::ops::function::FnOnce<",
+        " as core::ops::function::FnMut<",
+        " as core::ops::function::Fn<",
+        "__rust_begin_short_backtrace",
+    ];
+    let plain = name.trim_start_matches(['<', '&']);
+    name == "main"
+        || PREFIXES.iter().any(|p| plain.starts_with(p))
+        || INFIXES.iter().any(|p| name.contains(p))
+}
+
+/// `full` (demangled, no hash) shortened: the last two path segments, generic arguments
+/// dropped, `<T as Trait>::f` named by `T`, trailing closures kept as one `{closure}`.
+pub fn short_name(full: &str) -> String {
+    let (self_ty, rest) = split_qualified(full);
+    let mut segs: Vec<String> = Vec::new();
+    if let Some(ty) = self_ty {
+        if let Some(last) = path_segments(ty).pop() {
+            segs.push(last);
+        }
+    }
+    segs.extend(path_segments(rest));
+    let mut closure = false;
+    while segs.last().is_some_and(|s| s.starts_with('{')) {
+        closure |= segs.pop().is_some_and(|s| s.contains("closure"));
+    }
+    let start = segs.len().saturating_sub(2);
+    let mut out = segs[start..].join("::");
+    if closure {
+        if !out.is_empty() {
+            out.push_str("::");
+        }
+        out.push_str("{closure}");
+    }
+    if out.is_empty() {
+        out = full.to_string();
+    }
+    out
+}
+
+/// `<T as Trait>::rest` → (Some(T), rest); `<T>::rest` → (Some(T), rest); else (None, full).
+fn split_qualified(full: &str) -> (Option<&str>, &str) {
+    if !full.starts_with('<') {
+        return (None, full);
+    }
+    let mut depth = 0usize;
+    let mut prev = ' ';
+    for (i, ch) in full.char_indices() {
+        let arrow = prev == '-';
+        prev = ch;
+        match ch {
+            '<' => depth += 1,
+            '>' if arrow => {}
+            '>' => {
+                depth -= 1;
+                if depth == 0 {
+                    let inner = &full[1..i];
+                    let ty = match find_top_level(inner, " as ") {
+                        Some(j) => &inner[..j],
+                        None => inner,
+                    };
+                    let rest = full[i + 1..].trim_start_matches("::");
+                    return (Some(ty), rest);
+                }
+            }
+            _ => {}
+        }
+    }
+    (None, full)
+}
+
+/// Position of `pat` in `s` outside any `<…>`.
+fn find_top_level(s: &str, pat: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut prev = ' ';
+    for (i, ch) in s.char_indices() {
+        let arrow = prev == '-';
+        prev = ch;
+        match ch {
+            '<' => depth += 1,
+            '>' if arrow => {}
+            '>' => depth = depth.saturating_sub(1),
+            _ if depth == 0 && s[i..].starts_with(pat) => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `a::b<T>::c` → `["a", "b", "c"]`; references and `dyn`/`mut` markers are dropped.
+fn path_segments(path: &str) -> Vec<String> {
+    let path = path
+        .trim_start_matches('&')
+        .trim_start_matches("mut ")
+        .trim_start_matches("dyn ");
+    let mut segs = Vec::new();
+    let mut cur = String::new();
+    let mut depth = 0usize;
+    let mut prev = ' ';
+    let mut chars = path.chars().peekable();
+    while let Some(ch) = chars.next() {
+        let arrow = prev == '-';
+        prev = ch;
+        match ch {
+            '<' => depth += 1,
+            '>' if arrow => {}
+            '>' => depth = depth.saturating_sub(1),
+            ':' if depth == 0 && chars.peek() == Some(&':') => {
+                chars.next();
+                if !cur.is_empty() {
+                    segs.push(std::mem::take(&mut cur));
+                }
+            }
+            _ if depth == 0 => cur.push(ch),
+            _ => {}
+        }
+    }
+    if !cur.is_empty() {
+        segs.push(cur);
+    }
+    segs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_names() {
+        assert_eq!(short_name("worker::handle"), "worker::handle");
+        assert_eq!(short_name("app::net::worker::handle"), "worker::handle");
+        assert_eq!(short_name("shrapnel_core::sched::sleep"), "sched::sleep");
+        assert_eq!(short_name("alloc::vec::Vec<T,A>::push"), "Vec::push");
+        assert_eq!(
+            short_name("<shrapnel::net::TcpStream as std::io::Read>::read"),
+            "TcpStream::read"
+        );
+        assert_eq!(
+            short_name("<&shrapnel::net::TcpStream as std::io::Read>::read"),
+            "TcpStream::read"
+        );
+        assert_eq!(
+            short_name("where::main::{{closure}}"),
+            "where::main::{closure}"
+        );
+        assert_eq!(
+            short_name("debug::spawns::{{closure}}::{{closure}}"),
+            "debug::spawns::{closure}"
+        );
+        assert_eq!(short_name("main"), "main");
+        assert_eq!(
+            short_name("test::run<fn() -> core::result::Result<(),E>>::go"),
+            "run::go"
+        );
+    }
+
+    #[test]
+    fn frame_display() {
+        let f = Frame {
+            file: Some("main.rs".into()),
+            function: "worker::handle".into(),
+            line: Some(40),
+            full_name: "app::worker::handle".into(),
+        };
+        assert_eq!(f.to_string(), "[main.rs worker::handle|40]");
+        let g = Frame {
+            file: None,
+            function: "0x1234".into(),
+            line: None,
+            full_name: String::new(),
+        };
+        assert_eq!(
+            format_frames(&[f, g]),
+            "[main.rs worker::handle|40] [? 0x1234|?]"
+        );
+    }
+
+    #[inline(never)]
+    fn current_stack_names_its_caller_xyz() -> String {
+        stack_string()
+    }
+
+    #[test]
+    fn stack_string_starts_at_the_caller() {
+        let s = current_stack_names_its_caller_xyz();
+        assert!(
+            s.starts_with("[tb.rs tests::current_stack_names_its_caller_xyz|"),
+            "{s}"
+        );
+        assert!(!s.contains("capture"), "{s}");
+        assert!(!s.contains("thread_start"), "{s}");
+    }
+}
