@@ -25,6 +25,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "backdoor")]
+pub mod backdoor;
 mod backend;
 pub mod debug;
 pub mod debug_signal;

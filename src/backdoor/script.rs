@@ -1,0 +1,227 @@
+//! `eval` (feature `backdoor-script`): a [rhai] prompt over what the application exposes,
+//! the Rust answer to Shrapnel's Python prompt. Each session gets its own engine and scope
+//! (so `let x = …;` persists across that session's lines), built with:
+//!
+//! - limits: [`Options::max_operations`](super::Options::max_operations) per `eval`
+//!   (a loop that never ends is stopped there), strings of at most 64 KiB, arrays and maps
+//!   of at most 10 000 entries, 32 nested calls, 64 nested expressions, and at most 1 MiB
+//!   of `print` output per `eval`;
+//! - the built-ins as functions returning data (ids are integers, durations seconds):
+//!   `ps()` and `top(n)` (arrays of maps with `id name state reason waited slices
+//!   max_slice`), `live()` (ids), `where_is(id)` and `where_all()` (text), `stats()` (a
+//!   map), `sockets()`, `interrupt(id)`, `interrupt(id, code)`, `shutdown(id)`,
+//!   `wake_up(id)` (true if it was alive), `selfishness(n)` (the old value), and with
+//!   feature `latency` `latency()` and `set_latency(factor)` (the old factor);
+//! - then the application's [`Options::script_engine`](super::Options::script_engine)
+//!   hooks.
+//!
+//! `print` and `debug` write to the session. A panic in a registered function is caught:
+//! the session reports it and starts the next `eval` with a fresh engine.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, Scope, FLOAT, INT};
+use shrapnel_core::CoroInfo;
+
+use super::commands::state_name;
+use super::Shared;
+
+/// Longest string a script may build.
+const MAX_STRING: usize = 64 << 10;
+/// Most entries of an array or a map.
+const MAX_ENTRIES: usize = 10_000;
+/// Most `print`/`debug` output kept per `eval`.
+const MAX_PRINTED: usize = 1 << 20;
+
+/// A session's script engine and variables.
+pub(crate) struct ScriptState {
+    engine: Engine,
+    scope: Scope<'static>,
+    printed: Rc<RefCell<Vec<u8>>>,
+    max_operations: u64,
+}
+
+fn append_bounded(buf: &RefCell<Vec<u8>>, text: &str) {
+    let mut b = buf.borrow_mut();
+    if b.len() >= MAX_PRINTED {
+        return;
+    }
+    let room = MAX_PRINTED - b.len();
+    if text.len() < room {
+        b.extend_from_slice(text.as_bytes());
+        b.push(b'\n');
+    } else {
+        b.extend_from_slice(&text.as_bytes()[..room]);
+        b.extend_from_slice(b"\n[print output cut at 1 MiB]\n");
+    }
+}
+
+impl ScriptState {
+    pub(crate) fn new(shared: &Shared) -> Self {
+        let mut engine = Engine::new();
+        engine
+            .set_max_operations(shared.max_operations)
+            .set_max_string_size(MAX_STRING)
+            .set_max_array_size(MAX_ENTRIES)
+            .set_max_map_size(MAX_ENTRIES)
+            .set_max_call_levels(32)
+            .set_max_expr_depths(64, 32);
+        let printed = Rc::new(RefCell::new(Vec::new()));
+        let p = printed.clone();
+        engine.on_print(move |s| append_bounded(&p, s));
+        let p = printed.clone();
+        engine.on_debug(move |s, _source, pos| append_bounded(&p, &format!("[{pos}] {s}")));
+        register_builtins(&mut engine);
+        for setup in &shared.script_setup {
+            setup(&mut engine);
+        }
+        ScriptState {
+            engine,
+            scope: Scope::new(),
+            printed,
+            max_operations: shared.max_operations,
+        }
+    }
+
+    /// Run `script`, writing what it printed and its value (or its error) to `out`. A panic
+    /// in a registered function comes back as `Err`; the state should then be dropped.
+    pub(crate) fn eval(
+        &mut self,
+        script: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Box<dyn Any + Send>> {
+        self.printed.borrow_mut().clear();
+        let (engine, scope) = (&self.engine, &mut self.scope);
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            engine.eval_with_scope::<Dynamic>(scope, script)
+        }));
+        out.append(&mut self.printed.borrow_mut());
+        let value = result?;
+        let _ = match value {
+            Ok(v) if v.is_unit() => Ok(()),
+            Ok(v) => writeln!(out, "{v}"),
+            Err(e) => match *e {
+                EvalAltResult::ErrorTooManyOperations(pos) => writeln!(
+                    out,
+                    "eval: stopped at {pos} after {} operations, the limit (a loop that does \
+                     not end?)",
+                    self.max_operations
+                ),
+                e => writeln!(out, "eval: {e}"),
+            },
+        };
+        Ok(())
+    }
+}
+
+fn seconds(d: std::time::Duration) -> FLOAT {
+    d.as_secs_f64()
+}
+
+fn coro_map(info: &CoroInfo) -> Dynamic {
+    let mut m = Map::new();
+    m.insert("id".into(), (info.id as INT).into());
+    m.insert("name".into(), info.name.clone().into());
+    m.insert("state".into(), state_name(info.state).into());
+    m.insert("reason".into(), info.reason.to_string().into());
+    m.insert("waited".into(), seconds(info.waited).into());
+    m.insert("slices".into(), (info.slices.count as INT).into());
+    m.insert("max_slice".into(), seconds(info.slices.max).into());
+    m.into()
+}
+
+fn coro(id: INT) -> Option<shrapnel_core::CoroRef> {
+    u64::try_from(id).ok().and_then(crate::coro_by_id)
+}
+
+fn script_error(msg: String) -> Box<EvalAltResult> {
+    msg.into()
+}
+
+fn register_builtins(engine: &mut Engine) {
+    engine.register_fn("ps", || -> Array {
+        shrapnel_core::where_all().iter().map(coro_map).collect()
+    });
+    engine.register_fn("top", |n: INT| -> Array {
+        let mut all = shrapnel_core::where_all();
+        all.sort_by(|a, b| b.slices.max.cmp(&a.slices.max).then(a.id.cmp(&b.id)));
+        let n = usize::try_from(n).unwrap_or(0);
+        all.iter().take(n).map(coro_map).collect()
+    });
+    engine.register_fn("live", || -> Array {
+        crate::live_coros()
+            .iter()
+            .map(|c| Dynamic::from(c.id() as INT))
+            .collect()
+    });
+    engine.register_fn("where_all", || crate::where_all().to_string());
+    engine.register_fn(
+        "where_is",
+        |id: INT| -> Result<String, Box<EvalAltResult>> {
+            match coro(id) {
+                Some(c) => Ok(crate::where_is(&c).to_string()),
+                None => Err(script_error(format!("no live coroutine #{id}"))),
+            }
+        },
+    );
+    engine.register_fn("stats", || -> Map {
+        use shrapnel_core::sched;
+        let st = sched::stats();
+        let mut m = Map::new();
+        m.insert("uptime".into(), seconds(sched::uptime()).into());
+        m.insert("switches".into(), (st.switches as INT).into());
+        m.insert("polls".into(), (st.polls as INT).into());
+        m.insert("passes".into(), (st.passes as INT).into());
+        m.insert("spawned".into(), (st.spawned as INT).into());
+        m.insert("live".into(), (crate::live_coros().len() as INT).into());
+        m.insert("run_queue".into(), (sched::run_queue_len() as INT).into());
+        m.insert("timers".into(), (sched::timers_pending() as INT).into());
+        m.insert(
+            "sockets".into(),
+            (crate::net::live_sockets().len() as INT).into(),
+        );
+        m
+    });
+    engine.register_fn("sockets", || -> Array {
+        crate::net::live_sockets()
+            .into_iter()
+            .map(|s| {
+                let mut m = Map::new();
+                m.insert("fd".into(), (s.fd as INT).into());
+                m.insert("kind".into(), format!("{:?}", s.kind).into());
+                m.insert("local".into(), s.local.into());
+                m.insert("peer".into(), s.peer.into());
+                Dynamic::from(m)
+            })
+            .collect()
+    });
+    engine.register_fn("interrupt", |id: INT| {
+        coro(id).is_some_and(|c| c.interrupt(0))
+    });
+    engine.register_fn("interrupt", |id: INT, code: INT| {
+        coro(id).is_some_and(|c| c.interrupt(code as u64))
+    });
+    engine.register_fn("shutdown", |id: INT| coro(id).is_some_and(|c| c.shutdown()));
+    engine.register_fn("wake_up", |id: INT| coro(id).is_some_and(|c| c.wake_up()));
+    engine.register_fn("selfishness", |n: INT| -> Result<INT, Box<EvalAltResult>> {
+        let n = u32::try_from(n).map_err(|_| script_error(format!("bad count {n}")))?;
+        crate::set_selfishness(n)
+            .map(INT::from)
+            .map_err(|e| script_error(e.to_string()))
+    });
+    #[cfg(feature = "latency")]
+    {
+        use shrapnel_core::latency::{latency_warning, set_latency_warning};
+        engine.register_fn("latency", latency_warning);
+        engine.register_fn(
+            "set_latency",
+            |f: FLOAT| -> Result<FLOAT, Box<EvalAltResult>> {
+                set_latency_warning(f).map_err(|e| script_error(e.to_string()))
+            },
+        );
+    }
+}

@@ -1,0 +1,624 @@
+//! The backdoor's listener and sessions: binding with the secure defaults (the unix socket
+//! file rules, loopback-only TCP without an auth hook), the accept loop with its session
+//! limit, and one coroutine per session that reads lines with an idle timeout, runs them,
+//! and writes the output to that session only.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::line::{self, Input, LineDecoder, Request};
+use super::{commands, Listen, Options, Shared, SCAN_PORTS};
+use crate::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+
+/// Where a bound backdoor listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// A unix-domain socket at this path.
+    Unix(PathBuf),
+    /// A TCP address.
+    Tcp(SocketAddr),
+}
+
+impl fmt::Display for ListenAddr {
+    /// The path, or `ip:port`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddr::Unix(p) => write!(f, "{}", p.display()),
+            ListenAddr::Tcp(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+/// Stack for a session coroutine: `eval` runs the script interpreter, which recurses.
+#[cfg(feature = "backdoor-script")]
+const SESSION_STACK: usize = 4 << 20;
+#[cfg(not(feature = "backdoor-script"))]
+const SESSION_STACK: usize = 256 << 10;
+/// How long a refusal line may take to write before the connection is just closed.
+const REFUSAL_WRITE: Duration = Duration::from_secs(1);
+/// Pause after an accept error the process can recover from (out of fds, memory).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+enum Listener {
+    Unix(UnixListener),
+    Tcp(TcpListener),
+}
+
+impl Listener {
+    fn accept(&self) -> io::Result<(Conn, Option<SocketAddr>)> {
+        match self {
+            Listener::Unix(l) => Ok((Conn::Unix(l.accept()?), None)),
+            Listener::Tcp(l) => {
+                let (s, peer) = l.accept()?;
+                Ok((Conn::Tcp(s), Some(peer)))
+            }
+        }
+    }
+
+    fn close(&self) {
+        let _ = match self {
+            Listener::Unix(l) => l.close(),
+            Listener::Tcp(l) => l.close(),
+        };
+    }
+}
+
+/// One client connection.
+enum Conn {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Conn {
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Unix(s) => (&*s).read(buf),
+            Conn::Tcp(s) => (&*s).read(buf),
+        }
+    }
+
+    fn write_all(&self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Conn::Unix(s) => (&*s).write_all(buf),
+            Conn::Tcp(s) => (&*s).write_all(buf),
+        }
+    }
+
+    fn close(&self) {
+        let _ = match self {
+            Conn::Unix(s) => s.close(),
+            Conn::Tcp(s) => s.close(),
+        };
+    }
+}
+
+/// The socket file a unix backdoor created, removed when the backdoor closes — if the path
+/// still names that same socket (not one a later run put there).
+struct SocketFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        if let Ok(m) = std::fs::symlink_metadata(&self.path) {
+            if m.file_type().is_socket() && m.dev() == self.dev && m.ino() == self.ino {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
+    }
+}
+
+/// A bound backdoor (what [`Backdoor`](super::Backdoor) points at).
+pub(crate) struct Inner {
+    pub(crate) addr: ListenAddr,
+    pub(crate) shared: Rc<Shared>,
+    listener: Listener,
+    socket_file: RefCell<Option<SocketFile>>,
+    serving: Cell<bool>,
+    closed: Cell<bool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn default_welcome() -> String {
+    let program = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "process".into());
+    format!(
+        "shrapnel backdoor: {program} pid {}; `help` lists the commands, `quit` leaves",
+        std::process::id()
+    )
+}
+
+impl Inner {
+    pub(crate) fn bind(o: Options) -> io::Result<Inner> {
+        crate::ensure();
+        let shared = Shared {
+            welcome: o.welcome.unwrap_or_else(default_welcome),
+            prompt: o.prompt,
+            auth: o.auth,
+            max_line: o.max_line,
+            max_sessions: o.max_sessions,
+            idle_timeout: o.idle_timeout,
+            commands: RefCell::new(BTreeMap::new()),
+            sessions: Cell::new(0),
+            accepted: Cell::new(0),
+            #[cfg(feature = "backdoor-script")]
+            script_setup: o.script_setup,
+            #[cfg(feature = "backdoor-script")]
+            max_operations: o.max_operations,
+        };
+        for (name, help, run) in o.commands {
+            shared.register(name, help, run)?;
+        }
+        let has_auth = shared.auth.is_some();
+        let (listener, addr, socket_file) = match o.listen {
+            Listen::Unix(path) => {
+                let (l, file) = bind_unix(&path)?;
+                (Listener::Unix(l), ListenAddr::Unix(path), Some(file))
+            }
+            Listen::Tcp(a) => {
+                check_exposure(a.ip(), has_auth)?;
+                let l = TcpListener::bind(a)?;
+                let a = l.local_addr()?;
+                (Listener::Tcp(l), ListenAddr::Tcp(a), None)
+            }
+            Listen::TcpScan(ip) => {
+                check_exposure(ip, has_auth)?;
+                let (l, a) = bind_scan(ip)?;
+                (Listener::Tcp(l), ListenAddr::Tcp(a), None)
+            }
+        };
+        Ok(Inner {
+            addr,
+            shared: Rc::new(shared),
+            listener,
+            socket_file: RefCell::new(socket_file),
+            serving: Cell::new(false),
+            closed: Cell::new(false),
+        })
+    }
+
+    pub(crate) fn serve(&self) -> io::Result<()> {
+        if self.serving.replace(true) {
+            return Err(io::Error::other(format!(
+                "backdoor on {}: already served by another coroutine; call serve once",
+                self.addr
+            )));
+        }
+        let result = loop {
+            if self.closed.get() {
+                break Ok(());
+            }
+            match self.listener.accept() {
+                Ok((conn, peer)) => self.admit(Rc::new(conn), peer),
+                Err(_) if self.closed.get() => break Ok(()),
+                // This coroutine was interrupted, shut down or timed out: stop serving.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break Ok(())
+                }
+                Err(e) if is_transient(&e) => {
+                    crate::stderr::write_stderr(&format!(
+                        "backdoor on {}: accept failed, retrying: {e}\n",
+                        self.addr
+                    ));
+                    if crate::sleep(ACCEPT_BACKOFF).is_err() {
+                        break Ok(());
+                    }
+                }
+                Err(e) => {
+                    break Err(io::Error::new(
+                        e.kind(),
+                        format!("backdoor on {}: accept failed: {e}", self.addr),
+                    ))
+                }
+            }
+        };
+        self.close();
+        result
+    }
+
+    pub(crate) fn close(&self) {
+        self.closed.set(true);
+        self.listener.close();
+        drop(self.socket_file.borrow_mut().take());
+    }
+
+    /// Start a session for `conn`, or refuse it when the limit is reached.
+    fn admit(&self, conn: Rc<Conn>, peer: Option<SocketAddr>) {
+        let shared = &self.shared;
+        if shared.sessions.get() >= shared.max_sessions {
+            let msg = format!(
+                "backdoor: too many sessions ({} open, the limit); try again later\n",
+                shared.max_sessions
+            );
+            let _ = crate::with_timeout(REFUSAL_WRITE, || conn.write_all(msg.as_bytes()));
+            conn.close();
+            return;
+        }
+        let n = shared.accepted.get() + 1;
+        shared.accepted.set(n);
+        let name = match peer {
+            Some(p) => format!("backdoor session {n} ({p})"),
+            None => format!("backdoor session {n}"),
+        };
+        let count = SessionCount::new(shared.clone());
+        let session = Session::new(conn.clone(), shared.clone());
+        let spawned = crate::Builder::new()
+            .name(name)
+            .stack_size(SESSION_STACK)
+            .spawn(move || {
+                let _count = count;
+                session.run();
+            });
+        if let Err(e) = spawned {
+            let msg = format!("backdoor: cannot start a session: {e}\n");
+            let _ = crate::with_timeout(REFUSAL_WRITE, || conn.write_all(msg.as_bytes()));
+            conn.close();
+        }
+    }
+}
+
+/// Counts one open session for the limit, until dropped.
+struct SessionCount(Rc<Shared>);
+
+impl SessionCount {
+    fn new(shared: Rc<Shared>) -> Self {
+        shared.sessions.set(shared.sessions.get() + 1);
+        SessionCount(shared)
+    }
+}
+
+impl Drop for SessionCount {
+    fn drop(&mut self) {
+        self.0.sessions.set(self.0.sessions.get() - 1);
+    }
+}
+
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::ECONNABORTED)
+    )
+}
+
+/// A TCP backdoor anyone else can reach must ask who is there.
+fn check_exposure(ip: IpAddr, has_auth: bool) -> io::Result<()> {
+    if ip.is_loopback() || has_auth {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "backdoor: refusing to listen on {ip} without an authentication hook: anyone who \
+             can reach that address could run commands in this process. Listen on 127.0.0.1 \
+             or a unix socket, or set Options::auth"
+        ),
+    ))
+}
+
+fn bind_scan(ip: IpAddr) -> io::Result<(TcpListener, SocketAddr)> {
+    let mut last = None;
+    for port in SCAN_PORTS {
+        match TcpListener::bind((ip, port)) {
+            Ok(l) => {
+                let a = l.local_addr()?;
+                return Ok((l, a));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let last = last.map(|e| e.to_string()).unwrap_or_default();
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        format!(
+            "backdoor: no free port in {}..={} on {ip} (last error: {last}); name a port with \
+             Options::tcp or use a unix socket",
+            SCAN_PORTS.start(),
+            SCAN_PORTS.end()
+        ),
+    ))
+}
+
+/// Bind a unix socket at `path`: replace a stale socket, refuse anything else.
+fn bind_unix(path: &Path) -> io::Result<(UnixListener, SocketFile)> {
+    let shown = path.display();
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => {
+            if socket_is_live(path) {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!(
+                        "backdoor: {shown} is a socket another process is listening on; \
+                         choose another path or stop that process"
+                    ),
+                ));
+            }
+            std::fs::remove_file(path).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("backdoor: cannot remove the stale socket {shown}: {e}"),
+                )
+            })?;
+        }
+        Ok(m) => {
+            let what = if m.is_file() {
+                "a regular file"
+            } else if m.is_dir() {
+                "a directory"
+            } else if m.file_type().is_symlink() {
+                "a symbolic link"
+            } else {
+                "not a socket"
+            };
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "backdoor: {shown} exists and is {what}; it is left alone. Remove it or \
+                     choose another path for the backdoor socket"
+                ),
+            ));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("backdoor: cannot look at {shown}: {e}"),
+            ))
+        }
+    }
+    // Mode 0600 is set between bind and listen, so no one else can connect in between.
+    let listener =
+        UnixListener::bind(path).map_err(|e| io::Error::new(e.kind(), format!("backdoor: {e}")))?;
+    let m = std::fs::symlink_metadata(path)?;
+    let file = SocketFile {
+        path: path.to_path_buf(),
+        dev: m.dev(),
+        ino: m.ino(),
+    };
+    Ok((listener, file))
+}
+
+/// Whether some process accepts connections on the socket at `path` (a non-blocking
+/// connect: a full backlog counts as live).
+fn socket_is_live(path: &Path) -> bool {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let Ok(s) = Socket::new(Domain::UNIX, Type::STREAM, None) else {
+        return false;
+    };
+    if s.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let Ok(addr) = SockAddr::unix(path) else {
+        return false;
+    };
+    match s.connect(&addr) {
+        Ok(()) => true,
+        Err(e) => matches!(e.raw_os_error(), Some(libc::EINPROGRESS | libc::EAGAIN)),
+    }
+}
+
+/// The text of a caught panic.
+pub(crate) fn panic_message(p: &(dyn Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-text panic payload".into()
+    }
+}
+
+/// What to do after a line.
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Close,
+}
+
+/// One connected client, run by its own coroutine.
+struct Session {
+    conn: Rc<Conn>,
+    shared: Rc<Shared>,
+    decoder: LineDecoder,
+    pending: VecDeque<Input>,
+    #[cfg(feature = "backdoor-script")]
+    script: Option<super::script::ScriptState>,
+}
+
+impl Session {
+    fn new(conn: Rc<Conn>, shared: Rc<Shared>) -> Self {
+        Session {
+            decoder: LineDecoder::new(shared.max_line),
+            conn,
+            shared,
+            pending: VecDeque::new(),
+            #[cfg(feature = "backdoor-script")]
+            script: None,
+        }
+    }
+
+    fn run(mut self) {
+        // An error here is the client going away or timing out; nothing to report.
+        let _ = self.converse();
+        self.conn.close();
+    }
+
+    fn converse(&mut self) -> io::Result<()> {
+        if let Some(auth) = self.shared.auth.clone() {
+            if !self.login(&*auth)? {
+                return Ok(());
+            }
+        }
+        let hello = format!("{}\n{}", self.shared.welcome, self.shared.prompt);
+        self.send(hello.as_bytes())?;
+        while let Some(text) = self.next_line()? {
+            let mut out = Vec::new();
+            let flow = self.dispatch(&text, &mut out);
+            if !out.is_empty() && !out.ends_with(b"\n") {
+                out.push(b'\n');
+            }
+            if flow == Flow::Close {
+                out.extend_from_slice(b"bye\n");
+                return self.send(&out);
+            }
+            out.extend_from_slice(self.shared.prompt.as_bytes());
+            self.send(&out)?;
+        }
+        Ok(())
+    }
+
+    /// One try: `user:`, `password:`, then the hook decides.
+    fn login(&mut self, auth: &super::AuthFn) -> io::Result<bool> {
+        self.send(b"user: ")?;
+        let Some(user) = self.next_line()? else {
+            return Ok(false);
+        };
+        self.send(b"password: ")?;
+        let Some(password) = self.next_line()? else {
+            return Ok(false);
+        };
+        let ok = catch_unwind(AssertUnwindSafe(|| auth(&user, &password))).unwrap_or(false);
+        if !ok {
+            self.send(b"login failed\n")?;
+        }
+        Ok(ok)
+    }
+
+    /// The next line, or `None` when the session is over (the client left, sent Ctrl-D,
+    /// stayed idle too long, or sent an overlong line — the last two are told why).
+    fn next_line(&mut self) -> io::Result<Option<String>> {
+        loop {
+            match self.pending.pop_front() {
+                Some(Input::Line(l)) => return Ok(Some(l)),
+                Some(Input::End) => return Ok(None),
+                Some(Input::TooLong) => {
+                    let msg = format!(
+                        "\nbackdoor: line longer than {} bytes; closing the session\n",
+                        self.shared.max_line
+                    );
+                    self.send(msg.as_bytes())?;
+                    return Ok(None);
+                }
+                None if self.decoder.is_finished() => return Ok(None),
+                None => {}
+            }
+            let mut buf = [0u8; 4096];
+            let conn = &self.conn;
+            let n = match crate::with_timeout(self.shared.idle_timeout, || conn.read(&mut buf)) {
+                Err(crate::Timeout) => {
+                    let msg = format!(
+                        "\nbackdoor: idle for {}; closing the session\n",
+                        commands::human(self.shared.idle_timeout)
+                    );
+                    let _ = self.send(msg.as_bytes());
+                    return Ok(None);
+                }
+                Ok(r) => r?,
+            };
+            if n == 0 {
+                return Ok(None);
+            }
+            let mut got = Vec::new();
+            self.decoder.feed(&buf[..n], &mut got);
+            self.pending.extend(got);
+        }
+    }
+
+    /// Write to this session only; a client that does not read for the idle time is
+    /// dropped.
+    fn send(&self, bytes: &[u8]) -> io::Result<()> {
+        let conn = &self.conn;
+        match crate::with_timeout(self.shared.idle_timeout, || conn.write_all(bytes)) {
+            Ok(r) => r,
+            Err(crate::Timeout) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "backdoor: the client did not read its output",
+            )),
+        }
+    }
+
+    fn dispatch(&mut self, text: &str, out: &mut Vec<u8>) -> Flow {
+        let req = match line::parse(text) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = writeln!(out, "{e}");
+                return Flow::Continue;
+            }
+        };
+        match req {
+            Request::Empty => {}
+            Request::Quit => return Flow::Close,
+            Request::Eval(script) => self.eval(script, out),
+            Request::Other { name, args } => self.app_command(name, &args, out),
+            builtin => out.extend_from_slice(commands::run(&builtin, &self.shared).as_bytes()),
+        }
+        Flow::Continue
+    }
+
+    fn app_command(&self, name: &str, args: &[&str], out: &mut Vec<u8>) {
+        let cmd = self.shared.commands.borrow().get(name).cloned();
+        let Some(cmd) = cmd else {
+            let _ = writeln!(
+                out,
+                "unknown command '{}'; try `help`",
+                line::shorten(name).escape_debug()
+            );
+            return;
+        };
+        let failure = match catch_unwind(AssertUnwindSafe(|| (cmd.run)(args, out))) {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => format!("{name}: error: {e}"),
+            Err(p) => format!("{name}: panicked: {}", panic_message(&*p)),
+        };
+        if !out.is_empty() && !out.ends_with(b"\n") {
+            out.push(b'\n');
+        }
+        let _ = writeln!(out, "{failure}");
+    }
+
+    #[cfg(feature = "backdoor-script")]
+    fn eval(&mut self, script: &str, out: &mut Vec<u8>) {
+        let shared = &self.shared;
+        let state = self
+            .script
+            .get_or_insert_with(|| super::script::ScriptState::new(shared));
+        if let Err(p) = state.eval(script, out) {
+            self.script = None;
+            let _ = writeln!(
+                out,
+                "eval: the script panicked: {}; its variables were reset",
+                panic_message(&*p)
+            );
+        }
+    }
+
+    #[cfg(not(feature = "backdoor-script"))]
+    fn eval(&mut self, _script: &str, out: &mut Vec<u8>) {
+        let _ = writeln!(
+            out,
+            "eval: the script prompt is not in this build (feature `backdoor-script` of shrapnel)"
+        );
+    }
+}
