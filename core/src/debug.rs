@@ -101,7 +101,7 @@ pub fn where_all() -> Vec<CoroInfo> {
         .flatten()
         .map(|c| info(c, now))
         .collect();
-    v.sort_by_key(|i| i.id);
+    v.sort_unstable_by_key(|i| i.id);
     v
 }
 

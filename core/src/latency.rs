@@ -13,6 +13,7 @@
 //! (to add local time and the sampled stack).
 
 use core::fmt::{self, Write as _};
+#[cfg(feature = "std")]
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 
@@ -24,7 +25,9 @@ pub const BASE_THRESHOLD: Duration = Duration::from_millis(200);
 /// The largest accepted factor.
 pub const MAX_FACTOR: f64 = 300.0;
 
-/// What the running slice is, published with relaxed atomics for a watchdog thread.
+/// What the running slice is, published with relaxed atomics for a watchdog thread
+/// (feature `std`: a watchdog is another thread).
+#[cfg(feature = "std")]
 #[derive(Debug, Default)]
 pub struct SliceProbe {
     /// Incremented when a slice starts and when it ends: odd while a coroutine runs.
@@ -96,6 +99,7 @@ pub fn set_latency_warning(factor: f64) -> Result<f64, LatencyFactorError> {
     let old = s.latency.factor.replace(factor);
     let ticks = s.rate.ticks(BASE_THRESHOLD.mul_f64(factor));
     s.latency.threshold.set(ticks);
+    #[cfg(feature = "std")]
     s.latency.probe.threshold.store(ticks, Ordering::Relaxed);
     Ok(old)
 }
@@ -116,29 +120,31 @@ pub fn slice_probe() -> alloc::sync::Arc<SliceProbe> {
     sched().latency.probe.clone()
 }
 
-#[cfg(feature = "std")]
-type ProbeRef = alloc::sync::Arc<SliceProbe>;
-#[cfg(not(feature = "std"))]
-type ProbeRef = alloc::boxed::Box<SliceProbe>;
-
 /// The scheduler's latency state.
 pub(crate) struct Latency {
     factor: core::cell::Cell<f64>,
     threshold: core::cell::Cell<u64>,
     hook: core::cell::Cell<Option<fn(&LatencyReport)>>,
-    pub(crate) probe: ProbeRef,
+    #[cfg(feature = "std")]
+    pub(crate) probe: alloc::sync::Arc<SliceProbe>,
+    /// Slices started (odd while one runs); the probe's `seq` mirrors it with std.
+    seq: core::cell::Cell<u64>,
 }
 
 impl Latency {
     pub(crate) fn new(rate: crate::clock::TickRate) -> Self {
         let threshold = rate.ticks(BASE_THRESHOLD);
-        let probe = ProbeRef::new(SliceProbe::default());
+        #[cfg(feature = "std")]
+        let probe = alloc::sync::Arc::new(SliceProbe::default());
+        #[cfg(feature = "std")]
         probe.threshold.store(threshold, Ordering::Relaxed);
         Latency {
             factor: core::cell::Cell::new(1.0),
             threshold: core::cell::Cell::new(threshold),
             hook: core::cell::Cell::new(None),
+            #[cfg(feature = "std")]
             probe,
+            seq: core::cell::Cell::new(0),
         }
     }
 }
@@ -165,14 +171,20 @@ impl CoroInner {
 #[inline]
 pub(crate) fn slice_begin(s: &SchedState, co: &CoroInner) -> u64 {
     let t0 = s.clock.now();
-    let p = &*s.latency.probe;
-    p.start.store(t0, Ordering::Relaxed);
-    p.coro.store(co.id, Ordering::Relaxed);
-    p.stack_limit
-        .store(co.stack_limit.get() as u64, Ordering::Relaxed);
-    p.stack_base
-        .store(co.stack_base.get() as u64, Ordering::Relaxed);
-    p.seq.fetch_add(1, Ordering::Release);
+    s.latency.seq.set(s.latency.seq.get() + 1);
+    #[cfg(feature = "std")]
+    {
+        let p = &*s.latency.probe;
+        p.start.store(t0, Ordering::Relaxed);
+        p.coro.store(co.id, Ordering::Relaxed);
+        p.stack_limit
+            .store(co.stack_limit.get() as u64, Ordering::Relaxed);
+        p.stack_base
+            .store(co.stack_base.get() as u64, Ordering::Relaxed);
+        p.seq.store(s.latency.seq.get(), Ordering::Release);
+    }
+    #[cfg(not(feature = "std"))]
+    let _ = co;
     t0
 }
 
@@ -180,7 +192,10 @@ pub(crate) fn slice_begin(s: &SchedState, co: &CoroInner) -> u64 {
 #[inline]
 pub(crate) fn slice_end(s: &SchedState, co: &CoroInner, t0: u64) {
     let t1 = s.clock.now();
-    let seq = s.latency.probe.seq.fetch_add(1, Ordering::Release);
+    let seq = s.latency.seq.get();
+    s.latency.seq.set(seq + 1);
+    #[cfg(feature = "std")]
+    s.latency.probe.seq.store(seq + 1, Ordering::Release);
     s.loop_now.set(t1);
     let dt = t1.saturating_sub(t0);
     let c = &co.slices;

@@ -25,6 +25,7 @@ pub mod coro;
 pub mod debug;
 pub mod interrupt;
 pub mod io;
+pub mod irq;
 #[cfg(feature = "latency")]
 pub mod latency;
 #[cfg(feature = "std")]

@@ -111,6 +111,8 @@ pub(crate) struct SchedState {
     pub(crate) events: RefCell<Vec<Event>>,
     /// Called once per loop iteration, after polling (signal-driven dumps and the like).
     pub(crate) loop_hook: Cell<Option<fn()>>,
+    /// Interrupt events some coroutine waits on.
+    pub(crate) irq_events: RefCell<Vec<&'static crate::irq::IrqEvent>>,
     #[cfg(feature = "latency")]
     pub(crate) latency: crate::latency::Latency,
     #[cfg(feature = "std")]
@@ -204,6 +206,7 @@ pub fn install(config: Config) -> Result<(), AlreadyInstalled> {
         stats: Cell::new(Stats::default()),
         events: RefCell::new(Vec::with_capacity(256)),
         loop_hook: Cell::new(None),
+        irq_events: RefCell::new(Vec::new()),
         #[cfg(feature = "latency")]
         latency: crate::latency::Latency::new(rate),
         #[cfg(feature = "std")]
@@ -554,6 +557,7 @@ impl SchedState {
             || !self.retries.borrow().is_empty()
             || !self.timers.borrow().is_empty()
             || self.io.borrow().waiting() > 0
+            || !self.irq_events.borrow().is_empty()
     }
 }
 
@@ -600,6 +604,7 @@ pub fn event_loop() -> i32 {
     let code = loop {
         let now = s.now_ticks();
         s.loop_now.set(now);
+        crate::irq::dispatch(s);
         s.fire_timers(now);
         if let Some(code) = s.exit.take() {
             break code;
@@ -840,7 +845,7 @@ pub fn live_coros() -> Vec<CoroRef> {
         .cloned()
         .map(CoroRef::from_rc)
         .collect();
-    v.sort_by_key(|c| c.id());
+    v.sort_unstable_by_key(|c| c.id());
     v
 }
 

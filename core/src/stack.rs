@@ -9,9 +9,14 @@ use alloc::alloc::{alloc, dealloc, Layout};
 use core::fmt;
 use core::ptr::NonNull;
 
-/// Stacks smaller than this are refused: the switch frame, the entry trampoline and a
-/// panic's unwinding need room.
+/// Stacks smaller than this are refused: the switch frame, the entry trampoline and (with
+/// `std`) a panic's unwinding and report need room. Without `std` a panic does not unwind,
+/// so firmware may use much smaller stacks.
+#[cfg(feature = "std")]
 pub const MIN_STACK_SIZE: usize = 16 * 1024;
+/// Stacks smaller than this are refused (no `std`: no unwinding, small frames).
+#[cfg(not(feature = "std"))]
+pub const MIN_STACK_SIZE: usize = 2 * 1024;
 
 /// The word written at a canary-protected stack's limit.
 pub const CANARY: usize = 0x5348_5241_504e_454c_u64 as usize; // "SHRAPNEL"

@@ -48,6 +48,8 @@ pub enum WaitReason {
     RwLockWrite,
     /// Waiting for coroutine #id to finish.
     Join(u64),
+    /// Waiting for an interrupt handler to signal an `IrqEvent`.
+    Irq,
     /// Finished.
     Dead,
 }
@@ -70,6 +72,7 @@ impl core::fmt::Display for WaitReason {
             WaitReason::RwLockRead => f.write_str("rwlock (read)"),
             WaitReason::RwLockWrite => f.write_str("rwlock (write)"),
             WaitReason::Join(id) => write!(f, "join #{id}"),
+            WaitReason::Irq => f.write_str("interrupt event"),
             WaitReason::Dead => f.write_str("dead"),
         }
     }

@@ -528,3 +528,28 @@ fn the_canary_catches_an_overflowing_coroutine_and_names_it() {
     );
     std::mem::forget(c);
 }
+
+#[test]
+fn an_irq_event_wakes_its_waiter_and_keeps_the_loop_alive() {
+    use shrapnel_core::irq::IrqEvent;
+    static EVENT: IrqEvent = IrqEvent::new();
+    setup();
+    let waiter = spawn(|| {
+        EVENT.wait().unwrap();
+        "woken"
+    });
+    // An "interrupt" from another thread, after the loop has gone idle with nothing
+    // but the irq wait left.
+    let t = std::thread::spawn(|| {
+        std::thread::sleep(ms(30));
+        EVENT.signal();
+    });
+    assert_eq!(event_loop(), 0);
+    t.join().unwrap();
+    assert_eq!(waiter.join(), Ok("woken"));
+    // A signal with nobody waiting is kept for the next wait.
+    EVENT.signal();
+    let again = spawn(|| EVENT.wait());
+    event_loop();
+    assert_eq!(again.join(), Ok(Ok(())));
+}

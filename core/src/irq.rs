@@ -1,0 +1,110 @@
+//! Waking coroutines from interrupt handlers (bare metal) or signal handlers.
+//!
+//! An [`IrqEvent`] is a `static` flag an interrupt handler sets with [`IrqEvent::signal`]
+//! — a pair of atomic stores, safe in any interrupt context — and coroutines wait on with
+//! [`IrqEvent::wait`]. The event loop checks signalled events once per iteration and wakes
+//! their waiters. While a coroutine waits on an event, `event_loop` does not return for
+//! lack of work: it idles (WFI on Cortex-M, via the `NullPoller`'s `Idle`) and any
+//! interrupt ends the idle.
+//!
+//! ```ignore
+//! static UART_RX: IrqEvent = IrqEvent::new();
+//!
+//! #[interrupt]
+//! fn UART0() { /* clear the source */ UART_RX.signal(); }
+//!
+//! spawn(|| loop { UART_RX.wait()?; /* drain the FIFO */ });
+//! ```
+//!
+//! On a hosted thread whose poller blocks in a syscall, also call
+//! `sched::notifier().notify()` from a context that may (a signal handler may, for the
+//! epoll and kqueue backends: it is one write(2)/kevent(2)).
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use crate::interrupt::Interrupted;
+use crate::sched::{sched, Resume, SchedState};
+use crate::wait::{WaitQueue, WaitReason};
+
+/// Set when any event was signalled since the loop last looked.
+static ANY_PENDING: AtomicBool = AtomicBool::new(false);
+
+/// A flag set from interrupt context that coroutines can wait for.
+pub struct IrqEvent {
+    pending: AtomicBool,
+    /// Touched only by the scheduler's thread (waits and the loop), never by `signal`.
+    waiters: UnsafeCell<WaitQueue>,
+}
+
+// SAFETY: `signal`, the only method an interrupt handler or another thread may call,
+// touches only the atomics; `waiters` is used only from the one scheduler thread that owns
+// the coroutines (documented on `wait`).
+unsafe impl Sync for IrqEvent {}
+
+impl Default for IrqEvent {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl IrqEvent {
+    /// An event not yet signalled.
+    pub const fn new() -> Self {
+        IrqEvent {
+            pending: AtomicBool::new(false),
+            waiters: UnsafeCell::new(WaitQueue::new()),
+        }
+    }
+
+    /// Mark the event; its waiters run on the loop's next iteration. Interrupt-safe.
+    pub fn signal(&self) {
+        self.pending.store(true, Ordering::Release);
+        ANY_PENDING.store(true, Ordering::Release);
+    }
+
+    /// Wait until the event is signalled (at once if it was signalled since the last wait),
+    /// consuming the signal. Call only from coroutines of one scheduler thread.
+    #[track_caller]
+    pub fn wait(&'static self) -> Result<(), Interrupted> {
+        if self.pending.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let s = sched();
+        let r = s.block(WaitReason::Irq, |w| {
+            // SAFETY: only this scheduler thread touches `waiters`, and no other borrow of
+            // it is live (the loop's borrow ends before it runs coroutines).
+            unsafe { (*self.waiters.get()).push(w, ()) };
+            let mut list = s.irq_events.borrow_mut();
+            if !list.iter().any(|e| core::ptr::eq(*e, self)) {
+                list.push(self);
+            }
+        });
+        match r {
+            Resume::Ok => Ok(()),
+            Resume::Interrupted(i) => Err(i),
+            Resume::Closed => unreachable!("an irq wait is never woken by a close"),
+        }
+    }
+}
+
+/// Wake the waiters of signalled events; forget events nobody waits on. Called by the loop.
+pub(crate) fn dispatch(s: &SchedState) {
+    if !ANY_PENDING.swap(false, Ordering::AcqRel) && s.irq_events.borrow().is_empty() {
+        return;
+    }
+    let events: alloc::vec::Vec<&'static IrqEvent> = s.irq_events.borrow().clone();
+    for e in &events {
+        // SAFETY: scheduler thread only (see `IrqEvent`'s Sync impl).
+        let q = unsafe { &mut *e.waiters.get() };
+        if q.has_live() && e.pending.swap(false, Ordering::AcqRel) {
+            while let Some((w, ())) = q.pop_live() {
+                w.wake(Resume::Ok);
+            }
+        }
+    }
+    s.irq_events.borrow_mut().retain(|e| {
+        // SAFETY: as above.
+        unsafe { (*e.waiters.get()).has_live() }
+    });
+}
