@@ -37,6 +37,9 @@ bash ci/cross.sh
 step "aarch64 Linux under qemu-aarch64"
 bash ci/aarch64.sh
 
+step "Cortex-M: the core in QEMU (lm3s6965evb, mps2-an386)"
+bash ci/embedded.sh
+
 step "echo example against 100 nc clients"
 bash ci/echo_nc.sh
 

@@ -5,7 +5,7 @@
 //! call [`init`] first and then use the core's free functions as a POSIX program would.
 //!
 //! - Heap: [`linked_list_allocator`] over a static array ([`HEAP_SIZE`]). Each coroutine takes
-//!   a stack of `shrapnel_core::stack::MIN_STACK_SIZE` (16 KiB) from it, so three coroutines
+//!   a stack of [`STACK_SIZE`] (4 KiB) from it, so three coroutines
 //!   can be alive at once here.
 //! - Clock: [`SysTickClock`], a 1 kHz SysTick interrupt counting milliseconds.
 //! - Idle: [`WfiIdle`], `wfi` until the next interrupt (at the latest the next tick).
@@ -30,13 +30,17 @@ use shrapnel_core::clock::Clock;
 use shrapnel_core::poller::{Idle, NullPoller};
 use shrapnel_core::sched::{self, Config};
 use shrapnel_core::sink::DebugSink;
-use shrapnel_core::stack::{HeapStackAllocator, MIN_STACK_SIZE};
+use shrapnel_core::stack::HeapStackAllocator;
 
 pub use cortex_m_semihosting::{debug, hprint, hprintln};
 
 /// Bytes of SRAM given to the heap; the rest (8 KiB) holds statics and the main stack, on
 /// which the scheduler itself runs.
 pub const HEAP_SIZE: usize = 56 * 1024;
+
+/// Each coroutine's stack: 4 KiB is ample for this demo's frames (formatting included), and
+/// without `std` nothing unwinds, so the core's minimum is 2 KiB.
+pub const STACK_SIZE: usize = 4 * 1024;
 
 /// The lm3s6965's core clock in QEMU (the reset value of its clock configuration: 12 MHz).
 pub const CORE_HZ: u32 = 12_000_000;
@@ -136,7 +140,7 @@ pub fn init() {
         clock: Box::new(SysTickClock),
         stacks: Box::new(HeapStackAllocator),
         sink: Box::new(SemihostingSink),
-        default_stack_size: MIN_STACK_SIZE,
+        default_stack_size: STACK_SIZE,
     });
     if let Err(e) = installed {
         panic!("{e}");

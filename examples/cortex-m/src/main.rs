@@ -3,7 +3,7 @@
 //! the latency threshold, and a final `where_all`. Every line it prints is checked by
 //! `ci/embedded.sh`; the run ends with a semihosting exit status.
 //!
-//! 64 KiB of SRAM holds three 16 KiB coroutine stacks at a time, so the demo runs in phases:
+//! The demo runs in phases, one feature each:
 //! spawn a few coroutines, `event_loop()` until they are all done, spawn the next few.
 #![no_std]
 #![no_main]

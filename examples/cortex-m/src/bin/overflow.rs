@@ -3,7 +3,7 @@
 //! Heap stacks have no guard page; the word just below a stack's usable region is a canary
 //! that the scheduler checks after every switch out of the coroutine. Here coroutine 'deep'
 //! overwrites that word, as the first store of a real overflow would, and blocks. The
-//! scheduler must then report `coroutine #1 'deep' overflowed its stack (16 KiB)` on the
+//! scheduler must then report `coroutine #1 'deep' overflowed its stack (4 KiB)` on the
 //! debug sink and panic; this binary's panic handler checks that both happened and exits
 //! with success only then. (A real overrun is not used: below a heap stack lies other heap
 //! memory, which it would corrupt before the check could run.)
@@ -18,7 +18,7 @@ use shrapnel_core::{current, event_loop, sleep, Builder};
 use shrapnel_cortex_m::{hprintln, say};
 
 /// The message the scheduler's panic must carry.
-const EXPECTED: &str = "coroutine #1 'deep' overflowed its stack (16 KiB)";
+const EXPECTED: &str = "coroutine #1 'deep' overflowed its stack (4 KiB)";
 
 /// Set once 'deep' has clobbered its canary, so a panic before that point fails the test.
 static CLOBBERED: AtomicBool = AtomicBool::new(false);
