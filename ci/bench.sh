@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Run the comparison benchmarks (bench/, DESIGN.md §7) and print the ratios as a markdown
+# table: workload | shrapnel | peer | ratio | target | met?
+#
+# Every workload is one criterion group holding our implementation and its peer, so both
+# run in the same process one after the other. After the main run, the yield benchmark is
+# built and run again with the `latency` debug feature on and saved as the criterion
+# baseline `latency`, for the "latency on vs off" row.
+#
+# Usage: ci/bench.sh             run everything (about 5 minutes on 2 cores, build included)
+#        ci/bench.sh --report    only print the table from the last run's results
+#
+# Times are criterion's median per-iteration estimates, read from estimates.json under
+# $CRITERION_HOME (default bench/target/criterion): the main run from the baseline `base`
+# (criterion's default; `new` is overwritten by every run, the latency one included), the
+# latency run from the baseline `latency`. Installs python3 through apt if missing.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+export CRITERION_HOME="${CRITERION_HOME:-$PWD/bench/target/criterion}"
+
+if ! command -v python3 >/dev/null 2>&1; then
+    as_root=()
+    if [ "$(id -u)" -ne 0 ]; then
+        if ! command -v sudo >/dev/null 2>&1; then
+            echo "ci/bench.sh: python3 missing, and neither root nor sudo to install it" >&2
+            exit 1
+        fi
+        as_root=(sudo)
+    fi
+    echo "ci/bench.sh: installing python3"
+    "${as_root[@]}" apt-get update
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends python3
+fi
+
+if [ "${1:-}" != "--report" ]; then
+    cargo bench --manifest-path bench/Cargo.toml -- --noplot
+    cargo bench --manifest-path bench/Cargo.toml --features latency --bench scheduler -- \
+        --noplot --save-baseline latency 'yield/shrapnel'
+fi
+
+python3 - "$CRITERION_HOME" <<'EOF'
+import json
+import os
+import sys
+
+root = sys.argv[1]
+
+
+def ns(bench, baseline="base"):
+    """Median time per iteration in ns of one criterion benchmark, or None if it did not run."""
+    path = os.path.join(root, *bench.split("/"), baseline, "estimates.json")
+    try:
+        with open(path) as f:
+            return json.load(f)["median"]["point_estimate"]
+    except FileNotFoundError:
+        return None
+
+
+def fmt(t):
+    if t is None:
+        return "n/a"
+    return f"{t:.3g} ns" if t < 1000 else f"{t / 1000:.3g} µs"
+
+
+rows = []
+
+
+def ratio_row(workload, ours, peer_name, peer, target):
+    a, b = ns(ours), ns(peer)
+    if a is None or b is None:
+        rows.append((workload, fmt(a), f"{peer_name} {fmt(b)}", "n/a", f"≤ {target}×", "not run"))
+        return
+    r = a / b
+    rows.append((workload, fmt(a), f"{peer_name} {fmt(b)}", f"{r:.2f}×", f"≤ {target}×",
+                 "yes" if r <= target else "**no**"))
+
+
+ratio_row("raw switch, resume + suspend", "switch/shrapnel", "corosensei",
+          "switch/corosensei", 1.1)
+ratio_row("yield round trip through the scheduler", "yield/shrapnel", "tokio `yield_now`",
+          "yield/tokio", 0.2)
+ratio_row("spawn + run + join, empty body", "spawn_join/shrapnel", "tokio spawn + await",
+          "spawn_join/tokio", 0.4)
+for n, label in [(1000, "1k"), (100000, "100k"), (1000000, "1M")]:
+    ratio_row(f"timer insert + cancel, scheduler path (`with_timeout`), {label} pending",
+              f"timers/shrapnel/{n}", "tokio `sleep`", f"timers/tokio/{n}", 0.5)
+for n, label in [(1000, "1k"), (100000, "100k"), (1000000, "1M")]:
+    ratio_row(f"timer insert + cancel, raw `TimerQueue` (no clock, no scheduler), {label} pending",
+              f"timers/queue/{n}", "tokio `sleep`", f"timers/tokio/{n}", 0.5)
+
+# Flat as n grows: the time at 1M pending over the time at 1k pending.
+FLAT = 1.5
+for what, bench in [("scheduler path", "shrapnel"), ("raw `TimerQueue`", "queue")]:
+    small, large = ns(f"timers/{bench}/1000"), ns(f"timers/{bench}/1000000")
+    ps, pl = ns("timers/tokio/1000"), ns("timers/tokio/1000000")
+    if None in (small, large, ps, pl):
+        rows.append((f"timers flat, 1M vs 1k pending, {what}", "n/a", "n/a", "n/a",
+                     f"≤ {FLAT}×", "not run"))
+        continue
+    g = large / small
+    rows.append((f"timers flat, 1M vs 1k pending, {what}", f"{fmt(large)} / {fmt(small)}",
+                 f"tokio {fmt(pl)} / {fmt(ps)} = {pl / ps:.2f}×", f"{g:.2f}×", f"≤ {FLAT}×",
+                 "yes" if g <= FLAT else "**no**"))
+
+on, off = ns("yield/shrapnel", "latency"), ns("yield/shrapnel")
+if on is None or off is None:
+    rows.append(("yield, `latency` feature on vs off", fmt(on), fmt(off), "n/a", "≤ 1.05×",
+                 "not run"))
+else:
+    rows.append(("yield, `latency` feature on vs off", f"on {fmt(on)}", f"off {fmt(off)}",
+                 f"{on / off:.2f}×", "≤ 1.05×", "yes" if on / off <= 1.05 else "**no**"))
+
+print("| workload | shrapnel | peer | ratio | target | met? |")
+print("| --- | --- | --- | --- | --- | --- |")
+for r in rows:
+    print("| " + " | ".join(r) + " |")
+EOF
