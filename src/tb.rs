@@ -5,7 +5,8 @@
 //! Return addresses come from the core (a frame-pointer walk of a suspended coroutine) or
 //! from the `backtrace` crate (the current stack); they are symbolized here with the
 //! `backtrace` crate's DWARF reader, which also expands inlined calls, so one address can
-//! give several frames.
+//! give several frames. Symbols are cached per thread by address, so `where_all` over many
+//! coroutines blocked in the same places resolves each place once.
 //!
 //! # How a frame is written
 //!
@@ -14,26 +15,35 @@
 //! - `fn` is the demangled function name without its hash, cut to its last two path
 //!   segments (`worker::handle`, `Mutex::lock`); generic arguments are dropped
 //!   (`Vec<T>::push` → `Vec::push`), a trait method is named by its type
-//!   (`<net::TcpStream as std::io::Read>::read` → `TcpStream::read`), and closures keep the
-//!   function they are written in (`main::{closure}`). Without a symbol, the address;
+//!   (`<net::TcpStream as std::io::Read>::read` → `TcpStream::read`), and a closure is
+//!   named by the function it is written in (`worker::main::{closure}`). Without a symbol,
+//!   the address;
 //! - `line` is the line of the call (the address is looked up one byte before the return
 //!   address), `?` when unknown.
 //!
 //! # What is left out
 //!
-//! Frames of the runtime's own plumbing: the context switch and scheduler internals, the
-//! coroutine's entry (`coro_main`, `run_body`), `catch_unwind`/`FnOnce::call_once` shims,
-//! the panic machinery, the program's start-up (`std::rt`, libc), and this module. So a
-//! suspended coroutine's stack starts at the blocking call the program made (for a sleep:
-//! `[sched.rs sched::sleep|…]`, the public function of the runtime, then the caller that
-//! called it) and ends at the coroutine's closure; a panic's starts at the function that
-//! panicked.
+//! Frames of the runtime's own plumbing: the context switch and the scheduler's `block`, the
+//! coroutine's entry (`coro_main`, `run_body`) and everything outward of it,
+//! `catch_unwind`/`FnOnce::call_once` shims, the panic machinery, the program's start-up
+//! (`std::rt`, libc), and this module. So a suspended coroutine's stack starts at the
+//! runtime's public blocking call (for a sleep, `[sched.rs sched::sleep_until|…]
+//! [sched.rs sched::sleep|…]`), continues with the program's frames that led to it, and
+//! ends at the coroutine's closure; a panic's starts at the function that panicked (not at
+//! `unwrap` or `panic!` inside std).
+//!
+//! # Release builds
+//!
+//! Frame pointers (`-C force-frame-pointers=yes`) let the core walk suspended stacks; debug
+//! info gives files, lines and inlined frames. `debug = "line-tables-only"` in the release
+//! profile is enough (names are then unqualified: `[main.rs handle|40]`); `"limited"` or
+//! more gives the qualified names of a dev build. With no debug info at all, functions
+//! that were inlined vanish, and only symbol names remain (`[? worker::handle|?]`).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
-use std::rc::Rc;
-use std::sync::Once;
+use std::sync::{Arc, LazyLock, Mutex, Once};
 
 use crate::PanicReport;
 
@@ -46,8 +56,11 @@ pub struct Frame {
     pub function: String,
     /// The line of the call, if debug info says.
     pub line: Option<u32>,
-    /// The full demangled name (without hash), for filtering and for readers who want it.
+    /// The full demangled name without its hash (bare, e.g. `block`, when the debug info
+    /// has line tables only), for filtering and for readers who want it.
     pub full_name: String,
+    /// The source file's full path, if debug info says.
+    pub path: Option<String>,
 }
 
 impl fmt::Display for Frame {
@@ -75,18 +88,18 @@ pub fn format_frames(frames: &[Frame]) -> String {
     out
 }
 
-/// Entries kept by the per-thread symbol cache before it is cleared.
+/// Entries kept by the symbol cache before it is cleared.
 const CACHE_CAP: usize = 1 << 16;
 
-thread_local! {
-    /// Return address → its frames. `where_all` over many coroutines blocked in the same
-    /// places resolves each address once.
-    static CACHE: RefCell<HashMap<usize, Rc<[Frame]>>> = RefCell::new(HashMap::new());
-}
+/// Return address → its frames. `where_all` over many coroutines blocked in the same
+/// places resolves each address once.
+static CACHE: LazyLock<Mutex<HashMap<usize, Arc<[Frame]>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// The frames of one return address, innermost (inlined) first.
-fn resolve_one(addr: usize) -> Rc<[Frame]> {
-    if let Some(hit) = CACHE.with(|c| c.borrow().get(&addr).cloned()) {
+fn resolve_one(addr: usize) -> Arc<[Frame]> {
+    let cache = || CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(hit) = cache().get(&addr).cloned() {
         return hit;
     }
     let mut out = Vec::new();
@@ -103,15 +116,13 @@ fn resolve_one(addr: usize) -> Rc<[Frame]> {
         } else {
             short_name(&full_name)
         };
-        let file = sym
-            .filename()
-            .and_then(|p| p.file_name())
-            .map(|f| f.to_string_lossy().into_owned());
+        let path = sym.filename().map(|p| p.to_string_lossy().into_owned());
         out.push(Frame {
-            file,
+            file: path.as_deref().map(|p| basename(p).to_string()),
             function,
             line: sym.lineno(),
             full_name,
+            path,
         });
     });
     if out.is_empty() {
@@ -120,27 +131,66 @@ fn resolve_one(addr: usize) -> Rc<[Frame]> {
             function: format!("{addr:#x}"),
             line: None,
             full_name: String::new(),
+            path: None,
         });
     }
-    let rc: Rc<[Frame]> = out.into();
-    CACHE.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.len() >= CACHE_CAP {
-            c.clear();
-        }
-        c.insert(addr, rc.clone());
-    });
-    rc
+    let frames: Arc<[Frame]> = out.into();
+    let mut c = cache();
+    if c.len() >= CACHE_CAP {
+        c.clear();
+    }
+    c.insert(addr, frames.clone());
+    frames
 }
 
 /// Symbolize return addresses (innermost first): each gives one frame, or several when
 /// calls were inlined into it (innermost first). Nothing is filtered.
 pub fn symbolize(frames: &[usize]) -> Vec<Frame> {
-    let mut out = Vec::with_capacity(frames.len());
-    for &addr in frames {
-        out.extend(resolve_one(addr).iter().cloned());
+    let resolve = || {
+        let mut out = Vec::with_capacity(frames.len());
+        for &addr in frames {
+            out.extend(resolve_one(addr).iter().cloned());
+        }
+        out
+    };
+    let unresolved = || {
+        let address = |&addr: &usize| Frame {
+            file: None,
+            function: format!("{addr:#x}"),
+            line: None,
+            full_name: String::new(),
+            path: None,
+        };
+        frames.iter().map(address).collect()
+    };
+    with_stack_room(resolve, unresolved)
+}
+
+/// Stack that symbolizing may need: reading DWARF the first time takes tens of KiB (more
+/// in debug builds), more than a small coroutine has to spare.
+const SYMBOLIZE_ROOM: usize = 128 * 1024;
+
+/// Run `f` here if there is room on the stack, else on a short-lived helper thread (a
+/// coroutine with a small stack, or one deep in its stack, calling `where_all` or
+/// panicking must not overflow it). If no thread can be had, or `f` panics there, the
+/// answer is `fallback()`: this runs while a panic is being reported, where a second panic
+/// would abort the process.
+fn with_stack_room<R: Send>(f: impl FnOnce() -> R + Send, fallback: impl FnOnce() -> R) -> R {
+    let marker = 0u8;
+    let here = std::hint::black_box(&marker) as *const u8 as usize;
+    let short = shrapnel_core::running_for_signal()
+        .is_some_and(|r| here.saturating_sub(r.stack_limit) < SYMBOLIZE_ROOM);
+    if !short {
+        return f();
     }
-    out
+    let on_helper = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("shrapnel-symbolize".into())
+            .spawn_scoped(scope, f)
+            .ok()
+            .and_then(|handle| handle.join().ok())
+    });
+    on_helper.unwrap_or_else(fallback)
 }
 
 /// The compact form of a suspended coroutine's return addresses, runtime plumbing left out
@@ -151,15 +201,15 @@ pub fn compact(frames: &[usize]) -> String {
 
 /// The symbolized, filtered frames of a suspended coroutine's return addresses.
 pub fn suspended_frames(frames: &[usize]) -> Vec<Frame> {
-    let mut v = symbolize(frames);
-    // The first frames are the switch into the scheduler and its bookkeeping.
+    filter_suspended(symbolize(frames))
+}
+
+fn filter_suspended(mut v: Vec<Frame>) -> Vec<Frame> {
     cut_at_coroutine_root(&mut v);
-    let lead = v
-        .iter()
-        .take_while(|f| is_switch_internal(&f.full_name))
-        .count();
+    // The first frames are the switch into the scheduler and its bookkeeping.
+    let lead = v.iter().take_while(|f| f.is_switch_internal()).count();
     v.drain(..lead);
-    v.retain(|f| !is_plumbing(&f.full_name));
+    v.retain(|f| !f.is_plumbing());
     v
 }
 
@@ -177,12 +227,9 @@ pub fn current_frames() -> Vec<Frame> {
     let addrs = capture();
     let mut v = symbolize(&addrs);
     cut_at_coroutine_root(&mut v);
-    let lead = v
-        .iter()
-        .take_while(|f| is_tb_internal(&f.full_name))
-        .count();
+    let lead = v.iter().take_while(|f| f.is_tb_internal()).count();
     v.drain(..lead);
-    v.retain(|f| !is_plumbing(&f.full_name));
+    v.retain(|f| !f.is_plumbing());
     v
 }
 
@@ -263,6 +310,12 @@ pub fn install_panic_hook() {
 /// of [`install_panic_hook`]; the runtime registers this with
 /// `shrapnel_core::panic::set_traceback_source` on every scheduler thread.
 pub fn take_panic_traceback() -> Option<String> {
+    // The core calls this after catching the panic, outside any catch_unwind: a panic here
+    // would abort the process.
+    std::panic::catch_unwind(panic_traceback).ok().flatten()
+}
+
+fn panic_traceback() -> Option<String> {
     let captured = LAST_PANIC.with(|p| p.borrow_mut().take())?;
     let running = shrapnel_core::running_for_signal()?;
     if captured.coro != running.id {
@@ -270,29 +323,37 @@ pub fn take_panic_traceback() -> Option<String> {
     }
     let mut v = symbolize(&captured.addrs);
     cut_at_coroutine_root(&mut v);
-    // The hook, std's panic machinery, then the library function that panicked on the
-    // caller's behalf (`unwrap`, `expect`, indexing): the traceback starts at the caller.
+    // Innermost first: the stack walk, this module's hook, std's panic machinery, then the
+    // library function that panicked on the caller's behalf (`unwrap`, `expect`,
+    // indexing). The traceback starts at the first frame after those: the caller.
     let lead = v
         .iter()
         .take_while(|f| {
-            let plain = f.full_name.trim_start_matches(['<', '&']);
             f.full_name.is_empty()
-                || f.full_name.starts_with("shrapnel::tb::")
-                || is_tb_internal(&f.full_name)
-                || is_plumbing(&f.full_name)
-                || ["core::", "std::", "alloc::"]
-                    .iter()
-                    .any(|p| plain.starts_with(p))
+                || f.is_tb_internal()
+                || f.plain().starts_with("shrapnel::tb::")
+                || f.path.as_deref().is_some_and(|p| p.ends_with("src/tb.rs"))
+                || f.in_std_library()
+                || f.is_plumbing()
         })
         .count();
     v.drain(..lead);
-    v.retain(|f| !is_plumbing(&f.full_name));
+    v.retain(|f| !f.is_plumbing());
+    // Without debug info, the panic's location still names the file and line of the
+    // innermost frame (the one `#[track_caller]` points at).
+    if let Some(first) = v.first_mut() {
+        if first.file.is_none() && first.line.is_none() {
+            first.file = Some(captured.file.clone());
+            first.line = Some(captured.line);
+        }
+    }
     if v.is_empty() {
         v.push(Frame {
             file: Some(captured.file),
             function: String::from("?"),
             line: Some(captured.line),
             full_name: String::new(),
+            path: None,
         });
     }
     Some(format_frames(&v))
@@ -306,67 +367,135 @@ fn basename(path: &str) -> &str {
 /// Drop the coroutine's entry and everything outward of it (the scheduler that resumed
 /// it): the body's closure is the last frame kept.
 fn cut_at_coroutine_root(v: &mut Vec<Frame>) {
-    let root = v.iter().position(|f| {
-        let plain = f.full_name.trim_start_matches(['<', '&']);
-        plain.starts_with("shrapnel_core::coro::run_body")
-            || plain.starts_with("shrapnel_core::coro::coro_main")
-    });
-    if let Some(i) = root {
+    if let Some(i) = v.iter().position(Frame::is_coroutine_root) {
         v.truncate(i);
     }
 }
 
-/// Frames between a blocking call and the context switch.
-fn is_switch_internal(name: &str) -> bool {
-    let plain = name.trim_start_matches(['<', '&']);
-    plain.starts_with("shrapnel_core::sched::SchedState")
-        || plain.starts_with("shrapnel_core::arch::")
-}
+/// How the filters recognise a frame. With full debug info (the dev profile, or release
+/// with `debug = "limited"` or more) names are qualified (`shrapnel_core::sched::sleep`);
+/// with `debug = "line-tables-only"` the names of inlined frames are bare (`block`,
+/// `call_once`), so a bare name is recognised together with the file it is in.
+impl Frame {
+    /// The name without a leading `<` or `&` (`<T as Trait>::f` is matched by `T`).
+    fn plain(&self) -> &str {
+        self.full_name.trim_start_matches(['<', '&'])
+    }
 
-/// This module and the crate that walks the stack for it.
-fn is_tb_internal(name: &str) -> bool {
-    matches!(
-        name,
-        "shrapnel::tb::capture" | "shrapnel::tb::current_frames" | "shrapnel::tb::stack_string"
-    ) || name.starts_with("backtrace::")
-        || name.starts_with("<backtrace::")
-}
+    /// A bare name (no path, as line-tables-only debug info gives), without its generic
+    /// arguments: `block<shrapnel_core::…>` → `block`.
+    fn bare(&self) -> Option<&str> {
+        let head = self.full_name.split('<').next().unwrap_or_default();
+        (!head.is_empty() && !head.contains("::")).then_some(head)
+    }
 
-/// Frames nobody wants in a traceback, wherever they are. `name` is the full demangled
-/// name; a qualified `<T as Trait>::f` or `<T>::f` is matched by its `T`.
-pub(crate) fn is_plumbing(name: &str) -> bool {
-    const PREFIXES: &[&str] = &[
-        "shrapnel_core::coro::coro_main",
-        "shrapnel_core::coro::run_body",
-        "shrapnel_core::arch::",
-        "std::panicking::",
-        "std::panic::",
-        "core::panicking::",
-        "core::ops::function::",
-        "core::panic::unwind_safe::AssertUnwindSafe<",
-        "alloc::boxed::Box<F,A> as core::ops::function::",
-        "std::rt::",
-        "std::sys::",
-        "std::thread::",
-        "__rust_",
-        "__rustc::",
-        "rust_begin_unwind",
-        "__libc_start",
-        "_start",
-        "start_thread",
-        "clone",
-    ];
-    /// Closure-call shims (`<F as FnOnce<A>>::call_once`) and the test harness's marker.
-    const INFIXES: &[&str] = &[
-        " as core::ops::function::FnOnce<",
-        " as core::ops::function::FnMut<",
-        " as core::ops::function::Fn<",
-        "__rust_begin_short_backtrace",
-    ];
-    let plain = name.trim_start_matches(['<', '&']);
-    name == "main"
-        || PREFIXES.iter().any(|p| plain.starts_with(p))
-        || INFIXES.iter().any(|p| name.contains(p))
+    /// A bare name among `names`, in a file whose path ends with `suffix`.
+    fn is_bare_in(&self, names: &[&str], suffix: &str) -> bool {
+        self.bare().is_some_and(|b| names.contains(&b))
+            && self.path.as_deref().is_some_and(|p| p.ends_with(suffix))
+    }
+
+    /// Source of Rust's standard library (core, alloc, std).
+    fn in_std_library(&self) -> bool {
+        let std_path = self.path.as_deref().is_some_and(|p| {
+            [
+                "/library/core/src/",
+                "/library/alloc/src/",
+                "/library/std/src/",
+            ]
+            .iter()
+            .any(|d| p.contains(d))
+        });
+        let std_name = ["core::", "alloc::", "std::"]
+            .iter()
+            .any(|c| self.plain().starts_with(c));
+        std_path || std_name
+    }
+
+    /// The coroutine's entry in the core: `run_body` (its `catch_unwind`) and `coro_main`.
+    fn is_coroutine_root(&self) -> bool {
+        let plain = self.plain();
+        plain.starts_with("shrapnel_core::coro::run_body")
+            || plain.starts_with("shrapnel_core::coro::coro_main")
+            || self.is_bare_in(&["run_body", "coro_main"], "coro.rs")
+    }
+
+    /// Between a blocking call and the context switch: the scheduler's `block`, its
+    /// suspend, the switch.
+    fn is_switch_internal(&self) -> bool {
+        let plain = self.plain();
+        plain.starts_with("shrapnel_core::sched::SchedState")
+            || plain.starts_with("shrapnel_core::arch::")
+            || self.is_bare_in(&["block", "suspend_current"], "sched.rs")
+            || (self.bare() == Some("switch")
+                && self.path.as_deref().is_some_and(|p| p.contains("arch")))
+    }
+
+    /// This module's capture functions and the crate that walks the stack for them.
+    fn is_tb_internal(&self) -> bool {
+        const OURS: &[&str] = &["capture", "current_frames", "stack_string"];
+        let plain = self.plain();
+        OURS.iter()
+            .any(|f| plain.strip_prefix("shrapnel::tb::") == Some(*f))
+            || plain.starts_with("backtrace::")
+            || self.is_bare_in(OURS, "tb.rs")
+            || self
+                .path
+                .as_deref()
+                .is_some_and(|p| p.contains("/backtrace-"))
+    }
+
+    /// Frames nobody wants in a traceback, wherever they are: closure-call and
+    /// `catch_unwind` shims, the coroutine entry, program and thread start-up.
+    fn is_plumbing(&self) -> bool {
+        const PREFIXES: &[&str] = &[
+            "shrapnel_core::coro::coro_main",
+            "shrapnel_core::coro::run_body",
+            "shrapnel_core::arch::",
+            "std::panicking::",
+            "std::panic::",
+            "core::panicking::",
+            "core::ops::function::",
+            "core::panic::unwind_safe::AssertUnwindSafe<",
+            "std::rt::",
+            "std::sys::",
+            "std::thread::",
+            "__rust_",
+            "__rustc::",
+            "rust_begin_unwind",
+            "__libc_start",
+            "_start",
+            "start_thread",
+            "clone",
+        ];
+        /// `<F as FnOnce<A>>::call_once` and friends, and the test harness's marker.
+        const INFIXES: &[&str] = &[
+            " as core::ops::function::FnOnce<",
+            " as core::ops::function::FnMut<",
+            " as core::ops::function::Fn<",
+            "__rust_begin_short_backtrace",
+        ];
+        /// The same shims by their bare names, in std's source.
+        const BARE_SHIMS: &[&str] = &[
+            "call_once",
+            "call_once{{vtable.shim}}",
+            "call_mut",
+            "call",
+            "do_call",
+            "catch_unwind",
+            "lang_start",
+            "lang_start_internal",
+            "thread_start",
+        ];
+        let name = self.full_name.as_str();
+        let plain = self.plain();
+        // C's `main` has no debug info; a Rust `main` has a source file.
+        (name == "main" && self.path.is_none())
+            || PREFIXES.iter().any(|p| plain.starts_with(p))
+            || INFIXES.iter().any(|p| name.contains(p))
+            || self.is_coroutine_root()
+            || (self.in_std_library() && self.bare().is_some_and(|b| BARE_SHIMS.contains(&b)))
+    }
 }
 
 /// `full` (demangled, no hash) shortened: the last two path segments, generic arguments
@@ -521,6 +650,7 @@ mod tests {
             function: "worker::handle".into(),
             line: Some(40),
             full_name: "app::worker::handle".into(),
+            path: Some("src/worker/main.rs".into()),
         };
         assert_eq!(f.to_string(), "[main.rs worker::handle|40]");
         let g = Frame {
@@ -528,11 +658,63 @@ mod tests {
             function: "0x1234".into(),
             line: None,
             full_name: String::new(),
+            path: None,
         };
         assert_eq!(
             format_frames(&[f, g]),
             "[main.rs worker::handle|40] [? 0x1234|?]"
         );
+    }
+
+    fn frame(full_name: &str, path: &str) -> Frame {
+        Frame {
+            file: Some(basename(path).to_string()),
+            function: short_name(full_name),
+            line: Some(1),
+            full_name: full_name.to_string(),
+            path: Some(path.to_string()),
+        }
+    }
+
+    fn names(v: &[Frame]) -> Vec<&str> {
+        v.iter().map(|f| f.function.as_str()).collect()
+    }
+
+    #[test]
+    fn suspended_stacks_keep_the_blocking_call_and_the_program() {
+        let lib = "/rustc/abc/library/core/src/ops/function.rs";
+        let qualified = vec![
+            frame("<shrapnel_core::arch::x86_64::X86_64 as shrapnel_core::arch::ContextSwitch>::switch", "core/src/arch/x86_64.rs"),
+            frame("shrapnel_core::sched::SchedState::suspend_current", "core/src/sched.rs"),
+            frame("shrapnel_core::sched::SchedState::block", "core/src/sched.rs"),
+            frame("shrapnel_core::sched::sleep", "core/src/sched.rs"),
+            frame("app::nap", "src/main.rs"),
+            frame("app::main::{{closure}}", "src/main.rs"),
+            frame("<core::panic::unwind_safe::AssertUnwindSafe<F> as core::ops::function::FnOnce<()>>::call_once", lib),
+            frame("std::panicking::catch_unwind::do_call", lib),
+            frame("shrapnel_core::coro::run_body", "core/src/coro.rs"),
+            frame("shrapnel_core::coro::coro_main", "core/src/coro.rs"),
+        ];
+        assert_eq!(
+            names(&filter_suspended(qualified)),
+            ["sched::sleep", "app::nap", "app::main::{closure}"]
+        );
+        // `debug = "line-tables-only"`: inlined frames have bare, possibly generic, names.
+        let bare = vec![
+            frame("switch", "core/src/arch/x86_64.rs"),
+            frame("suspend_current", "core/src/sched.rs"),
+            frame(
+                "block<shrapnel_core::sched::sleep::{closure_env#0}>",
+                "core/src/sched.rs",
+            ),
+            frame("sleep", "core/src/sched.rs"),
+            frame("{closure#0}", "src/main.rs"),
+            frame("call_once<app::main::{closure_env#0}, ()>", lib),
+            frame("do_call<F, ()>", "/rustc/abc/library/std/src/panicking.rs"),
+            frame("run_body<F, ()>", "core/src/coro.rs"),
+            frame("coro_main", "core/src/coro.rs"),
+        ];
+        assert_eq!(names(&filter_suspended(bare)), ["sleep", "{closure}"]);
     }
 
     #[inline(never)]

@@ -352,6 +352,53 @@ fn a_panicking_coroutine_reaches_a_custom_notifier_while_its_siblings_finish() {
 }
 
 #[test]
+fn coroutines_with_small_stacks_can_panic_and_ask_where_all() {
+    shrapnel::reset();
+    let reports: Rc<RefCell<Vec<PanicReport>>> = Rc::default();
+    let r2 = reports.clone();
+    shrapnel::set_exception_notifier(Some(Box::new(move |r: &PanicReport| {
+        r2.borrow_mut().push(r.clone());
+    })));
+    // Symbolizing needs more stack than these have: it must move elsewhere, not overflow.
+    let small = shrapnel::Builder::new()
+        .name("small")
+        .stack_size(16 * 1024)
+        .spawn(explode_xyz)
+        .unwrap();
+    let napper = shrapnel::Builder::new()
+        .name("napper")
+        .spawn(wait_for_data_xyz)
+        .unwrap();
+    let asker = shrapnel::Builder::new()
+        .name("asker")
+        .stack_size(16 * 1024)
+        .spawn(|| {
+            shrapnel::sleep(Duration::from_millis(5)).unwrap();
+            let all = shrapnel::where_all();
+            shrapnel::set_exit(0);
+            all.to_string()
+        })
+        .unwrap();
+    shrapnel::event_loop();
+    let reports = reports.borrow();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].id, small.id());
+    assert!(
+        reports[0].traceback.contains("explode_xyz|"),
+        "{}",
+        reports[0].traceback
+    );
+    let text = asker.join().unwrap();
+    let napping = format!("#{} 'napper' blocked: sleeping", napper.id());
+    assert!(text.contains(&napping), "{text}");
+    #[cfg(feature = "stacks")]
+    assert!(text.contains("wait_for_data_xyz|"), "{text}");
+    drop(napper);
+    shrapnel::set_exception_notifier(None);
+    shrapnel::reset();
+}
+
+#[test]
 fn default_notifier_child() {
     if !in_child() {
         return;
