@@ -31,6 +31,8 @@ mod backend;
 pub mod debug;
 pub mod debug_signal;
 pub mod fd;
+#[cfg(feature = "latency")]
+pub mod latency;
 pub mod net;
 mod runtime;
 pub mod stack;

@@ -82,6 +82,8 @@ pub fn configure(config: RuntimeConfig) -> Result<(), RuntimeError> {
     .map_err(|e| RuntimeError(e.to_string()))?;
     crate::debug::on_scheduler_start();
     crate::stack::ensure_altstack().ok();
+    #[cfg(feature = "latency")]
+    crate::latency::start();
     Ok(())
 }
 
