@@ -86,9 +86,11 @@ impl std::error::Error for DebugSignalError {
     }
 }
 
-/// Handle `sig` as the debug signal (the previous one goes back to its default action), or
-/// with `None` stop handling it. Returns the previous debug signal. The runtime's default is
-/// [`DEFAULT`]; after a call to `set` it installs no default of its own.
+/// Handle `sig` as the debug signal, for the whole process (the previous one goes back to
+/// its default action), or with `None` stop handling it. Returns the previous debug signal.
+/// The runtime's default is [`DEFAULT`]; after a call to `set` it installs no default of its
+/// own. SIGSEGV and SIGBUS are refused (the stack-overflow report needs them), and so is
+/// whatever the OS refuses (SIGKILL, SIGSTOP).
 pub fn set(sig: Option<c_int>) -> Result<Option<c_int>, DebugSignalError> {
     let mut chosen = CONFIG.lock().unwrap_or_else(|e| e.into_inner());
     *chosen = true;
@@ -97,6 +99,15 @@ pub fn set(sig: Option<c_int>) -> Result<Option<c_int>, DebugSignalError> {
         return Ok(Some(old));
     }
     if let Some(new) = sig {
+        if crate::sys::FAULT_SIGNALS.contains(&new) {
+            return Err(DebugSignalError {
+                signal: new,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "the runtime catches it to report coroutine stack overflows",
+                ),
+            });
+        }
         prepare().map_err(|source| DebugSignalError {
             signal: new,
             source,

@@ -554,6 +554,10 @@ fn debug_signal_child() {
             // SAFETY: as above.
             unsafe { libc::kill(libc::getpid(), libc::SIGUSR2) };
             shrapnel::sleep(Duration::from_millis(100)).unwrap();
+            let refused = shrapnel::debug_signal::set(Some(libc::SIGSEGV)).unwrap_err();
+            assert!(refused.to_string().contains("stack overflows"), "{refused}");
+            assert!(shrapnel::debug_signal::set(Some(libc::SIGKILL)).is_err());
+            assert_eq!(shrapnel::debug_signal::get(), Some(libc::SIGUSR2));
             assert_eq!(
                 shrapnel::debug_signal::set(None).unwrap(),
                 Some(libc::SIGUSR2)
