@@ -3,7 +3,7 @@
 //! look inside: every coroutine and what it waits for (`ps`, `where N`, `where_all`), the
 //! worst slices (`top`), scheduler counters (`stats`), open sockets, and levers
 //! (`interrupt N`, `shutdown N`, `latency`, `selfishness`). The application adds its own
-//! commands, and with feature `backdoor-script` an `eval` prompt runs [rhai] scripts over
+//! commands, and with feature `backdoor-script` an `eval` prompt runs rhai scripts over
 //! objects the application registers — the Rust answer to Shrapnel's Python prompt.
 //!
 //! Spawn [`serve`] before the event loop; a unix socket is the way to do it:
@@ -53,7 +53,7 @@
 //! - the listening socket is close-on-exec, and a session's output goes to that session
 //!   only: `print_stderr` from other coroutines still goes to the real stderr.
 //!
-//! The protocol and the command parser are in [`line`]; the built-in commands' output is
+//! The protocol and the command parser are in [`line`](mod@line); the built-in commands' output is
 //! described in `help`.
 
 mod commands;
@@ -83,7 +83,8 @@ pub const DEFAULT_MAX_SESSIONS: usize = 16;
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// Default [`Options::prompt`].
 pub const DEFAULT_PROMPT: &str = "shrapnel> ";
-/// Default operation limit of an `eval` script ([`Options::max_operations`]).
+/// Default operation limit of an `eval` script (`Options::max_operations`, feature
+/// `backdoor-script`).
 pub const DEFAULT_MAX_OPERATIONS: u64 = 100_000;
 
 /// An application command: gets the words after its name and the session's output.

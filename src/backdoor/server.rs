@@ -485,6 +485,11 @@ impl Session {
             }
             out.extend_from_slice(self.shared.prompt.as_bytes());
             self.send(&out)?;
+            if !self.pending.is_empty() {
+                // A client that pasted many lines gets them run one slice each, so a burst
+                // of commands does not hold up the other coroutines.
+                crate::yield_slice();
+            }
         }
         Ok(())
     }

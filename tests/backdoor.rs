@@ -1,0 +1,1032 @@
+//! The backdoor driven by real clients: `socat` and `nc -U` for whole sessions, and a Rust
+//! client on a plain std thread (while the scheduler runs on the test thread) for
+//! everything else — every built-in command against a known set of coroutines, bad input,
+//! limits, and the security rules.
+#![cfg(feature = "backdoor")]
+
+use std::cell::Cell;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shrapnel::backdoor::{Backdoor, ListenAddr, Options};
+use shrapnel::Interrupted;
+
+const PROMPT: &str = "shrapnel> ";
+
+/// A socket path of its own for each test.
+fn sock_path(tag: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let p = std::env::temp_dir().join(format!("shrapnel-bd-{}-{n}-{tag}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+/// Serve `backdoor` on this thread's scheduler while `client` runs on a std thread; the
+/// event loop ends when the client is done. Returns what the client returned.
+fn drive<R: Send + 'static>(backdoor: Backdoor, client: impl FnOnce() -> R + Send + 'static) -> R {
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = done.clone();
+    let client = std::thread::spawn(move || {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(client));
+        flag.store(true, Ordering::Release);
+        r
+    });
+    shrapnel::Builder::new()
+        .name("backdoor")
+        .spawn(move || backdoor.serve())
+        .unwrap();
+    shrapnel::Builder::new()
+        .name("watcher")
+        .spawn(move || {
+            while !done.load(Ordering::Acquire) {
+                if shrapnel::sleep(Duration::from_millis(2)).is_err() {
+                    break;
+                }
+            }
+            shrapnel::set_exit(0);
+        })
+        .unwrap();
+    shrapnel::event_loop();
+    shrapnel::reset();
+    match client.join().expect("client thread") {
+        Ok(r) => r,
+        Err(p) => std::panic::resume_unwind(p),
+    }
+}
+
+/// A line client over a std unix socket, with timeouts so a broken server fails the test
+/// instead of hanging it.
+struct Client {
+    s: UnixStream,
+    buf: Vec<u8>,
+    /// What the server said before the first prompt.
+    welcome: String,
+}
+
+impl Client {
+    fn raw(path: &Path) -> Client {
+        let s = UnixStream::connect(path).expect("connect to the backdoor");
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
+        Client {
+            s,
+            buf: Vec::new(),
+            welcome: String::new(),
+        }
+    }
+
+    fn connect(path: &Path) -> Client {
+        let mut c = Client::raw(path);
+        c.welcome = c.read_until(PROMPT);
+        c
+    }
+
+    /// Everything up to `pat` (which is consumed).
+    fn read_until(&mut self, pat: &str) -> String {
+        loop {
+            if let Some(i) = find(&self.buf, pat.as_bytes()) {
+                let text = String::from_utf8_lossy(&self.buf[..i]).into_owned();
+                self.buf.drain(..i + pat.len());
+                return text;
+            }
+            let mut chunk = [0u8; 8192];
+            match self.s.read(&mut chunk) {
+                Ok(0) => panic!(
+                    "connection closed before {pat:?}; got {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                ),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) => panic!(
+                    "reading until {pat:?}: {e}; got {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                ),
+            }
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).expect("write to the backdoor");
+    }
+
+    /// Send a line; its output, up to the next prompt.
+    fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\n").as_bytes());
+        self.read_until(PROMPT)
+    }
+
+    /// Everything until the server closes (a reset after the data counts as the end).
+    fn rest(&mut self) -> String {
+        let mut chunk = [0u8; 8192];
+        loop {
+            match self.s.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!(
+                    "waiting for the server to close: {e}; got {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                ),
+            }
+        }
+        String::from_utf8_lossy(&std::mem::take(&mut self.buf)).into_owned()
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The row of a table whose second column is `name`.
+fn row<'a>(table: &'a str, name: &str) -> &'a str {
+    table
+        .lines()
+        .find(|l| {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .nth(1)
+                == Some(name)
+        })
+        .unwrap_or_else(|| panic!("no row for {name:?} in\n{table}"))
+}
+
+fn unix(tag: &str) -> (Options, PathBuf) {
+    let p = sock_path(tag);
+    (Options::unix(&p), p)
+}
+
+/// Ids of a known set of coroutines: what each waits for is fixed.
+struct Known {
+    sleeper: u64,
+    reader: u64,
+    holder: u64,
+    locker: u64,
+    joiner: u64,
+    busy: u64,
+    not_started: u64,
+}
+
+/// Spawn the known coroutines; `sleeper_saw` gets how its sleep ended.
+fn spawn_known(sleeper_saw: Rc<Cell<Option<Result<(), Interrupted>>>>) -> Known {
+    let sleeper = shrapnel::Builder::new()
+        .name("sleeper")
+        .spawn(move || sleeper_saw.set(Some(shrapnel::sleep(Duration::from_secs(3600)))))
+        .unwrap();
+    let (a, b) = shrapnel::net::socketpair().unwrap();
+    let reader = shrapnel::Builder::new()
+        .name("reader")
+        .spawn(move || {
+            let _keep = b;
+            let mut buf = [0u8; 16];
+            let _ = (&a).read(&mut buf);
+        })
+        .unwrap();
+    let mutex = Rc::new(shrapnel::sync::Mutex::new(()));
+    let m = mutex.clone();
+    let holder = shrapnel::Builder::new()
+        .name("holder")
+        .spawn(move || {
+            let _g = m.lock().unwrap();
+            let _ = shrapnel::sleep(Duration::from_secs(3600));
+        })
+        .unwrap();
+    let locker = shrapnel::Builder::new()
+        .name("locker")
+        .spawn(move || {
+            shrapnel::sleep(Duration::from_millis(1)).unwrap();
+            let _ = mutex.lock();
+        })
+        .unwrap();
+    let sleeper_id = sleeper.id();
+    let joiner = shrapnel::Builder::new()
+        .name("joiner")
+        .spawn(move || {
+            let _ = sleeper.join();
+        })
+        .unwrap();
+    let busy = shrapnel::Builder::new()
+        .name("busy")
+        .spawn(|| {
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_millis(30) {
+                std::hint::spin_loop();
+            }
+            let _ = shrapnel::sleep(Duration::from_secs(3600));
+        })
+        .unwrap();
+    let not_started = shrapnel::Builder::new()
+        .name("unstarted")
+        .build(|| ())
+        .unwrap();
+    let not_started_id = not_started.id();
+    std::mem::forget(not_started);
+    Known {
+        sleeper: sleeper_id,
+        reader: reader.id(),
+        holder: holder.id(),
+        locker: locker.id(),
+        joiner: joiner.id(),
+        busy: busy.id(),
+        not_started: not_started_id,
+    }
+}
+
+#[test]
+fn every_builtin_command_against_known_coroutines() {
+    shrapnel::reset();
+    let (opts, path) = unix("builtins");
+    let bd = Backdoor::bind(opts.command("greet", "say hello", |args, out| {
+        writeln!(out, "hello, {}", args.join(" and "))
+    }))
+    .unwrap();
+    let saw = Rc::new(Cell::new(None));
+    let k = spawn_known(saw.clone());
+    let path2 = path.clone();
+    let ids = [k.sleeper, k.reader, k.holder, k.locker, k.joiner, k.busy];
+    let (nid, busy_id) = (k.not_started, k.busy);
+    let out = drive(bd, move || {
+        // Let the coroutines reach their waits (the locker sleeps 1 ms first).
+        std::thread::sleep(Duration::from_millis(20));
+        let mut c = Client::connect(&path2);
+        assert!(c.welcome.contains("shrapnel backdoor: "), "{}", c.welcome);
+        assert!(c.welcome.contains(&format!("pid {}", std::process::id())));
+
+        let help = c.cmd("help");
+        for word in [
+            "help",
+            "ps",
+            "where N",
+            "where_all",
+            "live",
+            "latency [FACTOR]",
+            "top [N]",
+            "stats",
+            "sockets",
+            "interrupt N",
+            "shutdown N",
+            "selfishness N",
+            "quit",
+        ] {
+            assert!(help.contains(&format!("  {word} ")), "{word} in\n{help}");
+        }
+        assert!(help.contains("application commands:\n  greet"), "{help}");
+        assert_eq!(
+            help.contains("eval SCRIPT"),
+            cfg!(feature = "backdoor-script")
+        );
+
+        let ps = c.cmd("ps");
+        assert!(ps.starts_with(
+            "  ID  NAME                      STATE      WAIT                     WAITED  SLICES   MAX SLICE\n"
+        ), "{ps}");
+        let cells = |name: &str| -> Vec<String> {
+            row(&ps, name)
+                .split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        assert_eq!(cells("sleeper")[2..4], ["blocked", "sleeping"]);
+        assert_eq!(cells("reader")[2], "blocked");
+        assert!(cells("reader")[3].starts_with("readable fd "), "{ps}");
+        assert_eq!(cells("holder")[2..4], ["blocked", "sleeping"]);
+        assert_eq!(cells("locker")[2..4], ["blocked", "mutex"]);
+        assert_eq!(cells("joiner")[3], format!("join #{}", ids[0]));
+        assert_eq!(cells("unstarted")[2..4], ["new", "not started"]);
+        assert_eq!(cells("backdoor")[2], "blocked");
+        assert_eq!(cells("backdoor session 1")[2..4], ["running", "running"]);
+        assert_eq!(cells("sleeper")[0], ids[0].to_string());
+        if cfg!(feature = "latency") {
+            let busy = cells("busy");
+            assert!(busy[5].parse::<u64>().unwrap() >= 1, "{ps}");
+            let max: f64 = busy[6].trim_end_matches('s').parse().unwrap();
+            assert!(max >= 0.030, "{ps}");
+        } else {
+            assert_eq!(cells("busy")[5..7], ["-", "-"]);
+        }
+
+        // Before `where`: with `stacks`, its first symbolization is a long slice itself.
+        if cfg!(feature = "latency") {
+            assert_eq!(
+                c.cmd("latency"),
+                "latency warning factor 1 (slices over 0.200s are reported)\n"
+            );
+            assert_eq!(
+                c.cmd("latency 2.5"),
+                "latency warning factor 2.5 (slices over 0.500s are reported); was 1\n"
+            );
+            assert_eq!(
+                c.cmd("latency 0"),
+                "latency warning off (factor 0); was 2.5\n"
+            );
+            assert!(c
+                .cmd("latency 999")
+                .starts_with("latency: latency factor 999 is out of range"));
+            let top = c.cmd("top 1");
+            let lines: Vec<&str> = top.lines().collect();
+            assert_eq!(lines.len(), 2, "{top}");
+            assert!(lines[0].contains("MAX SLICE"));
+            assert!(
+                lines[1].starts_with(&format!("{busy_id:>4}  busy ")),
+                "{top}"
+            );
+            assert_eq!(c.cmd("top").lines().count(), 11, "header + 10");
+        } else {
+            assert!(c
+                .cmd("latency")
+                .contains("feature `latency` of shrapnel is off"));
+            assert!(c
+                .cmd("top")
+                .contains("feature `latency` of shrapnel is off"));
+        }
+
+        let w = c.cmd(&format!("where {}", ids[0]));
+        assert!(
+            w.starts_with(&format!("#{} 'sleeper' blocked: sleeping (", ids[0])),
+            "{w}"
+        );
+        assert!(w.contains("tests/backdoor.rs:"), "{w}");
+        assert!(c
+            .cmd("where 99999")
+            .contains("where: no live coroutine #99999 (see `ps`)"));
+
+        let all = c.cmd("where_all");
+        for (i, name) in ["sleeper", "reader", "holder", "locker", "joiner", "busy"]
+            .iter()
+            .enumerate()
+        {
+            assert!(
+                all.contains(&format!("#{} '{name}' blocked: ", ids[i])),
+                "{all}"
+            );
+        }
+        assert!(
+            all.contains(&format!("#{nid} 'unstarted' new: not started")),
+            "{all}"
+        );
+
+        let live = c.cmd("live");
+        assert!(live.starts_with("10 live coroutines\n"), "{live}");
+        assert!(live.contains(&format!("{:>4}  reader\n", ids[1])), "{live}");
+
+        let stats = c.cmd("stats");
+        let value = |k: &str| -> String {
+            stats
+                .lines()
+                .find(|l| l.starts_with(&format!("{k} ")))
+                .unwrap_or_else(|| panic!("{k} in\n{stats}"))[k.len()..]
+                .trim()
+                .to_string()
+        };
+        assert_eq!(value("live coroutines"), "10");
+        assert_eq!(value("backdoor sessions"), "1");
+        // Timers: sleeper, holder, busy and the watcher (this session's idle timeout is not
+        // armed while it runs a command). Only the watcher can be ready instead: its 2 ms
+        // sleep may have ended in the loop pass that made this session readable.
+        let queued: u64 = value("run queue").parse().unwrap();
+        let timers: u64 = value("timers pending").parse().unwrap();
+        assert!(queued <= 1 && timers + queued == 4, "{stats}");
+        assert_eq!(value("live sockets"), "4"); // listener, session, the socketpair
+        assert!(value("switches").parse::<u64>().unwrap() >= 8);
+        assert!(value("polls").parse::<u64>().unwrap() >= 1);
+        assert!(value("uptime").ends_with('s'));
+
+        let socks = c.cmd("sockets");
+        assert!(socks.starts_with("  FD  KIND "), "{socks}");
+        let shown = path2.display().to_string();
+        assert!(
+            socks
+                .lines()
+                .any(|l| l.contains("unix listener") && l.trim_end().ends_with(&shown)),
+            "{socks}"
+        );
+        // The session's stream and the two ends of the reader's socketpair.
+        let streams = socks
+            .lines()
+            .filter(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                w[1] == "unix" && w[2] != "listener"
+            })
+            .count();
+        assert_eq!(streams, 3, "{socks}");
+
+        assert_eq!(c.cmd("selfishness 8"), "selfishness 8 (was 4)\n");
+        assert!(c
+            .cmd("selfishness 0")
+            .starts_with("selfishness: selfishness must be at least 1"));
+        assert_eq!(c.cmd("greet bob alice"), "hello, bob and alice\n");
+
+        assert_eq!(
+            c.cmd(&format!("interrupt {} 7", ids[0])),
+            format!(
+                "interrupt #{} 'sleeper': its blocking call returns Interrupted::Interrupt(7)\n",
+                ids[0]
+            )
+        );
+        assert_eq!(
+            c.cmd(&format!("shutdown {}", ids[2])),
+            format!(
+                "shutdown #{} 'holder': its blocking call returns Interrupted::Shutdown\n",
+                ids[2]
+            )
+        );
+        // The sleeper is gone (its joiner too), the holder let the locker in and the locker
+        // finished.
+        std::thread::sleep(Duration::from_millis(20));
+        let live = c.cmd("live");
+        for gone in [ids[0], ids[2], ids[3], ids[4]] {
+            assert!(!live.contains(&format!("{gone:>4}  ")), "#{gone} in {live}");
+        }
+        assert!(c
+            .cmd(&format!("interrupt {}", ids[0]))
+            .contains("no live coroutine"));
+        c.send(b"quit\n");
+        c.rest()
+    });
+    assert_eq!(out, "bye\n");
+    assert_eq!(saw.take(), Some(Err(Interrupted::Interrupt(7))));
+    assert!(
+        !path.exists(),
+        "the socket file is removed when the backdoor closes"
+    );
+}
+
+#[test]
+fn bad_lines_get_one_line_saying_what_was_wrong_and_the_session_stays_open() {
+    shrapnel::reset();
+    let (opts, path) = unix("bad");
+    let bd = Backdoor::bind(
+        opts.command("fails", "returns an error", |_a, out| {
+            write!(out, "partial")?;
+            Err(std::io::Error::other("disk on fire"))
+        })
+        .command("panics", "panics", |_a, _out| panic!("boom in a command")),
+    )
+    .unwrap();
+    drive(bd, move || {
+        let mut c = Client::connect(&path);
+        assert_eq!(
+            c.cmd("frobnicate 1 2"),
+            "unknown command 'frobnicate'; try `help`\n"
+        );
+        assert_eq!(
+            c.cmd("where"),
+            "where: expects one coroutine id, e.g. `where 3` (see `ps`); try `help`\n"
+        );
+        assert_eq!(
+            c.cmd("where abc"),
+            "where: 'abc' is not a coroutine id; try `help`\n"
+        );
+        assert_eq!(c.cmd("ps -ef"), "ps: takes no arguments; try `help`\n");
+        assert_eq!(
+            c.cmd("top many"),
+            "top: 'many' is not a count; try `help`\n"
+        );
+        assert_eq!(
+            c.cmd("interrupt 424242"),
+            "interrupt: no live coroutine #424242 (see `ps`)\n"
+        );
+        assert_eq!(
+            c.cmd("shutdown 424242"),
+            "shutdown: no live coroutine #424242 (see `ps`)\n"
+        );
+        let me = c
+            .cmd("live")
+            .lines()
+            .find(|l| l.ends_with("backdoor session 1"))
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            c.cmd(&format!("interrupt {me}")),
+            format!("interrupt: #{me} is this backdoor session; use `quit` to leave\n")
+        );
+        assert_eq!(c.cmd("fails"), "partial\nfails: error: disk on fire\n");
+        assert_eq!(c.cmd("panics"), "panics: panicked: boom in a command\n");
+        assert_eq!(c.cmd(""), "");
+        if !cfg!(feature = "backdoor-script") {
+            assert!(c.cmd("eval 1+1").contains("feature `backdoor-script`"));
+        }
+        assert!(c.cmd("stats").contains("backdoor sessions  1"));
+        c.send(b"exit\r\n");
+        assert_eq!(c.rest(), "bye\n");
+    });
+}
+
+#[test]
+fn ctrl_d_closes_the_session() {
+    shrapnel::reset();
+    let (opts, path) = unix("ctrld");
+    let bd = Backdoor::bind(opts).unwrap();
+    drive(bd, move || {
+        let mut c = Client::connect(&path);
+        c.send(b"\x04");
+        assert_eq!(c.rest(), "");
+    });
+}
+
+fn need(tool: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "this test drives the backdoor with `{tool}`; install it (ci/test.sh does: \
+         . ci/apt.sh; apt_install socat:socat nc:netcat-openbsd)"
+    );
+}
+
+/// Run `program args` with `input` on stdin; its stdout.
+fn run_tool(program: &str, args: &[&str], input: &'static [u8]) -> String {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).unwrap();
+    drop(stdin);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{program} did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{program}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_socat_session() {
+    need("socat");
+    shrapnel::reset();
+    let (opts, path) = unix("socat");
+    let bd = Backdoor::bind(opts.welcome("demo backdoor")).unwrap();
+    let out = drive(bd, move || {
+        let target = format!("UNIX-CONNECT:{}", path.display());
+        run_tool(
+            "socat",
+            // -t5: after stdin's end, wait up to 5 s (not 0.5 s) for the replies.
+            &["-t5", "-", &target],
+            b"help\nps\nstats\nwhere 1\nquit\n",
+        )
+    });
+    assert!(
+        out.starts_with("demo backdoor\nshrapnel> commands:\n"),
+        "{out}"
+    );
+    assert!(out.contains("\nshrapnel>   ID  NAME "), "{out}");
+    assert!(out.contains("backdoor session 1        running"), "{out}");
+    assert!(out.contains("\nbackdoor sessions  1\n"), "{out}");
+    assert!(out.contains("#1 'backdoor' blocked: readable fd "), "{out}");
+    assert!(out.ends_with("shrapnel> bye\n"), "{out}");
+}
+
+#[test]
+fn an_nc_session() {
+    need("nc");
+    shrapnel::reset();
+    let (opts, path) = unix("nc");
+    let bd = Backdoor::bind(opts).unwrap();
+    let out = drive(bd, move || {
+        let p = path.display().to_string();
+        run_tool(
+            "nc",
+            &["-U", &p],
+            b"live\r\nwhere_all\r\nsockets\r\nquit\r\n",
+        )
+    });
+    assert!(
+        out.contains("shrapnel> 3 live coroutines\n   1  backdoor\n"),
+        "{out}"
+    );
+    assert!(out.contains("#2 'watcher' blocked: sleeping"), "{out}");
+    assert!(out.contains("unix listener"), "{out}");
+    assert!(out.ends_with("shrapnel> bye\n"), "{out}");
+}
+
+#[test]
+fn a_1_mib_line_without_newline_closes_the_session_with_a_message() {
+    shrapnel::reset();
+    let (opts, path) = unix("long");
+    let bd = Backdoor::bind(opts).unwrap();
+    drive(bd, move || {
+        let mut c = Client::connect(&path);
+        // The server stops reading after 4 KiB, so this write fails part way: fine.
+        let _ = c.s.write_all(&vec![b'x'; 1 << 20]);
+        let rest = c.rest();
+        assert_eq!(
+            rest,
+            "\nbackdoor: line longer than 4096 bytes; closing the session\n"
+        );
+    });
+}
+
+#[test]
+fn binary_garbage_and_telnet_negotiation_do_not_break_the_session() {
+    shrapnel::reset();
+    let (opts, path) = unix("garbage");
+    let bd = Backdoor::bind(opts).unwrap();
+    drive(bd, move || {
+        let mut c = Client::connect(&path);
+        // What telnet sends first: WILL/DO negotiation and a terminal-type subnegotiation.
+        c.send(b"\xff\xfb\x1f\xff\xfb\x20\xff\xfd\x03\xff\xfa\x18\x00xterm\xff\xf0");
+        assert_eq!(c.cmd("selfishness 5"), "selfishness 5 (was 4)\n");
+        // 8 KiB of pseudo-random bytes in 64-byte lines (no Ctrl-D, no IAC).
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut garbage = Vec::new();
+        for i in 0..8192 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let b = match (x >> 32) as u8 {
+                0x04 | 0xff | b'\n' | b'\r' => b'.',
+                b => b,
+            };
+            garbage.push(if i % 64 == 63 { b'\n' } else { b });
+        }
+        c.send(&garbage);
+        for _ in 0..128 {
+            let reply = c.read_until(PROMPT);
+            assert!(
+                reply.is_empty() || reply.ends_with("try `help`\n") || reply.starts_with("eval"),
+                "{reply:?}"
+            );
+        }
+        c.send(b"selfishness\xff\xff 4\n");
+        assert_eq!(
+            c.read_until(PROMPT),
+            "unknown command 'selfishness\u{fffd}'; try `help`\n"
+        );
+        assert!(c.cmd("stats").contains("backdoor sessions  1"));
+        c.send(b"\xff\xfd\x01selfishness 4\r\0");
+        assert_eq!(c.read_until(PROMPT), "selfishness 4 (was 5)\n");
+    });
+}
+
+#[test]
+fn a_hundred_clients_against_a_limit_of_16() {
+    shrapnel::reset();
+    let (opts, path) = unix("limit");
+    let bd = Backdoor::bind(opts.welcome("welcome")).unwrap();
+    assert_eq!(bd.sessions(), 0);
+    drive(bd, move || {
+        let mut clients: Vec<Client> = (0..100).map(|_| Client::raw(&path)).collect();
+        let mut welcomed = 0;
+        let mut refused = 0;
+        for c in &mut clients {
+            let first = c.read_until("\n");
+            match first.as_str() {
+                "welcome" => welcomed += 1,
+                "backdoor: too many sessions (16 open, the limit); try again later" => {
+                    assert_eq!(c.rest(), "");
+                    refused += 1;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!((welcomed, refused), (16, 84));
+        // A session that ends frees its place.
+        clients.truncate(16);
+        clients.pop().unwrap().send(b"quit\n");
+        std::thread::sleep(Duration::from_millis(30));
+        let mut again = Client::connect(&path);
+        assert_eq!(again.welcome, "welcome\n");
+        assert!(again.cmd("stats").contains("backdoor sessions  16"));
+    });
+}
+
+#[test]
+fn an_idle_session_is_timed_out() {
+    shrapnel::reset();
+    let (opts, path) = unix("idle");
+    let bd = Backdoor::bind(opts.idle_timeout(Duration::from_millis(150))).unwrap();
+    drive(bd, move || {
+        let mut c = Client::connect(&path);
+        assert_eq!(c.cmd("selfishness 4"), "selfishness 4 (was 4)\n");
+        let t = Instant::now();
+        assert_eq!(
+            c.rest(),
+            "\nbackdoor: idle for 150ms; closing the session\n"
+        );
+        assert!(
+            t.elapsed() >= Duration::from_millis(140),
+            "{:?}",
+            t.elapsed()
+        );
+    });
+}
+
+#[test]
+fn a_client_that_disconnects_mid_command_ends_only_its_session() {
+    shrapnel::reset();
+    let (opts, path) = unix("disconnect");
+    let bd = Backdoor::bind(
+        opts.command("slow", "sleeps, then writes a lot", |_a, out| {
+            shrapnel::sleep(Duration::from_millis(50))
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::Interrupted, e))?;
+            out.write_all(&vec![b'y'; 1 << 20])
+        }),
+    )
+    .unwrap();
+    drive(bd, move || {
+        let mut c = Client::connect(&path);
+        c.send(b"slow\n");
+        drop(c);
+        let mut half = Client::connect(&path);
+        half.send(b"whe");
+        drop(half);
+        std::thread::sleep(Duration::from_millis(100));
+        let mut d = Client::connect(&path);
+        let ps = d.cmd("ps");
+        assert!(!ps.contains("backdoor session 1"), "{ps}");
+        assert!(!ps.contains("backdoor session 2"), "{ps}");
+        assert!(ps.contains("backdoor session 3"), "{ps}");
+        assert!(d.cmd("stats").contains("backdoor sessions  1"));
+    });
+}
+
+#[test]
+fn the_unix_socket_is_0600_even_with_umask_000() {
+    shrapnel::reset();
+    let (opts, path) = unix("mode");
+    // SAFETY: umask only swaps the process's file mode mask; restored right after.
+    let old = unsafe { libc::umask(0) };
+    let bd = Backdoor::bind(opts);
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let bd = bd.unwrap();
+    let mode = std::fs::symlink_metadata(&path)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    assert_eq!(bd.addr(), &ListenAddr::Unix(path.clone()));
+    drop(bd);
+    assert!(!path.exists());
+}
+
+#[test]
+fn a_regular_file_at_the_path_is_an_error_and_is_not_deleted() {
+    shrapnel::reset();
+    let (opts, path) = unix("file");
+    std::fs::write(&path, b"precious").unwrap();
+    let e = Backdoor::bind(opts).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+    let msg = e.to_string();
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(msg.contains("is a regular file; it is left alone"), "{msg}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"precious");
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn a_stale_socket_is_replaced_and_a_live_one_is_not() {
+    shrapnel::reset();
+    let path = sock_path("stale");
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap()); // leaves the file
+    assert!(path.exists());
+    let bd = Backdoor::bind(Options::unix(&path)).unwrap();
+    let e = Backdoor::bind(Options::unix(&path)).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
+    assert!(
+        e.to_string().contains("another process is listening"),
+        "{e}"
+    );
+    drop(bd);
+    assert!(!path.exists());
+}
+
+#[test]
+fn non_loopback_tcp_without_auth_is_refused() {
+    shrapnel::reset();
+    let e = Backdoor::bind(Options::tcp(([0, 0, 0, 0], 0))).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    let msg = e.to_string();
+    assert!(
+        msg.contains("refusing to listen on 0.0.0.0 without an authentication hook"),
+        "{msg}"
+    );
+    assert!(msg.contains("Options::auth"), "{msg}");
+    let e = Backdoor::bind(Options::tcp_scan_on([192, 0, 2, 1].into())).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+}
+
+#[test]
+fn loopback_tcp_and_shrapnels_port_scan() {
+    shrapnel::reset();
+    let bd = Backdoor::bind(Options::tcp(([127, 0, 0, 1], 0))).unwrap();
+    let ListenAddr::Tcp(addr) = bd.addr().clone() else {
+        panic!("{:?}", bd.addr())
+    };
+    assert!(addr.ip().is_loopback() && addr.port() != 0);
+    let scan = Backdoor::bind(Options::tcp_scan()).unwrap();
+    let ListenAddr::Tcp(scanned) = scan.addr().clone() else {
+        panic!()
+    };
+    assert_eq!(scanned.ip(), std::net::Ipv4Addr::LOCALHOST);
+    assert!((8023..=8033).contains(&scanned.port()), "{scanned}");
+    drop(scan);
+    let out = drive(bd, move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        s.write_all(b"live\r\nquit\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    });
+    assert!(out.contains("   2  watcher\n"), "{out}");
+    assert!(out.contains("backdoor session 1 (127.0.0.1:"), "{out}");
+    assert!(out.ends_with("shrapnel> bye\n"), "{out}");
+}
+
+#[test]
+fn login_one_try_and_a_failure_closes_the_session() {
+    shrapnel::reset();
+    let (opts, path) = unix("login");
+    let bd = Backdoor::bind(
+        opts.welcome("hi admin")
+            .auth(|user, password| user == "admin" && password == "s3cret"),
+    )
+    .unwrap();
+    drive(bd, move || {
+        let mut bad = Client::raw(&path);
+        assert_eq!(bad.read_until("user: "), "");
+        bad.send(b"admin\n");
+        assert_eq!(bad.read_until("password: "), "");
+        bad.send(b"guess\nps\n");
+        assert_eq!(bad.rest(), "login failed\n");
+
+        let mut good = Client::raw(&path);
+        good.read_until("user: ");
+        good.send(b"admin\r\n");
+        good.read_until("password: ");
+        good.send(b"s3cret\r\n");
+        assert_eq!(good.read_until(PROMPT), "hi admin\n");
+        assert!(good.cmd("live").contains("live coroutines"));
+    });
+}
+
+#[test]
+fn a_non_loopback_bind_with_auth_is_allowed() {
+    shrapnel::reset();
+    let bd = Backdoor::bind(Options::tcp(([0, 0, 0, 0], 0)).auth(|_, _| false)).unwrap();
+    assert!(matches!(bd.addr(), ListenAddr::Tcp(a) if a.port() != 0));
+}
+
+#[test]
+fn close_stops_serving_and_serve_runs_once() {
+    shrapnel::reset();
+    let (opts, path) = unix("close");
+    let bd = Backdoor::bind(opts).unwrap();
+    let (a, b, c) = (bd.clone(), bd.clone(), bd.clone());
+    let first = shrapnel::spawn(move || a.serve());
+    let second = shrapnel::spawn(move || b.serve());
+    shrapnel::spawn(move || {
+        shrapnel::sleep(Duration::from_millis(5)).unwrap();
+        c.close();
+    });
+    assert_eq!(shrapnel::event_loop(), 0);
+    first.join().unwrap().unwrap();
+    let e = second.join().unwrap().unwrap_err();
+    assert!(e.to_string().contains("already served"), "{e}");
+    assert!(!path.exists());
+    assert!(UnixStream::connect(&path).is_err());
+}
+
+#[test]
+fn registering_builtin_or_bad_names_is_refused() {
+    shrapnel::reset();
+    let (opts, _path) = unix("register");
+    let bd = Backdoor::bind(opts).unwrap();
+    let e = bd.register("ps", "mine", |_, _| Ok(())).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "backdoor: cannot register command 'ps': that is a built-in command"
+    );
+    assert!(bd.register("two words", "", |_, _| Ok(())).is_err());
+    assert!(bd.register("", "", |_, _| Ok(())).is_err());
+    bd.register("mine", "ok", |_, _| Ok(())).unwrap();
+    let (opts, path) = unix("register2");
+    let e = Backdoor::bind(opts.command("quit", "", |_, _| Ok(()))).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(!path.exists(), "nothing is bound when the options are bad");
+}
+
+#[cfg(feature = "backdoor-script")]
+mod script {
+    use super::*;
+
+    fn with_app(tag: &str) -> (Backdoor, PathBuf) {
+        let (opts, path) = unix(tag);
+        let opts = opts.max_operations(50_000).script_engine(|engine| {
+            engine.register_fn("cache_size", || 1234_i64);
+            engine.register_fn("boom", || -> i64 { panic!("boom in a script function") });
+        });
+        (Backdoor::bind(opts).unwrap(), path)
+    }
+
+    #[test]
+    fn eval_sees_the_builtins_and_the_applications_objects() {
+        shrapnel::reset();
+        let (bd, path) = with_app("eval");
+        let saw = Rc::new(Cell::new(None));
+        let k = spawn_known(saw.clone());
+        let sleeper = k.sleeper;
+        drive(bd, move || {
+            std::thread::sleep(Duration::from_millis(20));
+            let mut c = Client::connect(&path);
+            assert_eq!(c.cmd("eval cache_size() * 2"), "2468\n");
+            assert_eq!(c.cmd("eval 40 + 2"), "42\n");
+            assert_eq!(c.cmd("eval let x = 5;"), "");
+            assert_eq!(
+                c.cmd("eval x * 3"),
+                "15\n",
+                "variables persist in a session"
+            );
+            assert_eq!(c.cmd("eval ps().len()"), "10\n");
+            assert_eq!(c.cmd("eval live().len()"), "10\n");
+            assert_eq!(
+                c.cmd("eval ps().filter(|c| c.name == \"locker\")[0].reason"),
+                "mutex\n"
+            );
+            assert_eq!(c.cmd("eval stats().live"), "10\n");
+            assert_eq!(c.cmd("eval sockets().len()"), "4\n");
+            assert!(c
+                .cmd(&format!("eval where_is({sleeper})"))
+                .starts_with(&format!("#{sleeper} 'sleeper' blocked: sleeping")));
+            assert!(c
+                .cmd("eval where_all()")
+                .contains("'reader' blocked: readable fd"));
+            assert_eq!(
+                c.cmd("eval print(\"to the session\"); 1"),
+                "to the session\n1\n"
+            );
+            assert_eq!(c.cmd("eval selfishness(6)"), "4\n");
+            assert!(c
+                .cmd("eval where_is(99999)")
+                .contains("no live coroutine #99999"));
+            if cfg!(feature = "latency") {
+                assert_eq!(c.cmd("eval top(1)[0].name"), "busy\n");
+            }
+            assert_eq!(c.cmd(&format!("eval interrupt({sleeper}, 3)")), "true\n");
+            assert_eq!(c.cmd("eval interrupt(99999)"), "false\n");
+            assert!(c.cmd("eval 1 +").starts_with("eval: "));
+        });
+        assert_eq!(saw.take(), Some(Err(Interrupted::Interrupt(3))));
+    }
+
+    #[test]
+    fn an_endless_script_is_stopped_by_the_operation_limit() {
+        shrapnel::reset();
+        let (bd, path) = with_app("loop");
+        drive(bd, move || {
+            let mut c = Client::connect(&path);
+            let t = Instant::now();
+            let out = c.cmd("eval loop { }");
+            assert!(out.starts_with("eval: stopped at "), "{out}");
+            assert!(out.contains("after 50000 operations, the limit"), "{out}");
+            assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+            let out = c.cmd("eval fn f(n) { f(n + 1) } f(0)");
+            assert!(out.starts_with("eval: "), "{out}");
+            let out = c.cmd("eval let s = \"x\"; loop { s += s }");
+            assert!(out.starts_with("eval: "), "{out}");
+            assert_eq!(c.cmd("eval 1"), "1\n");
+        });
+    }
+
+    #[test]
+    fn a_panicking_script_function_does_not_end_the_session() {
+        shrapnel::reset();
+        let (bd, path) = with_app("panic");
+        drive(bd, move || {
+            let mut c = Client::connect(&path);
+            assert_eq!(c.cmd("eval let y = 2;"), "");
+            assert_eq!(
+                c.cmd("eval boom()"),
+                "eval: the script panicked: boom in a script function; its variables were reset\n"
+            );
+            assert!(c.cmd("eval y").starts_with("eval: "), "a fresh scope");
+            assert_eq!(c.cmd("eval cache_size()"), "1234\n");
+            assert!(c.cmd("stats").contains("backdoor sessions  1"));
+        });
+    }
+}
