@@ -538,22 +538,24 @@ fn debug_signal_child() {
     let sleeper = shrapnel::Builder::new()
         .name("sleeper")
         .spawn(|| {
-            let _ = shrapnel::sleep(Duration::from_millis(400));
+            let _ = shrapnel::sleep(Duration::from_secs(60));
         })
         .unwrap();
+    let sleeping = sleeper.handle();
+    // Each pause gives the dump time to happen, loaded machine included.
+    let pause = Duration::from_millis(300);
     let signaller = shrapnel::Builder::new()
         .name("signaller")
         .spawn(move || {
             shrapnel::sleep(Duration::from_millis(20)).unwrap();
             // SAFETY: sending a signal to ourselves.
             unsafe { libc::kill(libc::getpid(), sig) };
-            shrapnel::sleep(Duration::from_millis(100)).unwrap();
-            shrapnel::print_stderr!("second signal");
+            shrapnel::sleep(pause).unwrap();
             let old = shrapnel::debug_signal::set(Some(libc::SIGUSR2)).unwrap();
             assert_eq!(old, Some(sig));
             // SAFETY: as above.
             unsafe { libc::kill(libc::getpid(), libc::SIGUSR2) };
-            shrapnel::sleep(Duration::from_millis(100)).unwrap();
+            shrapnel::sleep(pause).unwrap();
             let refused = shrapnel::debug_signal::set(Some(libc::SIGSEGV)).unwrap_err();
             assert!(refused.to_string().contains("stack overflows"), "{refused}");
             assert!(shrapnel::debug_signal::set(Some(libc::SIGKILL)).is_err());
@@ -563,6 +565,7 @@ fn debug_signal_child() {
                 Some(libc::SIGUSR2)
             );
             assert_eq!(shrapnel::debug_signal::get(), None);
+            sleeping.shutdown();
         })
         .unwrap();
     assert_eq!(shrapnel::event_loop(), 0);
