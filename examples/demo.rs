@@ -8,7 +8,9 @@
 //!
 //! `$SHRAPNEL_BACKDOOR` names another socket path. Try `ps`, `where_all`, `stats`,
 //! `sockets`, `top`, the demo's own `echoes` command, and `stall 300` to see a high-latency
-//! warning on the server's stderr and the slice in `top`.
+//! warning on the server's stderr and the slice in `top`. Built with
+//! `--features backdoor,latency,backdoor-script`, `eval` runs rhai scripts such as
+//! `eval ps().filter(|c| c.state == "blocked").len()` or `eval echoed()`.
 use std::cell::Cell;
 use std::io::{Read, Write};
 use std::rc::Rc;
@@ -44,7 +46,17 @@ fn main() {
         }
     };
     let echoed = Rc::new(Cell::new(0u64));
-    let backdoor = match Backdoor::bind(Options::unix(&path)) {
+    let options = Options::unix(&path);
+    // With `--features backdoor-script` too: `eval echoed() / 1024` and friends.
+    #[cfg(feature = "backdoor-script")]
+    let options = {
+        let count = echoed.clone();
+        options.script_engine(move |engine| {
+            let count = count.clone();
+            engine.register_fn("echoed", move || count.get() as i64);
+        })
+    };
+    let backdoor = match Backdoor::bind(options) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("demo: {e}");

@@ -25,12 +25,18 @@
 //! then `socat - UNIX-CONNECT:./myserver.sock` (or `nc -U ./myserver.sock`):
 //!
 //! ```text
-//! shrapnel backdoor: myserver pid 4242; `help` lists the commands, `quit` leaves
+//! shrapnel backdoor: myserver pid 24447; `help` lists the commands, `quit` leaves
 //! shrapnel> ps
 //!   ID  NAME                      STATE      WAIT                     WAITED  SLICES   MAX SLICE
-//!    1  backdoor                  blocked    readable fd 3           12.043s       2      0.000s
-//!    2  backdoor session 1        running    running                  0.000s       3      0.001s
+//!    1  backdoor                  blocked    readable fd 9            0.000s       2      0.000s
+//!    2  acceptor                  blocked    readable fd 8           12.203s       2      0.000s
+//!    4  backdoor session 1        running    running                  0.000s       1      0.000s
+//! shrapnel> where 2
+//! #2 'acceptor' blocked: readable fd 8 for 12.833s at src/main.rs:40
+//! shrapnel> conns
+//! 3
 //! shrapnel> quit
+//! bye
 //! ```
 //!
 //! [`Backdoor::bind`] does the same in two steps, so binding errors show up before anything
@@ -195,8 +201,8 @@ impl Options {
         self
     }
 
-    /// The longest line accepted (default 4 KiB); a longer one closes the session with a
-    /// message.
+    /// The longest line accepted (default 4 KiB, at least 16 bytes); a longer one closes
+    /// the session with a message.
     pub fn max_line(mut self, bytes: usize) -> Self {
         self.max_line = bytes.max(16);
         self
