@@ -17,16 +17,19 @@ cargo fmt --all -- --check
 
 step "clippy (all features, all targets)"
 cargo clippy --workspace --all-targets -- -D warnings
-cargo clippy --workspace --all-targets --features latency,stacks -- -D warnings
+cargo clippy --workspace --all-targets --features latency,stacks,backdoor-script -- -D warnings
 
 step "tests"
+# The backdoor tests drive real clients.
+apt_install socat:socat nc:netcat-openbsd
 cargo test --workspace
 step "tests with the debug features on"
 cargo test -p shrapnel-core --features std,latency,stacks
 cargo test -p shrapnel --features latency,stacks
+cargo test -p shrapnel --features backdoor-script,latency
 
 step "docs"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --features latency,stacks,backdoor-script
 
 step "no_std build of the core"
 cargo build -p shrapnel-core --no-default-features
@@ -42,5 +45,12 @@ bash ci/embedded.sh
 
 step "echo example against 100 nc clients"
 bash ci/echo_nc.sh
+
+step "fuzz the backdoor's line decoder and command parser for 60 s"
+bash ci/fuzz.sh
+
+# Something on this kind of machine once replaced /dev/null with a regular file; if a test
+# does it, say so here instead of failing mysteriously later.
+[ -c /dev/null ] || { echo "ci/test.sh: /dev/null is no longer a character device: a step replaced it" >&2; exit 1; }
 
 printf '\nci/test.sh: all passed in %ss\n' "$(( $(date +%s) - start ))"
