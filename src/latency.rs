@@ -52,6 +52,8 @@ use crate::stderr::SavedStderr;
 
 /// Most frames a sample keeps.
 const MAX_FRAMES: usize = 48;
+/// Most stack words copied above the stack pointer for the frameless-leaf scan.
+const SCAN_WORDS: usize = 64;
 /// Reports allowed per window before suppression starts.
 pub const BURST: u32 = 5;
 /// The rate-limit window.
@@ -65,10 +67,12 @@ struct Sample {
     seq: AtomicU64,
     len: AtomicUsize,
     ips: [AtomicUsize; MAX_FRAMES],
-    /// The return address of the interrupted function if it is a leaf without a frame
-    /// record (aarch64: the link register; x86_64: the word at the stack pointer), or 0.
-    /// Only a guess on x86_64: kept if it symbolizes to a function.
+    /// The link register (aarch64), or 0: the return address of a leaf function.
     leaf: AtomicUsize,
+    /// Words from the stack pointer up to the frame record: where the return address of a
+    /// function without a frame record (precompiled std, libc) hides.
+    words: [AtomicUsize; SCAN_WORDS],
+    nwords: AtomicUsize,
     id: AtomicU64,
     name_len: AtomicUsize,
     name: [AtomicU8; 64],
@@ -82,6 +86,8 @@ impl Sample {
             len: AtomicUsize::new(0),
             ips: std::array::from_fn(|_| AtomicUsize::new(0)),
             leaf: AtomicUsize::new(0),
+            words: std::array::from_fn(|_| AtomicUsize::new(0)),
+            nwords: AtomicUsize::new(0),
             id: AtomicU64::new(0),
             name_len: AtomicUsize::new(0),
             name: std::array::from_fn(|_| AtomicU8::new(0)),
@@ -100,6 +106,10 @@ impl Sample {
                 .map(|a| a.load(Ordering::Relaxed))
                 .collect(),
             leaf: self.leaf.load(Ordering::Relaxed),
+            words: self.words[..self.nwords.load(Ordering::Relaxed).min(SCAN_WORDS)]
+                .iter()
+                .map(|a| a.load(Ordering::Relaxed))
+                .collect(),
         })
     }
 
@@ -113,28 +123,51 @@ impl Sample {
     }
 }
 
-/// A sample as taken: the program counter and frame-record chain, plus the leaf guess.
+/// A sample as taken: the program counter and frame-record chain, plus what may reveal
+/// the caller of a function that has no frame record.
 struct Raw {
     chain: Vec<usize>,
     leaf: usize,
+    words: Vec<usize>,
 }
 
 impl Raw {
-    /// The addresses to symbolize: the program counter, the leaf's return address when it
-    /// names a function (a frameless leaf such as a libc call hides its caller from the
-    /// frame-record chain), then the chain.
+    /// The addresses to symbolize: the program counter, then — when the program counter is
+    /// in code without frame records (unknown code, the precompiled standard library) — the
+    /// first return address found in the link register or on the stack above the stack
+    /// pointer that names another function (a heuristic, as crash reporters' stack scans
+    /// are), then the frame-record chain. Without it, a frameless function hides its caller:
+    /// the chain starts at the caller's caller.
     fn addresses(&self) -> Vec<usize> {
         let mut v = self.chain.clone();
-        let named = |a: usize| {
-            crate::tb::symbolize(&[a])
-                .iter()
-                .any(|f| f.function != "?" && f.line.is_some())
+        let Some(&pc) = v.first() else { return v };
+        let top = crate::tb::symbolize(&[pc]);
+        let frameless = match top.first() {
+            None => true,
+            Some(f) => {
+                f.function == "?" || f.line.is_none() || f.path.as_deref().is_some_and(is_prebuilt)
+            }
         };
-        if self.leaf != 0 && v.len() >= 2 && v[1] != self.leaf && named(self.leaf) {
-            v.insert(1, self.leaf);
+        if !frameless {
+            return v;
+        }
+        let pc_fn = top.first().map(|f| f.full_name.clone());
+        let candidates = std::iter::once(self.leaf).chain(self.words.iter().copied());
+        for c in candidates.filter(|&c| c != 0 && Some(&c) != v.get(1)) {
+            let frames = crate::tb::symbolize(&[c]);
+            let Some(f) = frames.last() else { continue };
+            if f.function != "?" && f.line.is_some() && Some(&f.full_name) != pc_fn.as_ref() {
+                v.insert(1, c);
+                break;
+            }
         }
         v
     }
+}
+
+/// Source paths of code that was compiled elsewhere, without our frame pointers.
+fn is_prebuilt(path: &str) -> bool {
+    path.starts_with("/rustc/") || path.contains("/library/std/") || path.contains("/library/core/")
 }
 
 /// Counts reports and suppresses bursts.
@@ -267,13 +300,16 @@ extern "C" fn on_sample_signal(
     let lo = shared.probe.stack_limit.load(Ordering::Relaxed) as usize;
     let hi = shared.probe.stack_base.load(Ordering::Relaxed) as usize;
     let word = std::mem::size_of::<usize>();
-    let leaf = match regs.lr {
-        Some(lr) => lr,
-        // SAFETY: sp is inside the running coroutine's stack (checked), which is mapped.
-        None if regs.sp >= lo && regs.sp + word <= hi => unsafe { *(regs.sp as *const usize) },
-        None => 0,
-    };
-    s.leaf.store(leaf, Ordering::Relaxed);
+    s.leaf.store(regs.lr.unwrap_or(0), Ordering::Relaxed);
+    let mut nwords = 0;
+    let mut at = regs.sp;
+    while nwords < SCAN_WORDS && at >= lo && at + word <= hi && at < regs.fp.max(regs.sp + word) {
+        // SAFETY: `at` is inside the running coroutine's stack (checked), which is mapped.
+        s.words[nwords].store(unsafe { *(at as *const usize) }, Ordering::Relaxed);
+        nwords += 1;
+        at += word;
+    }
+    s.nwords.store(nwords, Ordering::Relaxed);
     let mut fp = regs.fp;
     s.ips[0].store(regs.pc, Ordering::Relaxed);
     let mut n = 1;
