@@ -118,7 +118,8 @@ fn main() {
     // Let them all reach their waits, print, and stop.
     named("reporter", || {
         let _ = shrapnel::sleep(Duration::from_millis(1000));
-        print!("{}", shrapnel::where_all());
+        // A closed stdout (`| head`) must not keep the program from stopping.
+        let _ = write!(std::io::stdout(), "{}", shrapnel::where_all());
         shrapnel::set_exit(0);
     });
 
