@@ -3,7 +3,7 @@
 //! was* while it ran, so the report names the code that hogged the CPU.
 //!
 //! The core times every slice and publishes the running one in a
-//! [`SliceProbe`](shrapnel_core::latency::SliceProbe). A watchdog thread per scheduler
+//! `SliceProbe`. A watchdog thread per scheduler
 //! thread wakes every quarter threshold; when the same slice is still running at 1×, 2×,
 //! 4×… the threshold it sends the scheduler thread `SIGURG`, whose handler (allocation-free,
 //! on the alternate signal stack) copies the interrupted program counter and frame-pointer

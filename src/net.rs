@@ -104,6 +104,7 @@ fn adopt(s: Socket, kind: SocketKind) -> OwnedFd {
     OwnedFd::new(fd)
 }
 
+#[track_caller]
 fn accept_on(fd: &OwnedFd) -> io::Result<(Socket, SockAddr)> {
     fd.io(Direction::Read, |raw| {
         // SAFETY: borrowed for the duration of the accept; ManuallyDrop keeps it open.
@@ -140,6 +141,7 @@ impl AcceptNonblocking for Socket {
     }
 }
 
+#[track_caller]
 fn connect_on(s: Socket, addr: &SockAddr, kind: SocketKind) -> io::Result<OwnedFd> {
     let fd = adopt(s, kind);
     // SAFETY: borrowed; ManuallyDrop keeps it open (OwnedFd owns it).
@@ -161,16 +163,19 @@ fn connect_on(s: Socket, addr: &SockAddr, kind: SocketKind) -> io::Result<OwnedF
 macro_rules! stream_io {
     ($t:ty) => {
         impl Read for $t {
+            #[track_caller]
             fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
                 self.fd.read(buf)
             }
         }
         impl Read for &$t {
+            #[track_caller]
             fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
                 self.fd.read(buf)
             }
         }
         impl Write for $t {
+            #[track_caller]
             fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
                 self.fd.write(buf)
             }
@@ -179,6 +184,7 @@ macro_rules! stream_io {
             }
         }
         impl Write for &$t {
+            #[track_caller]
             fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
                 self.fd.write(buf)
             }

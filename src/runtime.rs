@@ -81,6 +81,7 @@ pub fn configure(config: RuntimeConfig) -> Result<(), RuntimeError> {
     })
     .map_err(|e| RuntimeError(e.to_string()))?;
     crate::debug::on_scheduler_start();
+    shrapnel_core::panic::set_default_printer(Some(crate::stderr::print_stderr));
     crate::stack::ensure_altstack().ok();
     #[cfg(feature = "latency")]
     crate::latency::start();

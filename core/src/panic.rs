@@ -68,18 +68,35 @@ pub fn set_exception_notifier(f: Option<Box<Notifier>>) -> Option<Box<Notifier>>
     })
 }
 
-/// The default report: `thread {id} ({name}): error {traceback_string}` on the debug sink.
+/// The default report: `thread {id} ({name}): error {traceback_string}`, printed the way
+/// `print_stderr` prints (through the printer the runtime installs with
+/// [`set_default_printer`]; without one, straight to the debug sink).
 pub fn default_notifier(r: &PanicReport) {
-    if let Some(s) = try_sched() {
-        let mut line = alloc::format!(
-            "thread {} ({}): error {}",
-            r.id,
-            r.name,
-            r.traceback_string()
-        );
-        line.push('\n');
-        s.sink.write(line.as_bytes());
+    let line = alloc::format!(
+        "thread {} ({}): error {}",
+        r.id,
+        r.name,
+        r.traceback_string()
+    );
+    match PRINTER.with(|c| c.get()) {
+        Some(print) => print(&line),
+        None => {
+            if let Some(s) = try_sched() {
+                s.sink.write(line.as_bytes());
+                s.sink.write(b"\n");
+            }
+        }
     }
+}
+
+std::thread_local! {
+    static PRINTER: core::cell::Cell<Option<fn(&str)>> = const { core::cell::Cell::new(None) };
+}
+
+/// Install the line printer the default notifier uses (the runtime's `print_stderr`, which
+/// adds `"{id}:\t{ctime} "` and the newline).
+pub fn set_default_printer(f: Option<fn(&str)>) {
+    PRINTER.with(|c| c.set(f));
 }
 
 pub(crate) fn payload_message(payload: &(dyn Any + Send)) -> String {

@@ -635,10 +635,10 @@ pub fn event_loop() -> i32 {
         } else {
             break 0;
         };
-        if timeout == Some(Duration::ZERO) && s.io.borrow().is_empty() {
-            continue; // nothing registered: skip the syscall
+        // Nothing registered and work waiting: skip the syscall.
+        if timeout != Some(Duration::ZERO) || !s.io.borrow().is_empty() {
+            s.poll_io(timeout);
         }
-        s.poll_io(timeout);
         if let Some(hook) = s.loop_hook.get() {
             hook();
         }
