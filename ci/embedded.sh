@@ -2,10 +2,13 @@
 # shrapnel-core on Cortex-M: build the core for thumbv7m-none-eabi and thumbv7em-none-eabihf,
 # run examples/cortex-m in QEMU (the demo, the canary test, the context-switch test on a
 # Cortex-M3 and, for the FPU registers, on a Cortex-M4F), check every expected line and exit
-# status, and report flash/RAM use and the core's share of .text.
+# status, and report flash/RAM use and the core's share of .text. Then the same demo and
+# canary test again with feature `defmt`: the output is a defmt stream over semihosting,
+# decoded on the host with defmt-print and checked against the same lines.
 #
 # Installs what it needs when missing (qemu-system-arm and binutils-arm-none-eabi through
-# apt, the Rust targets through rustup), so a fresh machine passes. Safe to run again.
+# apt, the Rust targets through rustup, defmt-print through cargo install), so a fresh machine
+# passes. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/apt.sh
@@ -72,36 +75,46 @@ expect() {
     done
 }
 
+# expect_demo NAME: the demo's lines, in order (the same for plain text and decoded defmt).
+expect_demo() {
+    expect "$1" "spawned #1 'sleeper-30'" "spawned #2 'sleeper-10'" "spawned #3 'sleeper-20'" \
+        "sleeper-10 woke after 1[0-9] ms" "sleeper-20 woke after 2[0-9] ms" \
+        "sleeper-30 woke after 3[0-9] ms"
+    expect "$1" "spawned #4 'ping'" "spawned #5 'pong'" \
+        "\] ping 0$" "\] pong 0$" "\] ping 1$" "\] pong 1$" "\] ping 2$" "\] pong 2$"
+    expect "$1" "spawned #6 'holder'" "spawned #7 'waiter'" "holder: locked the mutex" \
+        "waiter: with_timeout\(5 ms\) fired after [0-9]+ ms waiting for the mutex \(owner #6\)" \
+        "holder: unlocking" "waiter: got the mutex from holder after [0-9]+ ms \(hand-off\)"
+    expect "$1" "spawned #8 'consumer'" "spawned #9 'producer'" \
+        "producer: pushing item 1" "consumer: got item 1 from the fifo" \
+        "producer: pushing item 2" "consumer: got item 2 from the fifo" \
+        "producer: pushing item 3" "consumer: got item 3 from the fifo"
+    if [ "$LATENCY" = 1 ]; then
+        expect "$1" "spawned #10 'busy'" \
+            "High Latency: \(0\.1[0-9]{2}s\) for <coro #10 name='busy' dead=0 started=1"
+    fi
+    expect "$1" "^\[ *[0-9]+ ms\] where_all:$" \
+        "^  #[0-9]+ 'sleepy' blocked: sleeping \([0-9]+\.[0-9]{3}s left\) for [0-9.]+s at .*main\.rs:[0-9]+$" \
+        "^  #[0-9]+ 'listener' blocked: fifo for [0-9.]+s at .*main\.rs:[0-9]+$" \
+        "^  #[0-9]+ 'reporter' running: running" \
+        "demo: all phases done"
+}
+
 step "demo (Cortex-M3, lm3s6965evb)"
 run demo thumbv7m-none-eabi shrapnel-cortex-m
-expect demo "spawned #1 'sleeper-30'" "spawned #2 'sleeper-10'" "spawned #3 'sleeper-20'" \
-    "sleeper-10 woke after 1[0-9] ms" "sleeper-20 woke after 2[0-9] ms" \
-    "sleeper-30 woke after 3[0-9] ms"
-expect demo "spawned #4 'ping'" "spawned #5 'pong'" \
-    "\] ping 0$" "\] pong 0$" "\] ping 1$" "\] pong 1$" "\] ping 2$" "\] pong 2$"
-expect demo "spawned #6 'holder'" "spawned #7 'waiter'" "holder: locked the mutex" \
-    "waiter: with_timeout\(5 ms\) fired after [0-9]+ ms waiting for the mutex \(owner #6\)" \
-    "holder: unlocking" "waiter: got the mutex from holder after [0-9]+ ms \(hand-off\)"
-expect demo "spawned #8 'consumer'" "spawned #9 'producer'" \
-    "producer: pushing item 1" "consumer: got item 1 from the fifo" \
-    "producer: pushing item 2" "consumer: got item 2 from the fifo" \
-    "producer: pushing item 3" "consumer: got item 3 from the fifo"
-if [ "$LATENCY" = 1 ]; then
-    expect demo "spawned #10 'busy'" \
-        "High Latency: \(0\.1[0-9]{2}s\) for <coro #10 name='busy' dead=0 started=1"
-fi
-expect demo "^\[ *[0-9]+ ms\] where_all:$" \
-    "^  #[0-9]+ 'sleepy' blocked: sleeping \([0-9]+\.[0-9]{3}s left\) for [0-9.]+s at .*main\.rs:[0-9]+$" \
-    "^  #[0-9]+ 'listener' blocked: fifo for [0-9.]+s at .*main\.rs:[0-9]+$" \
-    "^  #[0-9]+ 'reporter' running: running" \
-    "demo: all phases done"
+expect_demo demo
 
 step "canary test (a coroutine overruns its stack)"
+# expect_overflow NAME: the canary test's lines, in order.
+expect_overflow() {
+    expect "$1" "spawned #1 'deep'" \
+        "^coroutine #1 'deep' overflowed its stack \(4 KiB\): the canary at its limit was overwritten$" \
+        "^panicked: panicked at .*sched\.rs:[0-9]+:[0-9]+:$" \
+        "^coroutine #1 'deep' overflowed its stack \(4 KiB\)$" \
+        "overflow: passed, the canary caught 'deep'"
+}
 run overflow thumbv7m-none-eabi overflow
-expect overflow "spawned #1 'deep'" \
-    "^coroutine #1 'deep' overflowed its stack \(4 KiB\): the canary at its limit was overwritten$" \
-    "^coroutine #1 'deep' overflowed its stack \(4 KiB\)$" \
-    "overflow: passed, the canary caught 'deep'"
+expect_overflow overflow
 
 step "context switch test, Cortex-M3 (r4-r11)"
 run switch-m3 thumbv7m-none-eabi switch
@@ -128,5 +141,42 @@ if [ "$LATENCY" = 1 ]; then
     step "size with the latency feature on (for comparison; no budget)"
     arm-none-eabi-size "$CARGO_TARGET_DIR/shrapnel-cortex-m-latency"
 fi
+
+step "defmt output: the demo and the canary test with --features defmt, decoded by defmt-print"
+# The same firmware with feature `defmt`: the core's DefmtSink and the demo's lines are defmt
+# messages, framed by defmt-semihosting onto semihosting stdout. QEMU's stdout is kept as
+# bytes and decoded with the ELF's table of interned strings.
+if ! command -v defmt-print >/dev/null 2>&1; then
+    started=$SECONDS
+    cargo install defmt-print --locked
+    echo "installed defmt-print in $((SECONDS - started)) s"
+fi
+defmt_features=defmt
+[ "$LATENCY" = 1 ] && defmt_features=defmt,latency
+(cd "$example" && cargo build --release --bin shrapnel-cortex-m --bin overflow \
+    --features "$defmt_features")
+
+# run_defmt NAME BIN: boot BIN (built with $defmt_features) in QEMU with a time limit, keep
+# its stdout as $out_dir/NAME.defmt, decode it into $out_dir/NAME.txt and show that; a
+# non-zero exit status or a frame defmt-print cannot decode fails the script.
+run_defmt() {
+    local name=$1 bin=$2 status=0
+    (cd "$example" && timeout 60 cargo run -q --release --bin "$bin" \
+        --features "$defmt_features") >"$out_dir/$name.defmt" 2>"$out_dir/$name.stderr" ||
+        status=$?
+    defmt-print -e "$CARGO_TARGET_DIR/thumbv7m-none-eabi/release/$bin" --log-format '{s}' \
+        --show-skipped-frames <"$out_dir/$name.defmt" >"$out_dir/$name.txt" 2>&1 ||
+        fail "$name: defmt-print could not decode the output"
+    echo "    ($(wc -c <"$out_dir/$name.defmt") bytes of defmt frames, decoded:)"
+    sed 's/^/    /' "$out_dir/$name.txt" "$out_dir/$name.stderr"
+    [ "$status" -eq 0 ] || fail "$name exited with status $status (124 = timed out after 60 s)"
+    ! grep -q "malformed frame" "$out_dir/$name.txt" ||
+        fail "$name: the defmt stream has frames defmt-print skipped"
+}
+
+run_defmt demo-defmt shrapnel-cortex-m
+expect_demo demo-defmt
+run_defmt overflow-defmt overflow
+expect_overflow overflow-defmt
 
 printf '\nci/embedded.sh: all passed\n'

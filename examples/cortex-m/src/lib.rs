@@ -9,12 +9,19 @@
 //!   can be alive at once here.
 //! - Clock: [`SysTickClock`], a 1 kHz SysTick interrupt counting milliseconds.
 //! - Idle: [`WfiIdle`], `wfi` until the next interrupt (at the latest the next tick).
-//! - Output: [`SemihostingSink`], the core's debug sink over semihosting, and [`say!`] for the
-//!   demo's own lines.
+//! - Output ([`output`]): the core's debug sink and the demo's own lines
+//!   ([`say!`](crate::say!), [`outln!`](crate::outln!)) as plain text over semihosting or,
+//!   with feature `defmt`, as defmt messages framed onto the same semihosting channel.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 extern crate alloc;
+
+pub mod output;
+
+// The global defmt logger: defmt frames over semihosting stdout (QEMU has no RTT probe).
+#[cfg(feature = "defmt")]
+use defmt_semihosting as _;
 
 use alloc::boxed::Box;
 use core::cell::Cell;
@@ -29,10 +36,10 @@ use linked_list_allocator::LockedHeap;
 use shrapnel_core::clock::Clock;
 use shrapnel_core::poller::{Idle, NullPoller};
 use shrapnel_core::sched::{self, Config};
-use shrapnel_core::sink::DebugSink;
 use shrapnel_core::stack::HeapStackAllocator;
 
 pub use cortex_m_semihosting::{debug, hprint, hprintln};
+pub use output::SemihostingSink;
 
 /// Bytes of SRAM given to the heap; the rest (8 KiB) holds statics and the main stack, on
 /// which the scheduler itself runs.
@@ -98,18 +105,6 @@ impl Idle for WfiIdle {
     }
 }
 
-/// The core's debug sink (stack-overflow reports, latency warnings): the host's stdout
-/// through semihosting. Errors are ignored, as the `DebugSink` contract asks.
-pub struct SemihostingSink;
-
-impl DebugSink for SemihostingSink {
-    fn write(&self, bytes: &[u8]) {
-        if let Ok(mut out) = cortex_m_semihosting::hio::hstdout() {
-            let _ = out.write_all(bytes);
-        }
-    }
-}
-
 /// Give the allocator its memory. Called by [`init`]; alone, by programs that need no
 /// scheduler. Panics if called twice.
 pub fn init_heap() {
@@ -139,7 +134,7 @@ pub fn init() {
         poller: Box::new(NullPoller::new(WfiIdle)),
         clock: Box::new(SysTickClock),
         stacks: Box::new(HeapStackAllocator),
-        sink: Box::new(SemihostingSink),
+        sink: output::debug_sink(),
         default_stack_size: STACK_SIZE,
     });
     if let Err(e) = installed {
@@ -158,14 +153,6 @@ pub fn heap_usage() -> (usize, usize) {
     (heap.used(), heap.free())
 }
 
-/// Print a line to the host, prefixed with the milliseconds since start: `[  12 ms] ...`.
-#[macro_export]
-macro_rules! say {
-    ($($arg:tt)*) => {
-        $crate::hprintln!("[{:4} ms] {}", $crate::millis(), format_args!($($arg)*))
-    };
-}
-
 /// End the QEMU run with a status the host sees (semihosting `SYS_EXIT`).
 pub fn exit(success: bool) -> ! {
     debug::exit(if success {
@@ -182,6 +169,6 @@ pub fn exit(success: bool) -> ! {
 /// The panic handler's body for the binaries: print the message (it names the coroutine
 /// for a stack overflow) and fail the run.
 pub fn report_panic(info: &core::panic::PanicInfo) -> ! {
-    hprintln!("panicked: {}", info);
+    outln!("panicked: {}", info);
     exit(false)
 }

@@ -17,7 +17,7 @@ use cortex_m_rt::entry;
 use shrapnel_core::sync::{Fifo, Mutex};
 use shrapnel_core::{event_loop, set_exit, sleep, where_all, with_timeout, yield_slice};
 use shrapnel_core::{Builder, Coro};
-use shrapnel_cortex_m::{hprintln, millis, say};
+use shrapnel_cortex_m::{millis, outln, say};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -150,7 +150,7 @@ fn finale() {
         yield_slice(); // let the other two block first
         say!("where_all:");
         for info in where_all() {
-            hprintln!("  {}", info);
+            outln!("  {}", info);
         }
         let _keep_the_fifo = &q;
         set_exit(0);

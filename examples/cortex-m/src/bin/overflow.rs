@@ -15,7 +15,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use cortex_m_rt::entry;
 use shrapnel_core::{current, event_loop, sleep, Builder};
-use shrapnel_cortex_m::{hprintln, say};
+use shrapnel_cortex_m::{outln, say};
 
 /// The message the scheduler's panic must carry.
 const EXPECTED: &str = "coroutine #1 'deep' overflowed its stack (4 KiB)";
@@ -41,7 +41,7 @@ fn main() -> ! {
         Err(e) => panic!("spawning 'deep': {e}"),
     }
     event_loop();
-    hprintln!("overflow: FAILED, the event loop ended without a stack-overflow report");
+    outln!("overflow: FAILED, the event loop ended without a stack-overflow report");
     shrapnel_cortex_m::exit(false)
 }
 
@@ -49,12 +49,12 @@ fn main() -> ! {
 fn panic(info: &core::panic::PanicInfo) -> ! {
     let mut text: shrapnel_core::heapless::String<256> = shrapnel_core::heapless::String::new();
     let _ = write!(text, "{}", info.message());
-    hprintln!("panicked: {}", info);
+    outln!("panicked: {}", info);
     let passed = CLOBBERED.load(Ordering::Relaxed) && text.contains(EXPECTED);
     if passed {
-        hprintln!("overflow: passed, the canary caught 'deep'");
+        outln!("overflow: passed, the canary caught 'deep'");
     } else {
-        hprintln!("overflow: FAILED, expected a panic saying \"{}\"", EXPECTED);
+        outln!("overflow: FAILED, expected a panic saying \"{}\"", EXPECTED);
     }
     shrapnel_cortex_m::exit(passed)
 }

@@ -24,7 +24,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use cortex_m_rt::entry;
 use shrapnel_core::arch::{ContextSwitch, EntryFn, Native};
 use shrapnel_core::stack::{HeapStack, Stack};
-use shrapnel_cortex_m::hprintln;
+use shrapnel_cortex_m::outln;
 
 /// Checks that passed, for the final line.
 static CHECKS: AtomicU32 = AtomicU32::new(0);
@@ -177,7 +177,7 @@ fn ping_pong() {
         );
         check!(coro.contains(*sp), "coroutine sp {sp:#x} not on its stack");
     }
-    hprintln!("switch: ping-pong, 1000 round trips: ok");
+    outln!("switch: ping-pong, 1000 round trips: ok");
 }
 
 // ---- 2. callee-saved registers survive ---------------------------------------------------
@@ -348,7 +348,7 @@ fn callee_saved() {
     main_regs.assert_survived("main side");
     // SAFETY: suspended; main owns the shared state now.
     unsafe { (*coro.shared).coro_kept.assert_survived("coroutine side") };
-    hprintln!("switch: r4-r11{} survive both ways: ok", FP_NAMES);
+    outln!("switch: r4-r11{} survive both ways: ok", FP_NAMES);
 }
 
 // ---- 3. frame-record walk ----------------------------------------------------------------
@@ -455,13 +455,13 @@ fn frame_walk() {
         resumer.abs_diff(here) < 4096,
         "resumer's record {resumer:#x} is not on the main stack (a local is at {here:#x})"
     );
-    hprintln!("switch: frame records chain into the resumer: ok");
+    outln!("switch: frame records chain into the resumer: ok");
 }
 
 #[entry]
 fn main() -> ! {
     shrapnel_cortex_m::init_heap();
-    hprintln!(
+    outln!(
         "switch: testing {} (INIT_SIZE {} bytes)",
         core::any::type_name::<Native>(),
         Native::INIT_SIZE
@@ -469,7 +469,7 @@ fn main() -> ! {
     ping_pong();
     callee_saved();
     frame_walk();
-    hprintln!(
+    outln!(
         "switch: all {} checks passed",
         CHECKS.load(Ordering::Relaxed)
     );
