@@ -6,8 +6,15 @@
 //! AAPCS64 makes `x19`–`x28`, the frame pointer `x29`, the link register `x30` (as the return
 //! address) and the low 64 bits of `v8`–`v15` (`d8`–`d15`) callee-saved; everything else may
 //! be clobbered by a call, so `switch`, being an ordinary `extern "C"` call for the compiler,
-//! saves exactly those. FPCR and FPSR are not switched: a coroutine that changes the rounding
-//! mode changes it for its thread.
+//! saves exactly those.
+//!
+//! FPCR and FPSR are not switched: the floating-point control state belongs to the thread,
+//! not to a coroutine. Rust code cannot soundly change it (LLVM compiles every function
+//! assuming the default environment), so only C or assembly code changes the rounding mode,
+//! and then the change is seen by every coroutine of the thread until that code restores it,
+//! as it would be by every function called on a plain thread. The x86_64 switch makes the
+//! same choice for MXCSR and the x87 control word, and saves them only with the core feature
+//! `fp-control`; on aarch64 that feature changes nothing.
 //!
 //! # A suspended context
 //!

@@ -2,9 +2,22 @@
 //!
 //! # What is saved
 //!
-//! The SysV ABI makes `rbx`, `rbp`, `r12`–`r15`, the control bits of MXCSR and the x87
-//! control word callee-saved; everything else may be clobbered by a call, so `switch`, being
-//! an ordinary `extern "C"` call for the compiler, saves exactly those and nothing more.
+//! The SysV ABI makes `rbx`, `rbp` and `r12`–`r15` callee-saved; everything else may be
+//! clobbered by a call, so `switch`, being an ordinary `extern "C"` call for the compiler,
+//! saves exactly those and nothing more.
+//!
+//! The ABI also calls the control bits of MXCSR and the x87 control word (rounding modes,
+//! exception masks, x87 precision) callee-saved. They are *not* switched by default: the
+//! floating-point control state belongs to the thread, not to a coroutine. Rust code cannot
+//! soundly change it anyway (LLVM compiles every function assuming the default
+//! environment, and folds and reorders floating-point code accordingly), so a coroutine
+//! only finds a changed mode where C or assembly code set it, and then the change is seen
+//! by every coroutine of the thread until that code restores it, as it would be by every
+//! function called on a plain thread. Saving them costs more than everything else in the
+//! switch together (`stmxcsr` alone is about 6 ns per round trip on Zen 4). Programs whose
+//! C or assembly code gives coroutines different rounding modes enable the core feature
+//! `fp-control`: `switch` then saves and restores MXCSR and the x87 control word too, and
+//! a fresh context starts with those of the thread that created it.
 //!
 //! # A suspended context
 //!
@@ -23,8 +36,9 @@
 //!            |  r13                      |  ctx - 24
 //!            |  r14                      |  ctx - 32
 //!            |  r15                      |  ctx - 40
-//!            |  x87 CW (2) | MXCSR (4)   |  ctx - 48   MXCSR at ctx - 48, x87 CW at ctx - 44
-//!            +---------------------------+  rsp while suspended = ctx - K, K = 48
+//!            +---------------------------+  rsp while suspended = ctx - K, K = 40
+//!            |  x87 CW (2) | MXCSR (4)   |  ctx - 48   only with `fp-control` (K = 48):
+//!            +---------------------------+             MXCSR at ctx - 48, x87 CW at ctx - 44
 //!  lower addresses
 //! ```
 //!
@@ -33,13 +47,14 @@
 //! # The switch
 //!
 //! `switch(save, to, arg)` pushes the record and the registers above, stores `rsp + K`
-//! (the record's address) in `*save`, sets `rsp = to - K`, reloads MXCSR, the x87 control
-//! word and the registers, pops `rbp`, pops the return address into `rcx` and jumps to it with
-//! `arg` in `rax`, so the `switch` call that suspended `to` returns `arg`. It ends in
-//! `pop rcx; jmp rcx` rather than `ret`: a `ret` would be predicted from the return-stack
-//! buffer, whose top entry is *this* side's call site, so every switch would mispredict; an
-//! indirect `jmp` is predicted from the branch-target buffer, which learns the alternation.
-//! 24 instructions, one of them a branch.
+//! (the record's address) in `*save`, sets `rsp = to - K`, reloads the registers (and with
+//! `fp-control` MXCSR and the x87 control word), pops `rbp`, pops the return address into
+//! `rcx` and jumps to it with `arg` in `rax`, so the `switch` call that suspended `to`
+//! returns `arg`. It ends in `pop rcx; jmp rcx` rather than `ret`: a `ret` would be
+//! predicted from the return-stack buffer, whose top entry is *this* side's call site, so
+//! every switch would mispredict; an indirect `jmp` is predicted from the branch-target
+//! buffer, which learns the alternation. 18 instructions (24 with `fp-control`), one of
+//! them a branch.
 //!
 //! # A fresh stack
 //!
@@ -56,9 +71,9 @@
 //!            |  r12 = entry              |
 //!            |  r13 = data               |
 //!            |  r14 = 0                  |
-//!            |  r15 = 0                  |
-//!            |  x87 CW | MXCSR           |  base - 80   copied from the thread that called init
-//!            +---------------------------+  INIT_SIZE = 80
+//!            |  r15 = 0                  |  base - 72
+//!            |  x87 CW | MXCSR           |  base - 80   `fp-control` only: the creating
+//!            +---------------------------+              thread's; INIT_SIZE = 72 (80)
 //! ```
 //!
 //! The first `switch` into `ctx` pops `rbp = root` and "returns" into the trampoline with
@@ -90,17 +105,19 @@ compile_error!(
 /// The x86_64 System V context switch.
 pub struct X86_64;
 
-/// Bytes below a context's frame record that hold the other callee-saved registers.
-const BELOW_RECORD: usize = 48;
+/// Bytes below a context's frame record that hold the other callee-saved registers (and,
+/// with `fp-control`, the floating-point control words).
+const BELOW_RECORD: usize = if cfg!(feature = "fp-control") { 48 } else { 40 };
 
-// SAFETY: `switch` saves rbx, rbp, r12-r15, MXCSR and the x87 control word and stores the
-// address of the frame record it pushed; `init` writes only [base - INIT_SIZE, base), puts
-// the root record at `root_slot(base)`, and its trampoline calls `entry` with rsp 16-byte
-// aligned and carries CFI that finds the resumer through the root slot (see the module doc).
+// SAFETY: `switch` saves rbx, rbp, r12-r15 (with `fp-control` also MXCSR and the x87 control
+// word; without it those are thread-wide, see the module doc) and stores the address of the
+// frame record it pushed; `init` writes only [base - INIT_SIZE, base), puts the root record
+// at `root_slot(base)`, and its trampoline calls `entry` with rsp 16-byte aligned and carries
+// CFI that finds the resumer through the root slot (see the module doc).
 unsafe impl ContextSwitch for X86_64 {
     /// The root record (16 bytes), the initial frame record (16) and the registers below it
-    /// (48).
-    const INIT_SIZE: usize = 80;
+    /// (40, or 48 with `fp-control`).
+    const INIT_SIZE: usize = 32 + BELOW_RECORD;
 
     #[inline]
     unsafe fn init(base: *mut u8, entry: EntryFn, data: *mut u8) -> usize {
@@ -108,34 +125,39 @@ unsafe impl ContextSwitch for X86_64 {
         let top = base as usize;
         let root = top - 16;
         let ctx = top - 32;
-        let mut mxcsr: u32 = 0;
-        let mut fpcw: u16 = 0;
-        // SAFETY: stmxcsr and fnstcw only store 4 and 2 bytes into the two locals.
-        unsafe {
-            core::arch::asm!(
-                "stmxcsr [{mxcsr}]",
-                "fnstcw [{fpcw}]",
-                mxcsr = in(reg) &mut mxcsr,
-                fpcw = in(reg) &mut fpcw,
-                options(nostack, preserves_flags),
-            );
-        }
-        let words: [usize; 10] = [
-            mxcsr as usize | (fpcw as usize) << 32, // ctx - 48
-            0,                                      // r15
-            0,                                      // r14
-            data as usize,                          // r13
-            entry as *const () as usize,            // r12
-            0,                                      // rbx
-            root,                                   // rbp: the trampoline's frame is the root
-            trampoline as *const () as usize,       // where the first switch "returns"
-            0,                                      // root slot: no resumer yet
-            0,                                      // root return address: set on first run
+        let words: [usize; 9] = [
+            0,                                // r15, at ctx - 40
+            0,                                // r14
+            data as usize,                    // r13
+            entry as *const () as usize,      // r12
+            0,                                // rbx
+            root,                             // rbp: the trampoline's frame is the root
+            trampoline as *const () as usize, // where the first switch "returns"
+            0,                                // root slot: no resumer yet
+            0,                                // root return address: set on first run
         ];
-        let start = (ctx - BELOW_RECORD) as *mut [usize; 10];
-        // SAFETY: `start` is base - 80, 16-byte aligned, and the caller guarantees that
+        let start = (ctx - 40) as *mut [usize; 9];
+        // SAFETY: `start` is base - 72, 8-byte aligned, and the caller guarantees that
         // [base - INIT_SIZE, base) is writable memory it owns.
         unsafe { start.write(words) };
+        #[cfg(feature = "fp-control")]
+        {
+            let mut mxcsr: u32 = 0;
+            let mut fpcw: u16 = 0;
+            // SAFETY: stmxcsr and fnstcw only store 4 and 2 bytes into the two locals.
+            unsafe {
+                core::arch::asm!(
+                    "stmxcsr [{mxcsr}]",
+                    "fnstcw [{fpcw}]",
+                    mxcsr = in(reg) &mut mxcsr,
+                    fpcw = in(reg) &mut fpcw,
+                    options(nostack, preserves_flags),
+                );
+            }
+            // SAFETY: ctx - 48 = base - 80 is inside [base - INIT_SIZE, base) with
+            // `fp-control`, and 16-byte aligned.
+            unsafe { ((ctx - 48) as *mut u64).write(mxcsr as u64 | (fpcw as u64) << 32) };
+        }
         ctx
     }
 
@@ -151,11 +173,40 @@ unsafe impl ContextSwitch for X86_64 {
     }
 }
 
+/// With `fp-control`: below the registers, store MXCSR and the x87 control word.
+#[cfg(feature = "fp-control")]
+macro_rules! save_fp_control {
+    () => {
+        "sub rsp, 8\n.cfi_adjust_cfa_offset 8\nstmxcsr [rsp]\nfnstcw [rsp + 4]"
+    };
+}
+#[cfg(not(feature = "fp-control"))]
+macro_rules! save_fp_control {
+    () => {
+        ""
+    };
+}
+
+/// With `fp-control`: reload MXCSR and the x87 control word from below the registers.
+#[cfg(feature = "fp-control")]
+macro_rules! restore_fp_control {
+    () => {
+        "ldmxcsr [rsp]\nfldcw [rsp + 4]\nadd rsp, 8\n.cfi_adjust_cfa_offset -8"
+    };
+}
+#[cfg(not(feature = "fp-control"))]
+macro_rules! restore_fp_control {
+    () => {
+        ""
+    };
+}
+
 /// Save the current context in `*save`, resume `to`, and hand it `arg`.
 // SAFETY: a naked function is sound when its assembly follows the ABI its signature claims:
-// it preserves every callee-saved register of the caller (they are reloaded when this context
-// is resumed), returns `arg` in rax, and leaves rsp as the call found it (the resumed side
-// pops everything that it pushed when it suspended).
+// it preserves every callee-saved integer register of the caller (they are reloaded when
+// this context is resumed; the floating-point control words are thread-wide unless
+// `fp-control` saves them too, see the module doc), returns `arg` in rax, and leaves rsp as
+// the call found it (the resumed side pops everything that it pushed when it suspended).
 #[unsafe(naked)]
 unsafe extern "C" fn switch(save: *mut usize, to: usize, arg: usize) -> usize {
     naked_asm!(
@@ -179,19 +230,13 @@ unsafe extern "C" fn switch(save: *mut usize, to: usize, arg: usize) -> usize {
         "push r15",
         ".cfi_adjust_cfa_offset 8",
         ".cfi_offset 15, -56",
-        "sub rsp, 8",
-        ".cfi_adjust_cfa_offset 8",
-        "stmxcsr [rsp]",
-        "fnstcw [rsp + 4]",
+        save_fp_control!(),
         // The context word is the record's address.
-        "lea rax, [rsp + 48]",
+        "lea rax, [rsp + {below}]",
         "mov [rdi], rax",
         // Resume `to`: the layout is the same, so the CFI above now describes its frame.
-        "lea rsp, [rsi - 48]",
-        "ldmxcsr [rsp]",
-        "fldcw [rsp + 4]",
-        "add rsp, 8",
-        ".cfi_adjust_cfa_offset -8",
+        "lea rsp, [rsi - {below}]",
+        restore_fp_control!(),
         "pop r15",
         ".cfi_adjust_cfa_offset -8",
         ".cfi_restore 15",
@@ -217,6 +262,7 @@ unsafe extern "C" fn switch(save: *mut usize, to: usize, arg: usize) -> usize {
         "mov rax, rdx",
         "jmp rcx",
         ".cfi_endproc",
+        below = const BELOW_RECORD,
     )
 }
 
@@ -452,18 +498,23 @@ mod tests {
             }
         }
 
+        /// Every callee-saved integer register came back as it was loaded.
         fn assert_survived(&self, who: &str) {
             let names = ["rbx", "rbp", "r12", "r13", "r14", "r15"];
             for ((name, seen), load) in names.iter().zip(self.seen).zip(self.load) {
                 assert_eq!(seen, load, "{who}: {name} clobbered by the switch");
             }
+        }
+
+        /// MXCSR and the x87 control word came back as `expected` loaded them.
+        fn assert_fp_control_is(&self, expected: &Regs, who: &str) {
             assert_eq!(
-                self.seen_mxcsr, self.load_mxcsr,
-                "{who}: MXCSR not restored"
+                self.seen_mxcsr, expected.load_mxcsr,
+                "{who}: MXCSR after the switch"
             );
             assert_eq!(
-                self.seen_fpcw, self.load_fpcw,
-                "{who}: x87 control word not restored"
+                self.seen_fpcw, expected.load_fpcw,
+                "{who}: x87 control word after the switch"
             );
         }
     }
@@ -597,7 +648,21 @@ mod tests {
         assert_eq!(back, 2);
         main_regs.assert_survived("main side");
         // SAFETY: suspended; main owns the shared state now.
-        unsafe { (*coro.shared).coro_kept.assert_survived("coroutine side") };
+        let shared = unsafe { &*coro.shared };
+        shared.coro_kept.assert_survived("coroutine side");
+        if cfg!(feature = "fp-control") {
+            // Switched with the context: each side gets back the control words it set.
+            main_regs.assert_fp_control_is(&main_regs, "main side");
+            shared
+                .coro_kept
+                .assert_fp_control_is(&shared.coro_kept, "coroutine side");
+        } else {
+            // Thread-wide: each side sees what the other side set last.
+            main_regs.assert_fp_control_is(&shared.coro_clobber, "main side");
+            shared
+                .coro_kept
+                .assert_fp_control_is(&main_regs, "coroutine side");
+        }
     }
 
     // ---- 4. frame-pointer walk -----------------------------------------------------------
