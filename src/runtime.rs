@@ -10,19 +10,20 @@ use crate::backend::OsPoller;
 use crate::stack::{StackPool, DEFAULT_STACK_SIZE};
 use crate::stderr::SavedStderr;
 
-/// `CLOCK_MONOTONIC` in nanoseconds.
+/// `CLOCK_MONOTONIC` in nanoseconds; its coarse reading is the same clock as of the
+/// kernel's last tick, and its fast reading the TSC scaled to it where that is sound (see
+/// the clock functions of the runtime's `sys` module).
 pub struct MonotonicClock;
 
 impl Clock for MonotonicClock {
     fn now(&self) -> u64 {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes one timespec to a valid pointer; CLOCK_MONOTONIC
-        // exists on every POSIX target we build for.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+        crate::sys::clock::monotonic_ns()
+    }
+    fn now_coarse(&self) -> u64 {
+        crate::sys::clock::coarse_monotonic_ns()
+    }
+    fn now_fast(&self) -> u64 {
+        crate::sys::clock::fast_monotonic_ns()
     }
     fn ticks_per_second(&self) -> u64 {
         1_000_000_000

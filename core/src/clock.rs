@@ -7,9 +7,28 @@
 use core::time::Duration;
 
 /// A monotonic time source.
+///
+/// Only [`now`](Clock::now) is required. A clock that has cheaper, less exact readings
+/// offers them through [`now_coarse`](Clock::now_coarse) and [`now_fast`](Clock::now_fast),
+/// which the scheduler uses on its hot paths; both default to `now`.
 pub trait Clock {
-    /// Ticks since an arbitrary fixed origin; never decreases.
+    /// Ticks since an arbitrary fixed origin; never decreases. Deadlines are taken from
+    /// this reading.
     fn now(&self) -> u64;
+    /// A cheaper reading of the same clock that may lag [`now`](Clock::now) by up to one
+    /// tick of a coarse timer (`CLOCK_MONOTONIC_COARSE`: 1–4 ms on Linux), but is never
+    /// ahead of it; never decreases. The event loop fires timers against it while coroutines
+    /// are ready to run, so a timer may fire up to one coarse tick late, never early; before
+    /// it waits for I/O it reads `now`.
+    fn now_coarse(&self) -> u64 {
+        self.now()
+    }
+    /// A cheap reading for timing intervals (the slices of feature `latency`): in the same
+    /// ticks and within a few microseconds of [`now`](Clock::now), but possibly ahead of it,
+    /// so never used to decide that a deadline has passed.
+    fn now_fast(&self) -> u64 {
+        self.now()
+    }
     /// How many ticks make one second.
     fn ticks_per_second(&self) -> u64;
     /// Seconds since the Unix epoch, if the target has a wall clock.

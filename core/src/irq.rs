@@ -88,11 +88,20 @@ impl IrqEvent {
     }
 }
 
-/// Wake the waiters of signalled events; forget events nobody waits on. Called by the loop.
+/// Wake the waiters of signalled events; forget events nobody waits on. Called by the loop
+/// on every iteration, so the common case (nothing signalled, nobody waiting) is a plain
+/// load and a length check, without a locked instruction.
+#[inline]
 pub(crate) fn dispatch(s: &SchedState) {
-    if !ANY_PENDING.swap(false, Ordering::AcqRel) && s.irq_events.borrow().is_empty() {
-        return;
+    let signalled =
+        ANY_PENDING.load(Ordering::Relaxed) && ANY_PENDING.swap(false, Ordering::AcqRel);
+    if signalled || !s.irq_events.borrow().is_empty() {
+        wake_signalled(s);
     }
+}
+
+#[inline(never)]
+fn wake_signalled(s: &SchedState) {
     let events: alloc::vec::Vec<&'static IrqEvent> = s.irq_events.borrow().clone();
     for e in &events {
         // SAFETY: scheduler thread only (see `IrqEvent`'s Sync impl).

@@ -243,6 +243,24 @@ impl SchedState {
         self.clock.now()
     }
 
+    /// The end of the last slice, when only the scheduler's bookkeeping ran since (feature
+    /// `latency`): the loop takes it as its time instead of reading the clock.
+    #[inline]
+    fn slice_chain(&self) -> Option<u64> {
+        #[cfg(feature = "latency")]
+        return self.latency.chain.get();
+        #[cfg(not(feature = "latency"))]
+        None
+    }
+
+    /// Something that takes time outside any slice happened (a poll, the loop hook): the
+    /// next slice must read the clock for its start.
+    #[inline]
+    fn break_slice_chain(&self) {
+        #[cfg(feature = "latency")]
+        self.latency.chain.set(None);
+    }
+
     pub(crate) fn bump<F: FnOnce(&mut Stats)>(&self, f: F) {
         let mut st = self.stats.get();
         f(&mut st);
@@ -601,11 +619,31 @@ pub fn event_loop() -> i32 {
         "shrapnel: event_loop() is already running on this thread"
     );
     s.in_loop.set(true);
+    s.break_slice_chain();
+    // Timers fire against `timer_now`, which is never ahead of the clock: it takes only
+    // readings of `now` and `now_coarse` and keeps the largest (a coarse reading lags, so it
+    // can be below an earlier precise one). While coroutines are ready the coarse clock is
+    // read, and only when a timer is pending; before waiting, and after a wait, the precise
+    // one.
+    let mut timer_now = s.clock.now();
+    let mut after_wait = false;
     let code = loop {
-        let now = s.now_ticks();
-        s.loop_now.set(now);
+        let slice_end = s.slice_chain();
+        let timers_pending = !s.timers.borrow().is_empty();
+        if timers_pending || slice_end.is_none() {
+            let t = if after_wait {
+                s.clock.now()
+            } else {
+                s.clock.now_coarse()
+            };
+            timer_now = timer_now.max(t);
+        }
+        after_wait = false;
+        s.loop_now.set(slice_end.unwrap_or(timer_now));
         crate::irq::dispatch(s);
-        s.fire_timers(now);
+        if timers_pending {
+            s.fire_timers(timer_now);
+        }
         if let Some(code) = s.exit.take() {
             break code;
         }
@@ -628,8 +666,10 @@ pub fn event_loop() -> i32 {
         let timeout = if !s.run_queue.borrow().is_empty() {
             Some(Duration::ZERO)
         } else if let Some(deadline) = next_deadline {
-            let now = s.now_ticks();
-            Some(s.rate.duration(deadline.saturating_sub(now)))
+            // About to wait for the next timer: as long as it takes, by the precise clock. A
+            // deadline already passed gives a zero timeout, and the next iteration fires it.
+            timer_now = timer_now.max(s.clock.now());
+            Some(s.rate.duration(deadline.saturating_sub(timer_now)))
         } else if s.can_progress() {
             None
         } else {
@@ -638,12 +678,16 @@ pub fn event_loop() -> i32 {
         // Nothing registered and work waiting: skip the syscall.
         if timeout != Some(Duration::ZERO) || !s.io.borrow().is_empty() {
             s.poll_io(timeout);
+            s.break_slice_chain();
+            after_wait = timeout != Some(Duration::ZERO);
         }
         if let Some(hook) = s.loop_hook.get() {
             hook();
+            s.break_slice_chain();
         }
     };
     s.in_loop.set(false);
+    s.break_slice_chain();
     code
 }
 

@@ -6,6 +6,7 @@
 //! address lives in `siginfo_t`, and (Linux only) how many memory mappings a process may
 //! have. Everything here is a thin, documented wrapper over one libc call or one file.
 
+pub(crate) mod clock;
 #[cfg_attr(not(feature = "latency"), allow(dead_code))]
 pub(crate) mod context;
 pub(crate) mod signals;
