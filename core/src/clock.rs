@@ -45,15 +45,88 @@ pub struct Instant(pub u64);
 #[derive(Clone, Copy, Debug)]
 pub struct TickRate(pub u64);
 
+/// Nanoseconds in a second.
+const NANOS_PER_SEC: u64 = 1_000_000_000;
+
 impl TickRate {
     /// Ticks in `d`, rounded up so a sleep never ends early; saturates.
+    ///
+    /// Nanosecond clocks (the POSIX runtime's) and clocks whose tick is a whole number of
+    /// nanoseconds (1 kHz, 1 MHz, ...) convert without a 128-bit division.
+    #[inline]
     pub fn ticks(self, d: Duration) -> u64 {
-        let t = (d.as_nanos() * self.0 as u128).div_ceil(1_000_000_000);
+        let rate = self.0;
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        if rate == NANOS_PER_SEC {
+            return ns;
+        }
+        if rate != 0 && NANOS_PER_SEC.is_multiple_of(rate) && ns != u64::MAX {
+            return ns.div_ceil(NANOS_PER_SEC / rate);
+        }
+        let t = (d.as_nanos() * rate as u128).div_ceil(NANOS_PER_SEC as u128);
         u64::try_from(t).unwrap_or(u64::MAX)
     }
     /// The duration of `ticks`.
+    #[inline]
     pub fn duration(self, ticks: u64) -> Duration {
-        let ns = ticks as u128 * 1_000_000_000 / self.0.max(1) as u128;
+        let rate = self.0;
+        if rate == NANOS_PER_SEC {
+            return Duration::from_nanos(ticks);
+        }
+        let ns = ticks as u128 * NANOS_PER_SEC as u128 / rate.max(1) as u128;
         Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `ticks` computes, the slow way.
+    fn ticks_exact(rate: u64, d: Duration) -> u64 {
+        let t = (d.as_nanos() * rate as u128).div_ceil(NANOS_PER_SEC as u128);
+        u64::try_from(t).unwrap_or(u64::MAX)
+    }
+
+    #[test]
+    fn fast_conversions_agree_with_the_exact_one() {
+        let durations = [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_nanos(999),
+            Duration::from_nanos(1_000),
+            Duration::from_nanos(1_001),
+            Duration::from_micros(1_500),
+            Duration::from_millis(200),
+            Duration::from_secs(3_600),
+            Duration::from_secs(u64::MAX / NANOS_PER_SEC),
+            Duration::from_secs(u64::MAX / NANOS_PER_SEC + 1),
+            Duration::MAX,
+        ];
+        for rate in [
+            NANOS_PER_SEC,
+            1_000,
+            1_000_000,
+            32_768,
+            12_000_000,
+            3_000_000_000,
+            1,
+        ] {
+            for d in durations {
+                assert_eq!(
+                    TickRate(rate).ticks(d),
+                    ticks_exact(rate, d),
+                    "{d:?} at {rate} Hz"
+                );
+            }
+        }
+        assert_eq!(
+            TickRate(NANOS_PER_SEC).duration(1_234),
+            Duration::from_nanos(1_234)
+        );
+        assert_eq!(
+            TickRate(1_000).duration(1_234),
+            Duration::from_millis(1_234)
+        );
     }
 }

@@ -51,8 +51,10 @@ pub(crate) enum Resume {
 pub(crate) enum TimerAction {
     /// End a sleep.
     Wake(Waiter),
-    /// Deliver a `with_timeout` interruption.
-    Timeout(CoroRc, TimeoutId),
+    /// Deliver a `with_timeout` interruption to the coroutine in this registry slot, if
+    /// that timeout is still active there (ids are never reused, so a slot reused by
+    /// another coroutine cannot match).
+    Timeout(usize, TimeoutId),
 }
 
 /// Counters for `stats`.
@@ -500,8 +502,9 @@ impl SchedState {
                 Some(TimerAction::Wake(w)) => {
                     w.wake(Resume::Ok);
                 }
-                Some(TimerAction::Timeout(co, id)) => {
-                    if co.timeout_active(id) {
+                Some(TimerAction::Timeout(slot, id)) => {
+                    let co = self.registry.borrow().get(slot).cloned().flatten();
+                    if let Some(co) = co.filter(|co| co.timeout_active(id)) {
                         self.deliver(&co, Interrupted::Timeout(id));
                     }
                 }
@@ -785,9 +788,12 @@ pub fn sleep_until(t: Instant) -> Result<(), Interrupted> {
 #[track_caller]
 pub fn with_timeout<R>(d: Duration, f: impl FnOnce() -> R) -> Result<R, Timeout> {
     let s = sched();
-    let co = s
-        .current_rc()
-        .expect("with_timeout called outside a coroutine");
+    assert!(
+        !s.current.get().is_null(),
+        "with_timeout called outside a coroutine"
+    );
+    // The running coroutine outlives this call: the registry keeps it alive while it runs.
+    let co = s.current_ref();
     let id = TimeoutId(s.next_timeout.get());
     s.next_timeout.set(id.0 + 1);
     let deadline = s.now_ticks().saturating_add(s.rate.ticks(d));
@@ -795,11 +801,11 @@ pub fn with_timeout<R>(d: Duration, f: impl FnOnce() -> R) -> Result<R, Timeout>
     let timer = s
         .timers
         .borrow_mut()
-        .insert(deadline, TimerAction::Timeout(co.clone(), id));
+        .insert(deadline, TimerAction::Timeout(co.slot.get(), id));
     /// Ends the timeout on every exit path, a panic in `f` included.
     struct Guard<'a> {
         s: &'a SchedState,
-        co: CoroRc,
+        co: &'a CoroInner,
         id: TimeoutId,
         timer: crate::timer::TimerId,
         done: bool,

@@ -4,8 +4,10 @@
 //! the common case), cancel is O(1): it frees the slab record, and the heap entry that
 //! points at it is recognised as stale (its sequence number no longer matches) when it
 //! reaches the top or when the heap is compacted. Compaction runs when stale entries
-//! outnumber live ones, so memory stays proportional to the pending timers. Entries with
-//! equal deadlines fire in insertion order.
+//! outnumber live ones, so memory stays proportional to the pending timers. A cancelled
+//! entry that is the heap's last one (insert then cancel, with a deadline later than most
+//! pending ones) is removed at once instead. Entries with equal deadlines fire in
+//! insertion order.
 
 use alloc::vec::Vec;
 
@@ -113,7 +115,16 @@ impl<A> TimerQueue<A> {
         record.seq = 0;
         self.free.push(id.slot);
         self.live -= 1;
-        if self.heap.len() > 64 && self.heap.len() > 2 * self.live + 32 {
+        // A timer cancelled right after it was inserted (a `with_timeout` whose body did not
+        // block) is usually still the heap's last entry: remove it at once, which keeps the
+        // heap as small as the pending timers and its tail in cache.
+        if self
+            .heap
+            .last()
+            .is_some_and(|e| e.slot == id.slot && e.seq == id.seq)
+        {
+            self.heap.pop();
+        } else if self.heap.len() > 64 && self.heap.len() > 2 * self.live + 32 {
             self.compact();
         }
         Some(action)
@@ -274,6 +285,30 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, 33_334);
+    }
+
+    #[test]
+    fn insert_then_cancel_leaves_no_stale_entry() {
+        let mut q = TimerQueue::new();
+        for d in 0..1_000u64 {
+            q.insert(d, d);
+        }
+        for i in 0..10_000u64 {
+            let id = q.insert(5_000 + i, i);
+            assert_eq!(q.cancel(id), Some(i));
+            assert_eq!(q.heap.len(), 1_000, "the cancelled tail entry is gone");
+        }
+        // An entry that is not last stays until it surfaces, and fires never.
+        let early = q.insert(0, u64::MAX);
+        q.insert(10_000, 8);
+        assert_eq!(q.cancel(early), Some(u64::MAX));
+        let mut fired = vec![];
+        while let Some(a) = q.pop_expired(u64::MAX) {
+            fired.push(a);
+        }
+        assert_eq!(fired.len(), 1_001);
+        assert!(!fired.contains(&u64::MAX));
+        assert!(q.is_empty());
     }
 
     #[test]
