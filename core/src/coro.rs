@@ -10,8 +10,11 @@ use alloc::boxed::Box;
 use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::cell::{Cell, RefCell};
+use core::any::Any;
+use core::cell::{BorrowError, Cell, Ref, RefCell};
 use core::fmt;
+use core::marker::PhantomData;
+use core::ops::Deref;
 use core::panic::Location;
 
 use crate::arch::{ContextSwitch, Native};
@@ -37,10 +40,107 @@ pub enum State {
     Dead,
 }
 
+/// A coroutine's name: the one it was given, or `coro-{id}` rendered when asked, so a
+/// coroutine spawned without a name costs no allocation for it.
+pub(crate) struct CoroName {
+    id: u64,
+    given: RefCell<Option<Cow<'static, str>>>,
+}
+
+/// A borrowed [`CoroName`]: a `str`.
+pub(crate) enum NameRef<'a> {
+    Given(Ref<'a, Cow<'static, str>>),
+    Default(heapless::String<32>),
+}
+
+impl Deref for NameRef<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            NameRef::Given(name) => name,
+            NameRef::Default(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for NameRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl CoroName {
+    fn new(id: u64, given: Option<Cow<'static, str>>) -> Self {
+        CoroName {
+            id,
+            given: RefCell::new(given),
+        }
+    }
+
+    /// The name, unless a rename is in progress (a signal handler may ask at any moment).
+    /// Allocation-free.
+    pub(crate) fn try_borrow(&self) -> Result<NameRef<'_>, BorrowError> {
+        let given = self.given.try_borrow()?;
+        Ok(match Ref::filter_map(given, Option::as_ref) {
+            Ok(name) => NameRef::Given(name),
+            Err(_) => {
+                let mut name = heapless::String::new();
+                // "coro-" and at most 20 digits fit.
+                let _ = fmt::Write::write_fmt(&mut name, format_args!("coro-{}", self.id));
+                NameRef::Default(name)
+            }
+        })
+    }
+
+    /// The name.
+    pub(crate) fn borrow(&self) -> NameRef<'_> {
+        match self.try_borrow() {
+            Ok(name) => name,
+            Err(_) => unreachable!("a coroutine's name is never borrowed across a rename"),
+        }
+    }
+
+    fn set(&self, name: Cow<'static, str>) {
+        *self.given.borrow_mut() = Some(name);
+    }
+}
+
+/// A coroutine's closure and then its result, in one allocation that the coroutine owns;
+/// [`Coro<T>`] takes the result out by its type.
+pub(crate) trait Body {
+    /// Run the closure (the first call only) and keep what it returned, or how it failed.
+    fn run(&mut self);
+    /// The result, an `Option<Result<T, JoinError>>` (`None` if it never ran).
+    fn result(&mut self) -> &mut dyn Any;
+}
+
+enum BodyState<F, T> {
+    NotRun(F),
+    Ran(Option<Result<T, JoinError>>),
+}
+
+impl<F: FnOnce() -> T, T: 'static> Body for BodyState<F, T> {
+    fn run(&mut self) {
+        if let BodyState::NotRun(f) = core::mem::replace(self, BodyState::Ran(None)) {
+            *self = BodyState::Ran(Some(run_body(f)));
+        }
+    }
+
+    fn result(&mut self) -> &mut dyn Any {
+        if let BodyState::NotRun(_) = self {
+            *self = BodyState::Ran(None);
+        }
+        match self {
+            BodyState::Ran(result) => result,
+            BodyState::NotRun(_) => unreachable!("replaced just above"),
+        }
+    }
+}
+
 pub(crate) struct CoroInner {
     pub(crate) id: u64,
     pub(crate) slot: Cell<usize>,
-    pub(crate) name: RefCell<Cow<'static, str>>,
+    pub(crate) name: CoroName,
     pub(crate) state: Cell<State>,
     pub(crate) started: Cell<bool>,
     /// Saved context while suspended.
@@ -50,7 +150,8 @@ pub(crate) struct CoroInner {
     pub(crate) stack_limit: Cell<usize>,
     /// The stack's canary word (null if it has a guard page instead), checked per switch.
     pub(crate) canary: Cell<*const usize>,
-    pub(crate) entry: Cell<Option<Box<dyn FnOnce()>>>,
+    /// The closure, then its result; out of the cell while the closure runs.
+    pub(crate) body: Cell<Option<Box<dyn Body>>>,
     /// How the current wait ended, set by whoever woke it.
     pub(crate) resume: Cell<Resume>,
     /// An interruption aimed at this coroutine while it was running.
@@ -62,6 +163,7 @@ pub(crate) struct CoroInner {
     pub(crate) wait_at: Cell<Option<&'static Location<'static>>>,
     /// Active `with_timeout` ids, innermost last, with "deadline delivered" flags.
     pub(crate) timeouts: RefCell<Vec<(TimeoutId, bool)>>,
+    /// Coroutines waiting for this one to end.
     pub(crate) joiners: RefCell<WaitQueue>,
     pub(crate) selfish: Cell<u32>,
     /// 0: use the scheduler's default.
@@ -89,7 +191,7 @@ impl CoroInner {
     }
 
     pub(crate) fn name_str(&self) -> String {
-        String::from(&**self.name.borrow())
+        String::from(&*self.name.borrow())
     }
 
     pub(crate) fn timeout_active(&self, id: TimeoutId) -> bool {
@@ -225,8 +327,8 @@ pub struct CoroRef {
 /// A coroutine whose closure returns `T`.
 pub struct Coro<T> {
     handle: CoroRef,
-    result: Rc<Cell<Option<Result<T, JoinError>>>>,
     taken: Cell<bool>,
+    _result: PhantomData<T>,
 }
 
 impl<T> core::ops::Deref for Coro<T> {
@@ -253,7 +355,7 @@ impl CoroRef {
 
     /// Rename.
     pub fn set_name(&self, name: impl Into<Cow<'static, str>>) {
-        *self.inner.name.borrow_mut() = name.into();
+        self.inner.name.set(name.into());
     }
 
     /// Where it is in its life.
@@ -373,12 +475,20 @@ impl fmt::Debug for CoroRef {
 impl<T> Coro<T> {
     /// Wait for it to finish and take its value.
     #[track_caller]
-    pub fn join(&self) -> Result<T, JoinError> {
+    pub fn join(&self) -> Result<T, JoinError>
+    where
+        T: 'static,
+    {
         self.handle.wait_dead()?;
         if self.taken.replace(true) {
             return Err(JoinError::AlreadyJoined { id: self.id() });
         }
-        match self.result.take() {
+        let result = self.handle.inner.body.take().and_then(|mut body| {
+            body.result()
+                .downcast_mut::<Option<Result<T, JoinError>>>()
+                .and_then(Option::take)
+        });
+        match result {
             Some(r) => r,
             None => Err(JoinError::Cancelled { id: self.id() }),
         }
@@ -387,6 +497,16 @@ impl<T> Coro<T> {
     /// The untyped handle.
     pub fn handle(&self) -> CoroRef {
         self.handle.clone()
+    }
+}
+
+impl<T> Drop for Coro<T> {
+    /// A result nobody can join any more is dropped now, not when the last [`CoroRef`]
+    /// goes.
+    fn drop(&mut self) {
+        if self.dead() {
+            drop(self.handle.inner.body.take());
+        }
     }
 }
 
@@ -444,47 +564,44 @@ impl Builder {
         let id = s.next_id.get();
         s.next_id.set(id + 1);
         s.bump(|st| st.spawned += 1);
-        let name = self
-            .name
-            .unwrap_or_else(|| Cow::Owned(alloc::format!("coro-{id}")));
-        let result: Rc<Cell<Option<Result<T, JoinError>>>> = Rc::new(Cell::new(None));
-        let slot = result.clone();
         let base = stack.base().as_ptr();
         let limit = stack.limit().as_ptr() as usize;
         let canary = stack
             .canary()
             .map_or(core::ptr::null(), |p| p.as_ptr() as *const usize);
-        let inner = Rc::new(CoroInner {
-            id,
-            slot: Cell::new(0),
-            name: RefCell::new(name),
-            state: Cell::new(State::NotStarted),
-            started: Cell::new(false),
-            sp: Cell::new(0),
-            stack: Cell::new(Some(stack)),
-            stack_base: Cell::new(base as usize),
-            stack_limit: Cell::new(limit),
-            canary: Cell::new(canary),
-            entry: Cell::new(None),
-            resume: Cell::new(Resume::Ok),
-            pending: Cell::new(None),
-            seq: Cell::new(0),
-            wait: Cell::new(WaitReason::NotStarted),
-            wait_since: Cell::new(s.loop_now.get()),
-            wait_at: Cell::new(None),
-            timeouts: RefCell::new(Vec::new()),
-            joiners: RefCell::new(WaitQueue::new()),
-            selfish: Cell::new(0),
-            max_selfish: Cell::new(0),
-            #[cfg(feature = "std")]
-            force_unwind: Cell::new(false),
-            #[cfg(feature = "latency")]
-            slices: Default::default(),
-        });
-        let entry: Box<dyn FnOnce()> = Box::new(move || {
-            slot.set(Some(run_body(f)));
-        });
-        inner.entry.set(Some(entry));
+        // Written straight into the allocation, not built on the stack and copied (~300 B).
+        let mut inner = Rc::<CoroInner>::new_uninit();
+        Rc::get_mut(&mut inner)
+            .expect("a fresh Rc is unique")
+            .write(CoroInner {
+                id,
+                slot: Cell::new(0),
+                name: CoroName::new(id, self.name),
+                state: Cell::new(State::NotStarted),
+                started: Cell::new(false),
+                sp: Cell::new(0),
+                stack: Cell::new(Some(stack)),
+                stack_base: Cell::new(base as usize),
+                stack_limit: Cell::new(limit),
+                canary: Cell::new(canary),
+                body: Cell::new(Some(Box::new(BodyState::NotRun(f)))),
+                resume: Cell::new(Resume::Ok),
+                pending: Cell::new(None),
+                seq: Cell::new(0),
+                wait: Cell::new(WaitReason::NotStarted),
+                wait_since: Cell::new(s.loop_now.get()),
+                wait_at: Cell::new(None),
+                timeouts: RefCell::new(Vec::new()),
+                joiners: RefCell::new(WaitQueue::new()),
+                selfish: Cell::new(0),
+                max_selfish: Cell::new(0),
+                #[cfg(feature = "std")]
+                force_unwind: Cell::new(false),
+                #[cfg(feature = "latency")]
+                slices: Default::default(),
+            });
+        // SAFETY: written just above.
+        let inner = unsafe { inner.assume_init() };
         // SAFETY: the stack is alive and exclusively this coroutine's, `base` is its
         // 16-aligned top, and `data` points at the CoroInner the registry keeps alive until
         // the coroutine is reaped, which happens only after `coro_main` stopped running.
@@ -493,8 +610,8 @@ impl Builder {
         s.register(&inner);
         Ok(Coro {
             handle: CoroRef { inner },
-            result,
             taken: Cell::new(false),
+            _result: PhantomData,
         })
     }
 }
@@ -514,8 +631,9 @@ unsafe extern "C" fn coro_main(_arg: usize, data: *mut u8) -> ! {
     // SAFETY: `data` is the CoroInner pointer given to `init`; the registry holds a strong
     // reference until this coroutine is reaped, after its last switch below.
     let co = unsafe { &*(data as *const CoroInner) };
-    if let Some(body) = co.entry.take() {
-        body();
+    if let Some(mut body) = co.body.take() {
+        body.run();
+        co.body.set(Some(body));
     }
     co.state.set(State::Dead);
     co.wait.set(WaitReason::Dead);

@@ -461,7 +461,7 @@ impl SchedState {
     fn cancel_unstarted(&self, co: &CoroRc) {
         co.state.set(State::Dead);
         co.wait.set(WaitReason::Dead);
-        drop(co.entry.take());
+        drop(co.body.take());
         self.finish(co);
         self.reap(co);
     }
@@ -568,7 +568,7 @@ impl SchedState {
     fn unwind_one(&self, co: &CoroRc) {
         // Without unwinding, a suspended coroutine's frames are abandoned; its stack is freed.
         co.state.set(State::Dead);
-        drop(co.entry.take());
+        drop(co.body.take());
         self.reap(co);
     }
 

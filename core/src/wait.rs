@@ -98,34 +98,48 @@ impl Waiter {
 }
 
 /// A FIFO of waiters, each with a payload `X` (a semaphore's count, a fifo's slot, ...).
+///
+/// The oldest entry is kept inline: most queues (the joiners of a coroutine, a lock under
+/// light contention) never hold more than one, and then never allocate.
 pub(crate) struct WaitQueue<X = ()> {
-    q: VecDeque<(Waiter, X)>,
+    /// The oldest entry; `None` only when `rest` is empty too.
+    head: Option<(Waiter, X)>,
+    /// The entries after `head`, oldest first.
+    rest: VecDeque<(Waiter, X)>,
 }
 
 impl<X> WaitQueue<X> {
     pub(crate) const fn new() -> Self {
-        WaitQueue { q: VecDeque::new() }
+        WaitQueue {
+            head: None,
+            rest: VecDeque::new(),
+        }
     }
 
     pub(crate) fn push(&mut self, w: Waiter, x: X) {
-        self.q.push_back((w, x));
+        if self.head.is_none() {
+            self.head = Some((w, x));
+        } else {
+            self.rest.push_back((w, x));
+        }
     }
 
     /// Drop dead entries at the front, and return the first live one without removing it.
     pub(crate) fn front_live(&mut self) -> Option<&(Waiter, X)> {
-        while let Some((w, _)) = self.q.front() {
+        while let Some((w, _)) = &self.head {
             if w.is_live() {
                 break;
             }
-            self.q.pop_front();
+            self.head = self.rest.pop_front();
         }
-        self.q.front()
+        self.head.as_ref()
     }
 
     /// Remove and return the first live waiter.
     pub(crate) fn pop_live(&mut self) -> Option<(Waiter, X)> {
         self.front_live()?;
-        self.q.pop_front()
+        let next = self.rest.pop_front();
+        core::mem::replace(&mut self.head, next)
     }
 
     /// True if some waiter is still blocked.
