@@ -176,22 +176,28 @@ impl Drop for MmapStack {
     }
 }
 
-/// The usable size for a request: at least [`MIN_STACK_SIZE`], rounded up to the page size.
+/// The usable size for a request: at least [`MIN_STACK_SIZE`], rounded up to the page size
+/// (a power of two, so without a division: this runs on every spawn).
 fn round_size(size: usize) -> Result<usize, StackError> {
     if size < MIN_STACK_SIZE {
         return Err(StackError::TooSmall { requested: size });
     }
-    size.checked_next_multiple_of(sys::page_size())
-        .ok_or(StackError::Exhausted {
+    let page = sys::page_size();
+    debug_assert!(page.is_power_of_two(), "page size {page}");
+    match size.checked_add(page - 1) {
+        Some(end) => Ok(end & !(page - 1)),
+        None => Err(StackError::Exhausted {
             requested: size,
             detail: BEYOND_ADDRESS_SPACE,
             errno: libc::ENOMEM,
-        })
+        }),
+    }
 }
 
 /// A per-thread pool of [`MmapStack`]s: the [`StackAllocator`] a scheduler owns.
 ///
 /// Released stacks go on a free list for their size and are handed out again as they are,
+/// in the very box the scheduler gave back (so a reused stack costs no allocation either),
 /// without `madvise(MADV_DONTNEED)`: a reused stack needs no page faults to warm up, and the
 /// memory the pool can pin is bounded by `cap × stack size` (16 MiB per scheduler with the
 /// defaults), which is small next to the live stacks themselves. A program that wants that
@@ -213,12 +219,14 @@ struct PoolShared {
     pooled: Cell<usize>,
     /// Free stacks by usable size; a scheduler uses one or two sizes, so a short list.
     free: RefCell<Vec<FreeList>>,
+    /// Set while [`StackPool::clear`] drops the free stacks, so they do not come back.
+    draining: Cell<bool>,
 }
 
-/// Free stacks of one usable size.
+/// Free stacks of one usable size, each still in the box it was handed out in.
 struct FreeList {
     size: usize,
-    stacks: Vec<MmapStack>,
+    stacks: Vec<BoxedStack>,
 }
 
 impl StackPool {
@@ -235,6 +243,7 @@ impl StackPool {
                 cap,
                 pooled: Cell::new(0),
                 free: RefCell::new(Vec::new()),
+                draining: Cell::new(false),
             }),
         }
     }
@@ -253,7 +262,9 @@ impl StackPool {
     pub fn clear(&self) {
         let lists = core::mem::take(&mut *self.shared.free.borrow_mut());
         self.shared.pooled.set(0);
+        self.shared.draining.set(true);
         drop(lists);
+        self.shared.draining.set(false);
     }
 }
 
@@ -265,7 +276,7 @@ impl Default for StackPool {
 
 impl PoolShared {
     /// A free stack of exactly `usable` bytes, if one is pooled.
-    fn take(&self, usable: usize) -> Option<MmapStack> {
+    fn take(&self, usable: usize) -> Option<BoxedStack> {
         let mut free = self.free.borrow_mut();
         let list = free.iter_mut().find(|list| list.size == usable)?;
         let stack = list.stacks.pop()?;
@@ -273,12 +284,13 @@ impl PoolShared {
         Some(stack)
     }
 
-    /// Keep `stack` for reuse, or unmap it if the pool is full.
-    fn put(&self, stack: MmapStack) {
-        if self.pooled.get() >= self.cap {
-            drop(stack);
-            return;
-        }
+    /// Whether a released stack would be kept.
+    fn has_room(&self) -> bool {
+        self.pooled.get() < self.cap && !self.draining.get()
+    }
+
+    /// Keep `stack` for reuse; the caller checked [`has_room`](Self::has_room).
+    fn keep(&self, stack: BoxedStack) {
         let size = stack.size();
         let mut free = self.free.borrow_mut();
         match free.iter_mut().find(|list| list.size == size) {
@@ -295,24 +307,29 @@ impl PoolShared {
 impl StackAllocator for StackPool {
     fn allocate(&self, size: usize) -> Result<BoxedStack, StackError> {
         let usable = round_size(size)?;
-        let stack = match self.shared.take(usable) {
-            Some(stack) => stack,
-            None => MmapStack::new(size)?,
-        };
+        if let Some(stack) = self.shared.take(usable) {
+            return Ok(stack);
+        }
         Ok(Box::new(PooledStack {
-            stack: ManuallyDrop::new(stack),
+            stack: ManuallyDrop::new(MmapStack::new(size)?),
             pool: Rc::downgrade(&self.shared),
         }))
     }
 
     fn release(&self, stack: BoxedStack) {
-        // Dropping a pooled stack hands it back to the pool it came from (see PooledStack).
-        drop(stack)
+        // Any `Stack` may be pooled and handed out again: the trait's contract holds for as
+        // long as the value lives, whoever made it.
+        if self.shared.has_room() {
+            self.shared.keep(stack);
+        } else {
+            drop(stack);
+        }
     }
 }
 
-/// A stack on loan from a [`StackPool`]; dropping it returns the mapping to the pool (or
-/// unmaps it when the pool is full or gone).
+/// A stack on loan from a [`StackPool`]; [`StackPool::release`] keeps it (box and all) for
+/// reuse, and dropping it otherwise returns the mapping to the pool too (or unmaps it when
+/// the pool is full or gone).
 struct PooledStack {
     /// Always initialised; taken out only in `drop`.
     stack: ManuallyDrop<MmapStack>,
@@ -342,8 +359,11 @@ impl Drop for PooledStack {
         // SAFETY: `stack` is initialised (it is only taken here) and not used again.
         let stack = unsafe { ManuallyDrop::take(&mut self.stack) };
         match self.pool.upgrade() {
-            Some(pool) => pool.put(stack),
-            None => drop(stack),
+            Some(pool) if pool.has_room() => pool.keep(Box::new(PooledStack {
+                stack: ManuallyDrop::new(stack),
+                pool: self.pool.clone(),
+            })),
+            _ => drop(stack),
         }
     }
 }
