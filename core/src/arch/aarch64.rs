@@ -278,167 +278,43 @@ unsafe extern "C" fn trampoline() {
 
 #[cfg(test)]
 mod tests {
+    //! The checks of `arch::selftest` with aarch64's hooks, and the register patterns,
+    //! whose assembly is aarch64's own.
     use super::{switch, Aarch64};
-    use crate::arch::ContextSwitch;
-    use crate::stack::{HeapStack, Stack};
+    use crate::arch::selftest::{self, assert_passes, Checks, Failure, Isa, Registers};
     use core::arch::naked_asm;
-    use core::ptr::{addr_of, addr_of_mut};
-    use std::backtrace::Backtrace;
-    use std::format;
-    use std::string::String;
-    use std::vec::Vec;
 
-    /// What both sides of a test share: the coroutine's stack base and its saved context.
-    /// Reached through raw pointers only, since each side runs while the other holds it.
-    struct Link {
-        base: *mut u8,
-        coro: usize,
-    }
+    // SAFETY: `sp_at_call` only reads sp; `frame_record_entry` is the prologue `Isa::new`
+    // asks for, with sp 16-aligned at its call.
+    const ISA: Isa = unsafe { Isa::new(16, sp_at_call, frame_record_entry) };
 
-    /// A coroutine on a heap stack; `T` is the test's shared state, which starts with a Link.
-    struct Coro<T> {
-        stack: HeapStack,
-        shared: *mut T,
-    }
+    // ping_pong_passes_values_both_ways, frame_pointer_chain_reaches_the_resumer,
+    // backtrace_continues_into_the_resumer:
+    selftest::context_switch_tests!(Aarch64, ISA);
 
-    impl<T> Coro<T> {
-        fn new(
-            size: usize,
-            entry: super::EntryFn,
-            shared: T,
-            link_of: fn(*mut T) -> *mut Link,
-        ) -> Self {
-            let stack = HeapStack::new(size).expect("test stack");
-            let base = stack.base().as_ptr();
-            let shared = std::boxed::Box::into_raw(std::boxed::Box::new(shared));
-            // SAFETY: the stack is ours, 16-aligned and far larger than INIT_SIZE.
-            let coro = unsafe { Aarch64::init(base, entry, shared.cast()) };
-            let link = link_of(shared);
-            // SAFETY: `shared` is a live allocation owned by this Coro.
-            unsafe { link.write(Link { base, coro }) };
-            Coro { stack, shared }
-        }
-
-        fn link(&self, link_of: fn(*mut T) -> *mut Link) -> *mut Link {
-            link_of(self.shared)
-        }
-
-        fn contains(&self, addr: usize) -> bool {
-            (self.stack.limit().as_ptr() as usize..self.stack.base().as_ptr() as usize)
-                .contains(&addr)
-        }
-    }
-
-    impl<T> Drop for Coro<T> {
-        fn drop(&mut self) {
-            // SAFETY: the coroutine is suspended for good; nothing refers to `shared` now.
-            drop(unsafe { std::boxed::Box::from_raw(self.shared) });
-        }
-    }
-
-    /// Resume the coroutine of `link` with `arg`; returns what it suspends with.
-    unsafe fn resume(link: *mut Link, arg: usize) -> usize {
-        // SAFETY: the caller passes the link of a live, suspended coroutine.
-        unsafe { Aarch64::switch(Aarch64::root_slot((*link).base), (*link).coro, arg) }
-    }
-
-    /// From inside the coroutine of `link`: suspend back to whoever resumed it.
-    unsafe fn suspend(link: *mut Link, arg: usize) -> usize {
-        // SAFETY: called on the coroutine's own stack, so the root slot holds its resumer.
-        unsafe {
-            Aarch64::switch(
-                addr_of_mut!((*link).coro),
-                *Aarch64::root_slot((*link).base),
-                arg,
-            )
-        }
-    }
-
-    /// The caller's sp at its `bl` instruction, which the ABI requires to be 16-aligned.
+    /// sp at the caller's `bl`, which does not move it.
     // SAFETY: reads sp into x0 and returns; touches nothing else.
     #[unsafe(naked)]
     extern "C" fn sp_at_call() -> usize {
         naked_asm!("mov x0, sp", "ret")
     }
 
-    // ---- 1. ping-pong --------------------------------------------------------------------
-
-    struct PingPong {
-        link: Link,
-        data_seen: usize,
-        sp_seen: Vec<usize>,
+    /// `stp x29, x30, [sp, #-16]!; mov x29, sp`, then `frame_walk_body(arg, data, x29)`.
+    // SAFETY: entered from the trampoline with sp 16-aligned; the 16-byte record keeps it
+    // aligned at our call; never returns.
+    #[unsafe(naked)]
+    unsafe extern "C" fn frame_record_entry(arg: usize, data: *mut u8) -> ! {
+        naked_asm!(
+            "stp x29, x30, [sp, #-16]!",
+            "mov x29, sp",
+            "mov x2, x29",
+            "bl {body}",
+            "brk #0x1",
+            body = sym selftest::frame_walk_body,
+        )
     }
 
-    fn pp_link(p: *mut PingPong) -> *mut Link {
-        // SAFETY: p points to a live PingPong; only the field address is computed.
-        unsafe { addr_of_mut!((*p).link) }
-    }
-
-    unsafe extern "C" fn ping_pong_entry(arg: usize, data: *mut u8) -> ! {
-        let p = data.cast::<PingPong>();
-        // SAFETY: data is the PingPong the test created; main does not touch it while we run.
-        unsafe {
-            (*p).data_seen = data as usize;
-            (*p).sp_seen.push(sp_at_call());
-        }
-        let mut value = arg;
-        loop {
-            // SAFETY: we run on the coroutine's stack, resumed through its link.
-            value = unsafe { suspend(pp_link(p), value * 3 + 1) };
-            // SAFETY: as above.
-            unsafe { (*p).sp_seen.push(sp_at_call()) };
-        }
-    }
-
-    #[test]
-    fn ping_pong_passes_values_both_ways() {
-        let coro = Coro::new(
-            64 * 1024,
-            ping_pong_entry,
-            PingPong {
-                link: Link {
-                    base: core::ptr::null_mut(),
-                    coro: 0,
-                },
-                data_seen: 0,
-                sp_seen: Vec::new(),
-            },
-            pp_link,
-        );
-        let link = coro.link(pp_link);
-        for round in 0..1000usize {
-            let sent = round * 7 + 5;
-            // SAFETY: the coroutine is alive and suspended.
-            let got = unsafe { resume(link, sent) };
-            assert_eq!(got, sent * 3 + 1, "round {round}");
-            // SAFETY: the coroutine is suspended; its saved context lies on its stack.
-            let ctx = unsafe { (*link).coro };
-            assert!(
-                coro.contains(ctx),
-                "context {ctx:#x} not on the coroutine stack"
-            );
-            assert_eq!(ctx % 16, 0, "context is a 16-aligned frame record");
-            assert_eq!(sp_at_call() % 16, 0, "main side misaligned after a switch");
-        }
-        // SAFETY: suspended; main owns the shared state now.
-        let shared = unsafe { &*coro.shared };
-        assert_eq!(
-            shared.data_seen, coro.shared as usize,
-            "data pointer delivered"
-        );
-        assert_eq!(shared.sp_seen.len(), 1000);
-        // 3. alignment: at entry and after every resume.
-        for (i, sp) in shared.sp_seen.iter().enumerate() {
-            assert_eq!(
-                sp % 16,
-                0,
-                "coroutine sp misaligned at a call after resume {i}"
-            );
-            assert!(coro.contains(*sp));
-        }
-    }
-
-    // ---- 2. callee-saved registers survive ------------------------------------------------
+    // ---- callee-saved registers survive ------------------------------------------------
 
     /// Patterns to load into the callee-saved registers and what was found in them after the
     /// switch came back. Order: x19-x29, then d8-d15.
@@ -448,30 +324,22 @@ mod tests {
         seen: [u64; 19],
     }
 
-    impl Regs {
-        fn pattern(seed: u64) -> Self {
-            let mut load = [0; 19];
-            for (i, word) in load.iter_mut().enumerate() {
-                *word = seed
-                    .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                    .rotate_left(i as u32 * 9)
-                    ^ i as u64;
-            }
+    impl Registers for Regs {
+        fn pattern(n: usize) -> Self {
             Regs {
-                load,
+                load: core::array::from_fn(|i| selftest::pattern_word(n, i)),
                 seen: [0; 19],
             }
         }
 
-        fn assert_survived(&self, who: &str) {
-            for (i, (seen, load)) in self.seen.iter().zip(self.load).enumerate() {
-                let name = if i < 11 {
-                    format!("x{}", 19 + i)
-                } else {
-                    format!("d{}", i - 3)
-                };
-                assert_eq!(*seen, load, "{who}: {name} clobbered by the switch");
+        fn survived(&self, check: &'static str, checks: &mut Checks) -> Result<(), Failure> {
+            for (i, (seen, load)) in self.seen.into_iter().zip(self.load).enumerate() {
+                checks.equal(check, seen, load).map_err(|failure| match i {
+                    0..11 => failure.at("x", 19 + i),
+                    _ => failure.at("d", i - 3),
+                })?;
             }
+            Ok(())
         }
     }
 
@@ -539,231 +407,14 @@ mod tests {
         )
     }
 
-    struct Clobber {
-        link: Link,
-        /// Loaded by the coroutine before it suspends; checked when main resumes it.
-        coro_kept: Regs,
-        /// Loaded by the coroutine to clobber main's registers on the way back.
-        coro_clobber: Regs,
-    }
-
-    fn cl_link(p: *mut Clobber) -> *mut Link {
-        // SAFETY: p points to a live Clobber; only the field address is computed.
-        unsafe { addr_of_mut!((*p).link) }
-    }
-
-    unsafe extern "C" fn clobber_entry(_arg: usize, data: *mut u8) -> ! {
-        let c = data.cast::<Clobber>();
-        let link = cl_link(c);
-        // SAFETY: on the coroutine stack; `c` is alive and main does not touch it meanwhile.
-        unsafe {
-            switch_with_patterns(
-                addr_of_mut!((*link).coro),
-                *Aarch64::root_slot((*link).base),
-                1,
-                addr_of_mut!((*c).coro_kept),
-            );
-            switch_with_patterns(
-                addr_of_mut!((*link).coro),
-                *Aarch64::root_slot((*link).base),
-                2,
-                addr_of_mut!((*c).coro_clobber),
-            );
-        }
-        loop {
-            // SAFETY: as above.
-            unsafe { suspend(link, 3) };
-        }
-    }
-
     #[test]
     fn callee_saved_registers_survive_both_ways() {
-        let coro = Coro::new(
-            64 * 1024,
-            clobber_entry,
-            Clobber {
-                link: Link {
-                    base: core::ptr::null_mut(),
-                    coro: 0,
-                },
-                coro_kept: Regs::pattern(0xc0de),
-                coro_clobber: Regs::pattern(0xbad),
-            },
-            cl_link,
-        );
-        let link = coro.link(cl_link);
-        // SAFETY: fresh coroutine; it suspends with its patterns loaded.
-        assert_eq!(unsafe { resume(link, 0) }, 1);
-        let mut main_regs = Regs::pattern(0x5eed);
-        // SAFETY: the coroutine is suspended; `main_regs` outlives the call.
-        let back = unsafe {
-            switch_with_patterns(
-                Aarch64::root_slot((*link).base),
-                (*link).coro,
-                0,
-                &mut main_regs,
+        // SAFETY: `switch_with_patterns` is a pattern switch around Aarch64's `switch`.
+        assert_passes(|checks| unsafe {
+            selftest::callee_saved_registers_survive_both_ways::<Aarch64, Regs>(
+                switch_with_patterns,
+                checks,
             )
-        };
-        assert_eq!(back, 2);
-        main_regs.assert_survived("main side");
-        // SAFETY: suspended; main owns the shared state now.
-        unsafe { (*coro.shared).coro_kept.assert_survived("coroutine side") };
-    }
-
-    // ---- 4. frame-pointer walk -----------------------------------------------------------
-
-    struct FpWalk {
-        link: Link,
-        /// Addresses of the first three frame records walked from inside the coroutine.
-        records: [usize; 3],
-        /// Their return-address words.
-        returns: [usize; 3],
-    }
-
-    fn fp_link(p: *mut FpWalk) -> *mut Link {
-        // SAFETY: p points to a live FpWalk; only the field address is computed.
-        unsafe { addr_of_mut!((*p).link) }
-    }
-
-    /// An entry that builds a frame record the way a frame-pointer prologue does and hands its
-    /// address to `fp_walk_body`, so the test does not depend on how rustc was configured.
-    // SAFETY: called by the trampoline as an EntryFn with sp 16-aligned; stores a 16-byte
-    // record, so sp stays aligned at the inner call; never returns.
-    #[unsafe(naked)]
-    unsafe extern "C" fn fp_walk_entry(arg: usize, data: *mut u8) -> ! {
-        naked_asm!(
-            "stp x29, x30, [sp, #-16]!",
-            "mov x29, sp",
-            "mov x2, x29",
-            "bl {body}",
-            "brk #0x1",
-            body = sym fp_walk_body,
-        )
-    }
-
-    unsafe extern "C" fn fp_walk_body(_arg: usize, data: *mut u8, fp: usize) -> ! {
-        let w = data.cast::<FpWalk>();
-        let mut record = fp;
-        for i in 0..3 {
-            // SAFETY: each record is two readable words: the first on the coroutine stack,
-            // then the root record, then the resumer's context on the suspended main stack.
-            unsafe {
-                (*w).records[i] = record;
-                (*w).returns[i] = *(record as *const usize).add(1);
-                record = *(record as *const usize);
-            }
-        }
-        loop {
-            // SAFETY: on the coroutine stack, resumed through its link.
-            unsafe { suspend(fp_link(w), 0) };
-        }
-    }
-
-    #[test]
-    fn frame_pointer_chain_reaches_the_resumer() {
-        let coro = Coro::new(
-            64 * 1024,
-            fp_walk_entry,
-            FpWalk {
-                link: Link {
-                    base: core::ptr::null_mut(),
-                    coro: 0,
-                },
-                records: [0; 3],
-                returns: [0; 3],
-            },
-            fp_link,
-        );
-        let link = coro.link(fp_link);
-        let marker = 0u8;
-        // SAFETY: fresh coroutine on a live stack.
-        unsafe { resume(link, 0) };
-        // SAFETY: suspended; main owns the shared state now.
-        let w = unsafe { &*coro.shared };
-        // SAFETY: reading the root slot of a live stack.
-        let (root, resumer) = unsafe {
-            let slot = Aarch64::root_slot((*link).base);
-            (slot as usize, *slot)
-        };
-        assert!(
-            coro.contains(w.records[0]),
-            "first record is on the coroutine stack"
-        );
-        assert_eq!(
-            w.records[1], root,
-            "the entry's caller record is the root record"
-        );
-        assert_eq!(
-            w.returns[1], w.returns[0],
-            "root record names the trampoline's return site"
-        );
-        assert_eq!(
-            w.records[2], resumer,
-            "the root record links to the resumer's context"
-        );
-        assert!(
-            !coro.contains(resumer),
-            "resumer's record is not on the coroutine stack"
-        );
-        let here = addr_of!(marker) as usize;
-        assert!(
-            resumer.abs_diff(here) < 64 * 1024,
-            "resumer's record {resumer:#x} is not on this test's stack (a local is at {here:#x})"
-        );
-    }
-
-    // ---- 5. backtrace through the trampoline (CFI) ---------------------------------------
-
-    struct Trace {
-        link: Link,
-        trace: Option<Backtrace>,
-    }
-
-    fn bt_link(p: *mut Trace) -> *mut Link {
-        // SAFETY: p points to a live Trace; only the field address is computed.
-        unsafe { addr_of_mut!((*p).link) }
-    }
-
-    unsafe extern "C" fn backtrace_entry(_arg: usize, data: *mut u8) -> ! {
-        let t = data.cast::<Trace>();
-        // SAFETY: main does not touch the shared state while we run.
-        unsafe { (*t).trace = Some(Backtrace::force_capture()) };
-        loop {
-            // SAFETY: on the coroutine stack, resumed through its link.
-            unsafe { suspend(bt_link(t), 0) };
-        }
-    }
-
-    #[test]
-    #[inline(never)]
-    fn backtrace_continues_into_the_resumer() {
-        let coro = Coro::new(
-            256 * 1024,
-            backtrace_entry,
-            Trace {
-                link: Link {
-                    base: core::ptr::null_mut(),
-                    coro: 0,
-                },
-                trace: None,
-            },
-            bt_link,
-        );
-        let link = coro.link(bt_link);
-        // SAFETY: fresh coroutine on a live stack.
-        unsafe { resume(link, 0) };
-        // SAFETY: suspended; main owns the shared state now.
-        let text: String = match unsafe { &(*coro.shared).trace } {
-            Some(trace) => format!("{trace}"),
-            None => String::new(),
-        };
-        assert!(
-            text.contains("backtrace_entry"),
-            "captured inside the coroutine:\n{text}"
-        );
-        assert!(
-            text.contains("backtrace_continues_into_the_resumer"),
-            "the unwinder did not cross the trampoline into the resumer:\n{text}"
-        );
+        });
     }
 }

@@ -40,6 +40,9 @@ cfg_if::cfg_if! {
     }
 }
 
+#[doc(hidden)]
+pub mod selftest;
+
 /// The function a fresh context starts in: `arg` is the value passed to the first
 /// `switch`, `data` the pointer given to `init`. It must never return.
 pub type EntryFn = unsafe extern "C" fn(arg: usize, data: *mut u8) -> !;
