@@ -11,8 +11,7 @@ use crate::stack::{StackPool, DEFAULT_STACK_SIZE};
 use crate::stderr::SavedStderr;
 
 /// `CLOCK_MONOTONIC` in nanoseconds; its coarse reading is the same clock as of the
-/// kernel's last tick, and its fast reading the TSC scaled to it where that is sound (see
-/// the clock functions of the runtime's `sys` module).
+/// kernel's last tick (`CLOCK_MONOTONIC_COARSE` on Linux, `CLOCK_MONOTONIC_FAST` on FreeBSD).
 pub struct MonotonicClock;
 
 impl Clock for MonotonicClock {
@@ -22,8 +21,8 @@ impl Clock for MonotonicClock {
     fn now_coarse(&self) -> u64 {
         crate::sys::clock::coarse_monotonic_ns()
     }
-    fn now_fast(&self) -> u64 {
-        crate::sys::clock::fast_monotonic_ns()
+    fn coarse_lag(&self) -> u64 {
+        crate::sys::clock::coarse_lag_ns()
     }
     fn ticks_per_second(&self) -> u64 {
         1_000_000_000

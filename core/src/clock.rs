@@ -8,26 +8,28 @@ use core::time::Duration;
 
 /// A monotonic time source.
 ///
-/// Only [`now`](Clock::now) is required. A clock that has cheaper, less exact readings
-/// offers them through [`now_coarse`](Clock::now_coarse) and [`now_fast`](Clock::now_fast),
-/// which the scheduler uses on its hot paths; both default to `now`.
+/// Only [`now`](Clock::now) is required. A clock with a cheaper reading that lags behind
+/// offers it through [`now_coarse`](Clock::now_coarse) and says by how much with
+/// [`coarse_lag`](Clock::coarse_lag); the scheduler uses it on its hot paths. Without them,
+/// every reading is `now`.
 pub trait Clock {
     /// Ticks since an arbitrary fixed origin; never decreases. Deadlines are taken from
     /// this reading.
     fn now(&self) -> u64;
-    /// A cheaper reading of the same clock that may lag [`now`](Clock::now) by up to one
-    /// tick of a coarse timer (`CLOCK_MONOTONIC_COARSE`: 1–4 ms on Linux), but is never
-    /// ahead of it; never decreases. The event loop fires timers against it while coroutines
-    /// are ready to run, so a timer may fire up to one coarse tick late, never early; before
-    /// it waits for I/O it reads `now`.
+    /// A cheaper reading of the same clock that is never ahead of [`now`](Clock::now) and
+    /// behind it by at most [`coarse_lag`](Clock::coarse_lag) ticks; never decreases
+    /// (`CLOCK_MONOTONIC_COARSE`: 5 ns instead of 25, one kernel tick behind at most).
+    ///
+    /// The event loop fires timers against it while coroutines are ready to run, so a timer
+    /// may fire up to one lag late, never early (before the loop waits it reads `now`); the
+    /// `latency` feature times slices with it (see that module).
     fn now_coarse(&self) -> u64 {
         self.now()
     }
-    /// A cheap reading for timing intervals (the slices of feature `latency`): in the same
-    /// ticks and within a few microseconds of [`now`](Clock::now), but possibly ahead of it,
-    /// so never used to decide that a deadline has passed.
-    fn now_fast(&self) -> u64 {
-        self.now()
+    /// The most [`now_coarse`](Clock::now_coarse) lags behind [`now`](Clock::now), in ticks;
+    /// 0 when they are the same reading.
+    fn coarse_lag(&self) -> u64 {
+        0
     }
     /// How many ticks make one second.
     fn ticks_per_second(&self) -> u64;

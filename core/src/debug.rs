@@ -85,7 +85,11 @@ impl fmt::Display for CoroInfo {
 
 /// What `co` is doing now.
 pub fn where_is(co: &CoroRef) -> CoroInfo {
-    info(&co.inner, sched().now_ticks())
+    let s = sched();
+    // Taking (and printing) snapshots is not a coroutine's time: with `latency`, the next
+    // slice starts after it.
+    s.break_slice_chain();
+    info(&co.inner, s.now_ticks())
 }
 
 /// Every live coroutine, sorted by id.
@@ -93,6 +97,7 @@ pub fn where_all() -> Vec<CoroInfo> {
     let Some(s) = try_sched() else {
         return Vec::new();
     };
+    s.break_slice_chain();
     let now = s.now_ticks();
     let mut v: Vec<CoroInfo> = s
         .registry

@@ -6,11 +6,17 @@
 //! Sat Apr 14 20:55:39 2012 High Latency: (3.884s) for <coro #1 name='worker' dead=0 started=1 scheduled=0 at 0x55d0c1a2b3c0>
 //! ```
 //!
-//! A switch costs one clock reading, [`Clock::now_fast`](crate::clock::Clock::now_fast) (the
-//! POSIX runtime reads the TSC where it is invariant, `CLOCK_MONOTONIC` elsewhere: both
-//! exact to microseconds): a slice starts where the previous one ended when only the
-//! scheduler's bookkeeping ran in between (that bookkeeping is counted in the next slice),
-//! and after a poll or the loop hook the clock is read afresh.
+//! A switch costs one cheap clock reading: a slice ends at
+//! [`Clock::now_coarse`](crate::clock::Clock::now_coarse) (`CLOCK_MONOTONIC_COARSE` with the
+//! POSIX runtime, about 5 ns instead of 25), and the next slice starts where it ended when
+//! only the scheduler's bookkeeping ran in between (that bookkeeping is counted in the next
+//! slice). After a poll, a report or `where_all`, the next slice starts at a precise reading
+//! instead. A slice during which the coarse clock ticked (every 4 ms at HZ=250) is measured
+//! at its end with the precise clock, so the warning never misses a slice, and a reported
+//! duration is at most one coarse tick more than the slice really ran (its start may be the
+//! coarse end of the slice before), never less. The same holds for the per-coroutine
+//! statistics (`top`), with one more consequence: a slice shorter than a tick counts as 0
+//! unless a tick passes during it, and then it also counts what ran since the last tick.
 //!
 //! The threshold is `factor × 0.2 s` ([`set_latency_warning`]; 0 disables). The scheduler
 //! also publishes the running slice in a [`SliceProbe`] of plain atomics, so another
@@ -133,17 +139,19 @@ pub(crate) struct Latency {
     hook: core::cell::Cell<Option<fn(&LatencyReport)>>,
     #[cfg(feature = "std")]
     pub(crate) probe: alloc::sync::Arc<SliceProbe>,
+    /// How far the clock's coarse reading may lag behind `now` (ticks).
+    lag: u64,
     /// Slices started (odd while one runs); the probe's `seq` mirrors it with std.
     seq: core::cell::Cell<u64>,
-    /// The end of the last slice, while only the scheduler's bookkeeping has run since:
-    /// the next slice starts there, and the event loop takes it as its time. `None` once
-    /// something that takes time outside a slice has run (a poll, the loop hook) or the
-    /// event loop is not running.
+    /// The end of the last slice (a reading never ahead of the clock), while only the
+    /// scheduler's bookkeeping has run since: the next slice starts there, and the event
+    /// loop takes it as its time. `None` once something that takes time outside a slice
+    /// has run (a poll, a report, `where_all`) or the event loop is not running.
     pub(crate) chain: core::cell::Cell<Option<u64>>,
 }
 
 impl Latency {
-    pub(crate) fn new(rate: crate::clock::TickRate) -> Self {
+    pub(crate) fn new(rate: crate::clock::TickRate, lag: u64) -> Self {
         let threshold = rate.ticks(BASE_THRESHOLD);
         #[cfg(feature = "std")]
         let probe = alloc::sync::Arc::new(SliceProbe::default());
@@ -155,6 +163,7 @@ impl Latency {
             hook: core::cell::Cell::new(None),
             #[cfg(feature = "std")]
             probe,
+            lag,
             seq: core::cell::Cell::new(0),
             chain: core::cell::Cell::new(None),
         }
@@ -180,13 +189,13 @@ impl CoroInner {
 }
 
 /// Called by `run` right before switching into `co`; returns the start tick: the end of
-/// the previous slice when only the scheduler's bookkeeping ran since, so a switch costs one
-/// clock reading (the clock's fast one), not two.
+/// the previous slice when only the scheduler's bookkeeping ran since, otherwise a precise
+/// reading.
 #[inline]
 pub(crate) fn slice_begin(s: &SchedState, co: &CoroInner) -> u64 {
     let t0 = match s.latency.chain.get() {
         Some(t) => t,
-        None => s.clock.now_fast(),
+        None => s.clock.now(),
     };
     let seq = s.latency.seq.get() + 1;
     s.latency.seq.set(seq);
@@ -210,21 +219,33 @@ pub(crate) fn slice_begin(s: &SchedState, co: &CoroInner) -> u64 {
 /// Called by `run` after `co` switched back.
 #[inline]
 pub(crate) fn slice_end(s: &SchedState, co: &CoroInner, t0: u64) {
-    let t1 = s.clock.now_fast();
+    let coarse = s.clock.now_coarse();
+    let threshold = s.latency.threshold.get();
+    let lag = s.latency.lag;
+    let t1 = if lag == 0 {
+        // The coarse reading is the precise one.
+        coarse.max(t0)
+    } else if coarse > t0 || (threshold != 0 && lag >= threshold) {
+        // A tick of the coarse clock passed during the slice (or the threshold is shorter
+        // than one): measure it with the precise clock.
+        s.clock.now().max(coarse)
+    } else {
+        // Shorter than a tick: counted as nothing.
+        t0
+    };
     let seq = s.latency.seq.get();
     s.latency.seq.set(seq + 1);
     #[cfg(feature = "std")]
     s.latency.probe.seq.store(seq + 1, Ordering::Release);
     s.latency.chain.set(Some(t1));
     s.loop_now.set(t1);
-    let dt = t1.saturating_sub(t0);
+    let dt = t1 - t0;
     let c = &co.slices;
     c.count.set(c.count.get() + 1);
     c.total.set(c.total.get() + dt);
     if dt > c.max.get() {
         c.max.set(dt);
     }
-    let threshold = s.latency.threshold.get();
     if threshold != 0 && dt > threshold {
         report(s, co, dt, seq);
         // The report took time of its own (a hook may symbolize a stack).

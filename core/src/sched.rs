@@ -182,6 +182,8 @@ pub fn install(config: Config) -> Result<(), AlreadyInstalled> {
         return Err(AlreadyInstalled);
     }
     let rate = TickRate(config.clock.ticks_per_second());
+    #[cfg(feature = "latency")]
+    let lag = config.clock.coarse_lag();
     let now = config.clock.now();
     let state = Box::new(SchedState {
         poller: config.poller,
@@ -210,7 +212,7 @@ pub fn install(config: Config) -> Result<(), AlreadyInstalled> {
         loop_hook: Cell::new(None),
         irq_events: RefCell::new(Vec::new()),
         #[cfg(feature = "latency")]
-        latency: crate::latency::Latency::new(rate),
+        latency: crate::latency::Latency::new(rate, lag),
         #[cfg(feature = "std")]
         notifier: RefCell::new(None),
     });
@@ -246,7 +248,8 @@ impl SchedState {
     }
 
     /// The end of the last slice, when only the scheduler's bookkeeping ran since (feature
-    /// `latency`): the loop takes it as its time instead of reading the clock.
+    /// `latency`): a reading never ahead of the clock, which the loop takes as its time
+    /// instead of reading the clock.
     #[inline]
     fn slice_chain(&self) -> Option<u64> {
         #[cfg(feature = "latency")]
@@ -255,10 +258,10 @@ impl SchedState {
         None
     }
 
-    /// Something that takes time outside any slice happened (a poll, the loop hook): the
+    /// Something that takes time outside any slice happened (a poll, `where_all`): the
     /// next slice must read the clock for its start.
     #[inline]
-    fn break_slice_chain(&self) {
+    pub(crate) fn break_slice_chain(&self) {
         #[cfg(feature = "latency")]
         self.latency.chain.set(None);
     }
@@ -309,6 +312,7 @@ impl SchedState {
     }
 
     /// Switch into `co`; returns when it blocks, yields or ends.
+    #[inline(always)]
     fn run(&self, co: CoroRc) {
         if co.state.get() != State::Ready {
             return; // cancelled or reaped while queued
@@ -624,27 +628,23 @@ pub fn event_loop() -> i32 {
     s.in_loop.set(true);
     s.break_slice_chain();
     // Timers fire against `timer_now`, which is never ahead of the clock: it takes only
-    // readings of `now` and `now_coarse` and keeps the largest (a coarse reading lags, so it
-    // can be below an earlier precise one). While coroutines are ready the coarse clock is
-    // read, and only when a timer is pending; before waiting, and after a wait, the precise
-    // one.
+    // readings of `now` and `now_coarse` (or the end of the last slice, which is one) and
+    // keeps the largest (a coarse reading lags, so it can be below an earlier precise one).
+    // While coroutines are ready it is the coarse clock; before a wait, and after one, the
+    // precise clock.
     let mut timer_now = s.clock.now();
     let mut after_wait = false;
     let code = loop {
-        let slice_end = s.slice_chain();
-        let timers_pending = !s.timers.borrow().is_empty();
-        if timers_pending || slice_end.is_none() {
-            let t = if after_wait {
-                s.clock.now()
-            } else {
-                s.clock.now_coarse()
-            };
-            timer_now = timer_now.max(t);
-        }
+        let t = match s.slice_chain() {
+            Some(t) => t,
+            None if after_wait => s.clock.now(),
+            None => s.clock.now_coarse(),
+        };
+        timer_now = timer_now.max(t);
         after_wait = false;
-        s.loop_now.set(slice_end.unwrap_or(timer_now));
+        s.loop_now.set(timer_now);
         crate::irq::dispatch(s);
-        if timers_pending {
+        if !s.timers.borrow().is_empty() {
             s.fire_timers(timer_now);
         }
         if let Some(code) = s.exit.take() {
@@ -686,7 +686,6 @@ pub fn event_loop() -> i32 {
         }
         if let Some(hook) = s.loop_hook.get() {
             hook();
-            s.break_slice_chain();
         }
     };
     s.in_loop.set(false);
@@ -697,6 +696,10 @@ pub fn event_loop() -> i32 {
 /// Install a function the event loop calls once per iteration, right after polling, in the
 /// scheduler's own context (not in a coroutine): the place to act on flags that signal
 /// handlers set (they wake the poll with [`notifier`]). Returns the previous hook.
+///
+/// The hook must be quick when it has nothing to do: it runs between every two passes.
+/// With feature `latency` its time counts in the next slice, except what it spends in
+/// `where_all`/`where_is` (a debug dump).
 pub fn set_loop_hook(hook: Option<fn()>) -> Option<fn()> {
     sched().loop_hook.replace(hook)
 }
@@ -947,4 +950,117 @@ macro_rules! debug_print {
         let _ = core::fmt::Write::write_fmt(&mut buf, format_args!($($arg)*));
         $s.sink.write(buf.as_bytes());
     }};
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::poller::{Idle, NullPoller};
+    use crate::sink::NullSink;
+    use crate::stack::HeapStackAllocator;
+    use std::rc::Rc as StdRc;
+
+    /// Simulated time in ns: every reading advances it by a microsecond, idling by the
+    /// timeout. The coarse reading is the time rounded down to a 4 ms tick.
+    #[derive(Clone, Default)]
+    struct SimTime(StdRc<Cell<u64>>);
+
+    const TICK: u64 = 4_000_000;
+
+    impl SimTime {
+        fn advance(&self, ns: u64) -> u64 {
+            self.0.set(self.0.get() + ns);
+            self.0.get()
+        }
+    }
+
+    impl Clock for SimTime {
+        fn now(&self) -> u64 {
+            self.advance(1_000)
+        }
+        fn now_coarse(&self) -> u64 {
+            self.advance(1_000) / TICK * TICK
+        }
+        fn coarse_lag(&self) -> u64 {
+            TICK
+        }
+        fn ticks_per_second(&self) -> u64 {
+            1_000_000_000
+        }
+    }
+
+    impl Idle for SimTime {
+        fn idle(&self, timeout: Option<Duration>) {
+            let ns = timeout.map_or(TICK, |t| t.as_nanos() as u64);
+            self.advance(ns);
+        }
+    }
+
+    fn install_sim() -> SimTime {
+        if is_installed() {
+            uninstall();
+        }
+        let time = SimTime::default();
+        time.advance(1_234_567);
+        install(Config {
+            poller: Box::new(NullPoller::new(time.clone())),
+            clock: Box::new(time.clone()),
+            stacks: Box::new(HeapStackAllocator),
+            sink: Box::new(NullSink),
+            default_stack_size: 64 * 1024,
+        })
+        .unwrap();
+        time
+    }
+
+    #[test]
+    fn with_a_coarse_clock_timers_fire_late_by_at_most_a_tick_never_early() {
+        let time = install_sim();
+        let done = StdRc::new(Cell::new(false));
+        // Keeps the run queue busy, so the loop reads the coarse clock.
+        let busy = done.clone();
+        crate::coro::spawn(move || {
+            while !busy.get() {
+                yield_slice();
+            }
+        });
+        let (t, flag) = (time.clone(), done.clone());
+        let sleeper = crate::coro::spawn(move || {
+            let mut late = Vec::new();
+            for ms in [1u64, 3, 4, 5, 10, 17] {
+                let asked = t.0.get();
+                sleep(Duration::from_millis(ms)).unwrap();
+                let woke = t.0.get();
+                late.push(woke as i64 - (asked + ms * 1_000_000) as i64);
+            }
+            flag.set(true);
+            late
+        });
+        event_loop();
+        for late in sleeper.join().unwrap() {
+            assert!(late >= 0, "a timer fired {}ns early", -late);
+            assert!(late <= TICK as i64 + 100_000, "a timer fired {late}ns late");
+        }
+        uninstall();
+    }
+
+    #[test]
+    fn waiting_for_a_passed_deadline_does_not_spin() {
+        let time = install_sim();
+        let t = time.clone();
+        let sleeper = crate::coro::spawn(move || {
+            let asked = t.0.get();
+            sleep(Duration::from_micros(1_500)).unwrap();
+            t.0.get() - asked
+        });
+        event_loop();
+        let slept = sleeper.join().unwrap();
+        assert!(
+            (1_500_000..1_600_000).contains(&slept),
+            "slept {slept}ns for 1.5 ms"
+        );
+        assert!(stats().polls <= 2, "{:?}", stats());
+        uninstall();
+    }
 }
