@@ -277,9 +277,13 @@ impl SchedState {
         if p.is_null() {
             return None;
         }
-        // SAFETY: `current` points into a live Rc owned by the registry while it runs.
-        let co = unsafe { &*p };
-        self.registry.borrow()[co.slot.get()].clone()
+        // SAFETY: `current` is `Rc::as_ptr` of the running coroutine (set by `run`), which the
+        // registry keeps alive (a strong count of at least one) while it runs; the count added
+        // here is the one the returned Rc gives back.
+        unsafe {
+            Rc::increment_strong_count(p);
+            Some(Rc::from_raw(p))
+        }
     }
 
     #[track_caller]
@@ -730,13 +734,33 @@ pub fn yield_slice() {
         return;
     }
     let co = s.current_ref();
-    // A self-interrupt stays pending for the next blocking call: keep it.
-    let pending = co.pending.take();
-    let r = s.block(WaitReason::Yield, |w| {
-        wake(&w, Resume::Ok);
-    });
-    debug_assert_eq!(r, Resume::Ok);
-    co.pending.set(pending.or(co.pending.get()));
+    #[cfg(feature = "std")]
+    if co.force_unwind.get() {
+        // Being unwound: as any blocking call would, let the unwind go on.
+        let pending = co.pending.take();
+        let _ = s.block(WaitReason::Yield, |w| {
+            wake(&w, Resume::Ok);
+        });
+        co.pending.set(pending.or(co.pending.get()));
+        return;
+    }
+    // What `block` with a waiter woken at once does, without the waiter: back of the run
+    // queue, the wait recorded for where_all. A pending self-interrupt stays pending for the
+    // next blocking call.
+    let me = s.current_rc().expect("running coroutine is registered");
+    co.wait.set(WaitReason::Yield);
+    co.wait_since.set(s.loop_now.get());
+    co.wait_at.set(Some(Location::caller()));
+    co.selfish.set(0);
+    co.resume.set(Resume::Ok);
+    s.schedule(me);
+    s.suspend_current(co);
+    co.seq.set(co.seq.get() + 1);
+    co.wait.set(WaitReason::Running);
+    #[cfg(feature = "std")]
+    if co.force_unwind.get() && !std::thread::panicking() {
+        std::panic::resume_unwind(Box::new(crate::panic::ForcedUnwind));
+    }
 }
 
 /// The current time on the scheduler's clock.
