@@ -589,7 +589,7 @@ impl Builder {
                 pending: Cell::new(None),
                 seq: Cell::new(0),
                 wait: Cell::new(WaitReason::NotStarted),
-                wait_since: Cell::new(s.loop_now.get()),
+                wait_since: Cell::new(s.wait_clock()),
                 wait_at: Cell::new(None),
                 timeouts: RefCell::new(Vec::new()),
                 joiners: RefCell::new(WaitQueue::new()),

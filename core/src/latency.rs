@@ -238,7 +238,7 @@ pub(crate) fn slice_end(s: &SchedState, co: &CoroInner, t0: u64) {
     #[cfg(feature = "std")]
     s.latency.probe.seq.store(seq + 1, Ordering::Release);
     s.latency.chain.set(Some(t1));
-    s.loop_now.set(t1);
+    s.loop_now.set(Some(t1));
     let dt = t1 - t0;
     let c = &co.slices;
     c.count.set(c.count.get() + 1);

@@ -105,8 +105,10 @@ pub(crate) struct SchedState {
     pub(crate) exit: Cell<Option<i32>>,
     pub(crate) selfishness: Cell<u32>,
     pub(crate) retries: RefCell<Vec<(CoroRc, Interrupted)>>,
-    /// The clock as of the last loop iteration: cheap timestamps for wait bookkeeping.
-    pub(crate) loop_now: Cell<u64>,
+    /// The time as of this loop iteration, for wait bookkeeping (where_all's "for 1.2s"):
+    /// the loop's reading when it took one, `None` until [`wait_clock`](Self::wait_clock)
+    /// needs one.
+    pub(crate) loop_now: Cell<Option<u64>>,
     pub(crate) started_at: u64,
     pub(crate) in_loop: Cell<bool>,
     pub(crate) stats: Cell<Stats>,
@@ -204,7 +206,7 @@ pub fn install(config: Config) -> Result<(), AlreadyInstalled> {
         exit: Cell::new(None),
         selfishness: Cell::new(DEFAULT_SELFISHNESS),
         retries: RefCell::new(Vec::new()),
-        loop_now: Cell::new(now),
+        loop_now: Cell::new(None),
         started_at: now,
         in_loop: Cell::new(false),
         stats: Cell::new(Stats::default()),
@@ -245,6 +247,20 @@ pub fn uninstall() {
 impl SchedState {
     pub(crate) fn now_ticks(&self) -> u64 {
         self.clock.now()
+    }
+
+    /// A recent time for wait bookkeeping: this loop iteration's reading, or a coarse one
+    /// taken now (and kept for the rest of the iteration) if it has none.
+    #[inline]
+    pub(crate) fn wait_clock(&self) -> u64 {
+        match self.loop_now.get() {
+            Some(t) => t,
+            None => {
+                let t = self.clock.now_coarse();
+                self.loop_now.set(Some(t));
+                t
+            }
+        }
     }
 
     /// The end of the last slice, when only the scheduler's bookkeeping ran since (feature
@@ -400,7 +416,7 @@ impl SchedState {
         let me = self.current_rc().expect("running coroutine is registered");
         co.state.set(State::Blocked);
         co.wait.set(reason);
-        co.wait_since.set(self.loop_now.get());
+        co.wait_since.set(self.wait_clock());
         co.wait_at.set(Some(Location::caller()));
         co.selfish.set(0);
         register(Waiter { co: me, seq });
@@ -634,21 +650,26 @@ pub fn event_loop() -> i32 {
     // Timers fire against `timer_now`, which is never ahead of the clock: it takes only
     // readings of `now` and `now_coarse` (or the end of the last slice, which is one) and
     // keeps the largest (a coarse reading lags, so it can be below an earlier precise one).
-    // While coroutines are ready it is the coarse clock; before a wait, and after one, the
-    // precise clock.
+    // The clock is read only while timers are pending: the coarse one while coroutines are
+    // ready, the precise one before a wait and after one.
     let mut timer_now = s.clock.now();
     let mut after_wait = false;
     let code = loop {
-        let t = match s.slice_chain() {
-            Some(t) => t,
-            None if after_wait => s.clock.now(),
-            None => s.clock.now_coarse(),
+        let timers_pending = !s.timers.borrow().is_empty();
+        let reading = match s.slice_chain() {
+            Some(t) => Some(t),
+            // Nothing to fire: wait bookkeeping reads the clock if a coroutine blocks.
+            None if !timers_pending => None,
+            None if after_wait => Some(s.clock.now()),
+            None => Some(s.clock.now_coarse()),
         };
-        timer_now = timer_now.max(t);
         after_wait = false;
-        s.loop_now.set(timer_now);
+        if let Some(t) = reading {
+            timer_now = timer_now.max(t);
+        }
+        s.loop_now.set(reading.map(|_| timer_now));
         crate::irq::dispatch(s);
-        if !s.timers.borrow().is_empty() {
+        if timers_pending {
             s.fire_timers(timer_now);
         }
         if let Some(code) = s.exit.take() {
@@ -694,6 +715,7 @@ pub fn event_loop() -> i32 {
     };
     s.in_loop.set(false);
     s.break_slice_chain();
+    s.loop_now.set(None);
     code
 }
 
@@ -749,7 +771,7 @@ pub fn yield_slice() {
     // next blocking call.
     let me = s.current_rc().expect("running coroutine is registered");
     co.wait.set(WaitReason::Yield);
-    co.wait_since.set(s.loop_now.get());
+    co.wait_since.set(s.wait_clock());
     co.wait_at.set(Some(Location::caller()));
     co.selfish.set(0);
     co.resume.set(Resume::Ok);
