@@ -818,7 +818,7 @@ pub fn sleep_until(t: Instant) -> Result<(), Interrupted> {
         Resume::Ok => Ok(()),
         Resume::Interrupted(i) => {
             if let Some(id) = timer {
-                s.timers.borrow_mut().cancel(id);
+                s.timers.borrow_mut().remove(id);
             }
             Err(i)
         }
@@ -850,7 +850,7 @@ pub fn with_timeout<R>(d: Duration, f: impl FnOnce() -> R) -> Result<R, Timeout>
     let timer = s
         .timers
         .borrow_mut()
-        .insert(deadline, TimerAction::Timeout(co.slot.get(), id));
+        .insert_with(deadline, || TimerAction::Timeout(co.slot.get(), id));
     /// Ends the timeout on every exit path, a panic in `f` included.
     struct Guard<'a> {
         s: &'a SchedState,
@@ -863,11 +863,15 @@ pub fn with_timeout<R>(d: Duration, f: impl FnOnce() -> R) -> Result<R, Timeout>
         /// Cancel the timer, forget the id; returns whether the deadline was delivered.
         fn end(&mut self) -> bool {
             self.done = true;
-            self.s.timers.borrow_mut().cancel(self.timer);
+            self.s.timers.borrow_mut().remove(self.timer);
             if self.co.pending.get() == Some(Interrupted::Timeout(self.id)) {
                 self.co.pending.set(None);
             }
             let mut list = self.co.timeouts.borrow_mut();
+            // Usually the innermost, the last one.
+            if list.last().is_some_and(|(t, _)| *t == self.id) {
+                return list.pop().is_some_and(|(_, fired)| fired);
+            }
             match list.iter().rposition(|(t, _)| *t == self.id) {
                 Some(pos) => list.remove(pos).1,
                 None => false,

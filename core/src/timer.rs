@@ -75,44 +75,85 @@ impl<A> TimerQueue<A> {
     }
 
     /// Schedule `action` at `deadline` (ticks).
+    #[inline]
     pub fn insert(&mut self, deadline: u64, action: A) -> TimerId {
+        self.insert_with(deadline, || action)
+    }
+
+    /// Schedule the action `make` returns at `deadline` (ticks); `make` is called last,
+    /// when the record is ready.
+    ///
+    /// What that is for: an action that already exists while something that may unwind
+    /// runs (a vector growing) has to live in memory, where the compiler stores it a word
+    /// at a time and then copies it in wider pieces, which stalls store forwarding (5 ns of
+    /// `with_timeout`'s 40 here). Made at the end, it goes from registers into its record.
+    #[inline(always)]
+    pub(crate) fn insert_with(&mut self, deadline: u64, make: impl FnOnce() -> A) -> TimerId {
         let seq = self.next_seq;
         self.next_seq += 1;
         let slot = match self.free.pop() {
-            Some(slot) => {
-                self.records[slot as usize] = Record {
-                    seq,
-                    action: Some(action),
-                };
-                slot
-            }
+            Some(slot) => slot,
             None => {
-                self.records.push(Record {
-                    seq,
-                    action: Some(action),
-                });
+                self.records.push(Record { seq, action: None });
                 (self.records.len() - 1) as u32
             }
         };
         self.live += 1;
-        self.heap.push(HeapEntry {
+        let entry = HeapEntry {
             deadline,
             seq,
             slot,
-        });
-        self.sift_up(self.heap.len() - 1);
+        };
+        self.heap.push(entry);
+        self.sift_up(self.heap.len() - 1, entry);
+        if let Some(record) = self.records.get_mut(slot as usize) {
+            // A free record's action is `None` (taken or dropped when it was freed), so
+            // nothing is dropped here either.
+            debug_assert!(
+                record.action.is_none(),
+                "a free timer record holds an action"
+            );
+            record.seq = seq;
+            record.action.get_or_insert_with(make);
+        }
         TimerId { slot, seq }
     }
 
     /// Cancel a pending timer, returning its action; `None` if it already fired or was
     /// cancelled.
+    #[inline]
     pub fn cancel(&mut self, id: TimerId) -> Option<A> {
-        let record = self.records.get_mut(id.slot as usize)?;
-        if record.seq != id.seq {
-            return None;
-        }
-        let action = record.action.take()?;
-        record.seq = 0;
+        let action = self.pending_record(id)?.action.take();
+        self.forget(id);
+        action
+    }
+
+    /// Cancel a pending timer and drop its action where it lies (cheaper than [`cancel`]
+    /// when the action is not wanted); false if it already fired or was cancelled.
+    ///
+    /// [`cancel`]: Self::cancel
+    #[inline]
+    pub fn remove(&mut self, id: TimerId) -> bool {
+        let Some(record) = self.pending_record(id) else {
+            return false;
+        };
+        record.action = None;
+        self.forget(id);
+        true
+    }
+
+    /// The record of a pending timer.
+    #[inline]
+    fn pending_record(&mut self, id: TimerId) -> Option<&mut Record<A>> {
+        self.records
+            .get_mut(id.slot as usize)
+            .filter(|record| record.seq == id.seq && record.action.is_some())
+    }
+
+    /// Free the record of a timer whose action was just taken or dropped.
+    #[inline]
+    fn forget(&mut self, id: TimerId) {
+        self.records[id.slot as usize].seq = 0;
         self.free.push(id.slot);
         self.live -= 1;
         // A timer cancelled right after it was inserted (a `with_timeout` whose body did not
@@ -127,7 +168,6 @@ impl<A> TimerQueue<A> {
         } else if self.heap.len() > 64 && self.heap.len() > 2 * self.live + 32 {
             self.compact();
         }
-        Some(action)
     }
 
     /// The earliest pending deadline.
@@ -183,8 +223,8 @@ impl<A> TimerQueue<A> {
         }
     }
 
-    fn sift_up(&mut self, mut i: usize) {
-        let entry = self.heap[i];
+    /// Move `entry`, which is at `i`, up to its place.
+    fn sift_up(&mut self, mut i: usize, entry: HeapEntry) {
         while i > 0 {
             let parent = (i - 1) / 4;
             if self.heap[parent].key() <= entry.key() {
