@@ -399,7 +399,12 @@ impl SchedState {
     }
 
     /// Suspend the running coroutine until something wakes it.
+    ///
+    /// Inlined into each caller (it is generic over `register`, so each has its own copy
+    /// anyway): a `WaitReason` passed in memory is stored by the caller a word at a time and
+    /// reloaded here in one piece, which stalls store forwarding.
     #[track_caller]
+    #[inline(always)]
     pub(crate) fn block(&self, reason: WaitReason, register: impl FnOnce(Waiter)) -> Resume {
         let co = self.current_ref();
         if let Some(i) = co.pending.take() {
