@@ -558,6 +558,17 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
+        // Only the boxing of the body is generic; the rest is compiled once (on Cortex-M
+        // every spawn site would otherwise carry its own copy of `build_raw`).
+        let inner = self.build_raw(Box::new(BodyState::NotRun(f)))?;
+        Ok(Coro {
+            handle: CoroRef { inner },
+            taken: Cell::new(false),
+            _result: PhantomData,
+        })
+    }
+
+    fn build_raw(self, body: Box<dyn Body>) -> Result<CoroRc, SpawnError> {
         let s = sched();
         let size = self.stack_size.unwrap_or(s.default_stack_size);
         let stack = s.stacks.allocate(size).map_err(SpawnError::Stack)?;
@@ -584,7 +595,7 @@ impl Builder {
                 stack_base: Cell::new(base as usize),
                 stack_limit: Cell::new(limit),
                 canary: Cell::new(canary),
-                body: Cell::new(Some(Box::new(BodyState::NotRun(f)))),
+                body: Cell::new(Some(body)),
                 resume: Cell::new(Resume::Ok),
                 pending: Cell::new(None),
                 seq: Cell::new(0),
@@ -608,11 +619,7 @@ impl Builder {
         let sp = unsafe { Native::init(base, coro_main, Rc::as_ptr(&inner) as *mut u8) };
         inner.sp.set(sp);
         s.register(&inner);
-        Ok(Coro {
-            handle: CoroRef { inner },
-            taken: Cell::new(false),
-            _result: PhantomData,
-        })
+        Ok(inner)
     }
 }
 
