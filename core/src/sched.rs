@@ -332,7 +332,7 @@ impl SchedState {
     }
 
     /// Switch into `co`; returns when it blocks, yields or ends.
-    #[inline(always)]
+    #[cfg_attr(feature = "std", inline(always))] // firmware (no std) builds optimise for size
     fn run(&self, co: CoroRc) {
         if co.state.get() != State::Ready {
             return; // cancelled or reaped while queued
@@ -404,7 +404,7 @@ impl SchedState {
     /// anyway): a `WaitReason` passed in memory is stored by the caller a word at a time and
     /// reloaded here in one piece, which stalls store forwarding.
     #[track_caller]
-    #[inline(always)]
+    #[cfg_attr(feature = "std", inline(always))] // firmware (no std) builds optimise for size
     pub(crate) fn block(&self, reason: WaitReason, register: impl FnOnce(Waiter)) -> Resume {
         let co = self.current_ref();
         if let Some(i) = co.pending.take() {

@@ -87,7 +87,7 @@ impl<A> TimerQueue<A> {
     /// runs (a vector growing) has to live in memory, where the compiler stores it a word
     /// at a time and then copies it in wider pieces, which stalls store forwarding (5 ns of
     /// `with_timeout`'s 40 here). Made at the end, it goes from registers into its record.
-    #[inline(always)]
+    #[cfg_attr(feature = "std", inline(always))] // firmware (no std) builds optimise for size
     pub(crate) fn insert_with(&mut self, deadline: u64, make: impl FnOnce() -> A) -> TimerId {
         let seq = self.next_seq;
         self.next_seq += 1;
