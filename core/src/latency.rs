@@ -19,7 +19,7 @@
 //! unless a tick passes during it, and then it also counts what ran since the last tick.
 //!
 //! The threshold is `factor × 0.2 s` ([`set_latency_warning`]; 0 disables). The scheduler
-//! also publishes the running slice in a [`SliceProbe`] of plain atomics, so another
+//! also publishes the running slice in a `SliceProbe` of plain atomics (with `std`), so another
 //! thread (the runtime's stall watchdog) can notice a slice that is *still* running and
 //! sample its stack. A runtime can replace the default report with [`set_latency_hook`]
 //! (to add local time and the sampled stack).

@@ -3,7 +3,7 @@
 //! POSIX writes to a dup of fd 2 taken at start-up, with write(2) and no allocation, so the
 //! text reaches the real stderr even when stdout/stderr have been redirected. Embedded
 //! targets write through semihosting (the board crate's sink) or, with feature `defmt`,
-//! through [`DefmtSink`]: each line becomes one defmt message, decoded on the host by
+//! through `DefmtSink`: each line becomes one defmt message, decoded on the host by
 //! `defmt-print`. Writing must never allocate, block on a coroutine, or fail loudly: errors
 //! are swallowed, as Shrapnel does.
 //!
