@@ -5,10 +5,14 @@
 # Every workload is one criterion group holding our implementation and its peer, so both
 # run in the same process one after the other. After the main run, the yield benchmark is
 # built and run again with the `latency` debug feature on and saved as the criterion
-# baseline `latency`, for the "latency on vs off" row.
+# baseline `latency`, for the "latency on vs off" row; then `where_all` over 10 000
+# suspended coroutines runs with the `stacks` feature (target: under 100 ms), its first,
+# cold call printed by the bench and kept in $CRITERION_HOME/where_all_cold.txt.
 #
-# Usage: ci/bench.sh             run everything (about 5 minutes on 2 cores, build included)
+# Usage: ci/bench.sh             run everything (about 4 minutes on 2 cores, build included)
 #        ci/bench.sh --report    only print the table from the last run's results
+#
+# The code size of the switch path with each debug feature is bench/code-size.sh.
 #
 # Times are criterion's median per-iteration estimates, read from estimates.json under
 # $CRITERION_HOME (default bench/target/criterion): the main run from the baseline `base`
@@ -39,6 +43,8 @@ if [ "${1:-}" != "--report" ]; then
     cargo bench --manifest-path bench/Cargo.toml -- --noplot
     cargo bench --manifest-path bench/Cargo.toml --features latency --bench scheduler -- \
         --noplot --save-baseline latency 'yield/shrapnel'
+    cargo bench --manifest-path bench/Cargo.toml --features stacks --bench debug -- --noplot |
+        tee /dev/stderr | grep '^where_all cold' > "$CRITERION_HOME/where_all_cold.txt" || true
 fi
 
 python3 - "$CRITERION_HOME" <<'EOF'
@@ -112,6 +118,28 @@ if on is None or off is None:
 else:
     rows.append(("yield, `latency` feature on vs off", f"on {fmt(on)}", f"off {fmt(off)}",
                  f"{on / off:.2f}×", "≤ 1.05×", "yes" if on / off <= 1.05 else "**no**"))
+
+# where_all over 10 000 suspended coroutines with `stacks`: an absolute target, no peer.
+WHERE_ALL_MS = 100
+for bench, what in [("core_10k", "raw frames (core)"),
+                    ("symbolized_10k", "symbolized (`shrapnel::where_all`)"),
+                    ("printed_10k", "symbolized and printed")]:
+    t = ns(f"where_all/{bench}")
+    row = f"`where_all`, 10 000 suspended coroutines, `stacks`, {what}"
+    if t is None:
+        rows.append((row, "n/a", "—", "n/a", f"< {WHERE_ALL_MS} ms", "not run"))
+    else:
+        rows.append((row, f"{t / 1e6:.3g} ms", "—", "—", f"< {WHERE_ALL_MS} ms",
+                     "yes" if t < WHERE_ALL_MS * 1e6 else "**no**"))
+try:
+    with open(os.path.join(root, "where_all_cold.txt")) as f:
+        line = f.read().strip()
+    ms = float(line.rsplit(":", 1)[1].split()[0])
+    rows.append(("`where_all`, 10 000 suspended coroutines, `stacks`, first (cold) call, "
+                 "symbolized", f"{ms:.3g} ms", "—", "—", f"< {WHERE_ALL_MS} ms",
+                 "yes" if ms < WHERE_ALL_MS else "**no**"))
+except (FileNotFoundError, IndexError, ValueError):
+    pass
 
 print("| workload | shrapnel | peer | ratio | target | met? |")
 print("| --- | --- | --- | --- | --- | --- |")
