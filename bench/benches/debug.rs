@@ -74,7 +74,10 @@ fn where_all(c: &mut Criterion) {
         "where_all cold (first call, {COROUTINES} coroutines, {frames} symbolized frames): {:.1} ms",
         cold.as_secs_f64() * 1e3
     );
-    assert!(frames >= 3 * COROUTINES, "the stacks were walked: {frames} frames");
+    assert!(
+        frames >= 3 * COROUTINES,
+        "the stacks were walked: {frames} frames"
+    );
 
     let mut group = c.benchmark_group("where_all");
     group
