@@ -695,8 +695,13 @@ pub fn event_loop() -> i32 {
         if let Some(code) = s.exit.take() {
             break code;
         }
-        let next_deadline = s.timers.borrow_mut().next_deadline();
-        let timeout = if !s.run_queue.borrow().is_empty() {
+        let busy = !s.run_queue.borrow().is_empty();
+        let next_deadline = if busy {
+            None
+        } else {
+            s.timers.borrow_mut().next_deadline()
+        };
+        let timeout = if busy {
             Some(Duration::ZERO)
         } else if let Some(deadline) = next_deadline {
             // About to wait for the next timer: as long as it takes, by the precise clock. A
