@@ -5,7 +5,8 @@
 //!   frame record to raw return addresses;
 //! - `where_all/symbolized_10k`: `shrapnel::where_all()`, the same with every address
 //!   symbolized (the runtime caches symbols per address, so after the first call this is
-//!   lookups; the first, cold call is reported by `ci/bench.sh` from this bench's output);
+//!   lookups; what the first call in a process costs more, loading the debug info and
+//!   filling that cache, is printed by this bench and reported by `ci/bench.sh`);
 //! - `where_all/printed_10k`: that, formatted as the text a SIGUSR1 dump or the backdoor's
 //!   `where_all` prints.
 //!
@@ -61,18 +62,27 @@ fn with_sleepers<R: 'static>(measure: impl FnOnce() -> R + 'static) -> R {
 }
 
 fn where_all(c: &mut Criterion) {
-    // The first, cold call: loads debug info and fills the symbol cache.
-    let (cold, frames) = with_sleepers(|| {
+    // The first call in a process does two things the later ones do not: load the debug
+    // info (once per process, whatever is symbolized first) and fill the symbol cache (once
+    // per address). Measured apart: one stack symbolized first, then the first where_all.
+    let start = Instant::now();
+    black_box(shrapnel::tb::stack_string());
+    let load = start.elapsed();
+    let (fill, frames) = with_sleepers(|| {
         let start = Instant::now();
         let all = shrapnel::where_all();
-        let cold = start.elapsed();
+        let fill = start.elapsed();
         let frames = all.iter().map(|w| w.stack.len()).sum::<usize>();
         assert_eq!(all.len(), COROUTINES + 1, "every coroutine in the snapshot");
-        (cold, frames)
+        (fill, frames)
     });
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
-        "where_all cold (first call, {COROUTINES} coroutines, {frames} symbolized frames): {:.1} ms",
-        cold.as_secs_f64() * 1e3
+        "where_all cold (first call, {COROUTINES} coroutines, {frames} symbolized frames): \
+         {:.1} ms = loading debug info {:.1} ms + filling the symbol cache {:.1} ms",
+        ms(load + fill),
+        ms(load),
+        ms(fill)
     );
     assert!(
         frames >= 3 * COROUTINES,
