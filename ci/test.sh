@@ -26,7 +26,8 @@ cargo test --workspace
 step "tests with the debug features on"
 cargo test -p shrapnel-core --features std,latency,stacks
 # The context switch with the FP control words switched per coroutine (x86_64 MXCSR/x87 CW).
-cargo test -p shrapnel-core --lib --features fp-control arch
+cargo test -p shrapnel-core --features std,fp-control
+cargo clippy -p shrapnel-core --all-targets --features std,fp-control -- -D warnings
 cargo test -p shrapnel --features latency,stacks
 cargo test -p shrapnel --features backdoor-script,latency
 

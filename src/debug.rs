@@ -111,4 +111,6 @@ pub(crate) fn on_scheduler_start() {
     tb::install_panic_hook();
     shrapnel_core::panic::set_traceback_source(Some(tb::take_panic_traceback));
     crate::debug_signal::register_this_thread();
+    #[cfg(feature = "stacks")]
+    tb::warm_up();
 }

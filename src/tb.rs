@@ -143,6 +143,21 @@ fn resolve_one(addr: usize) -> Arc<[Frame]> {
     frames
 }
 
+/// Load the program's debug info on a background thread, once per process, so the first
+/// `where_all` of a running server does not pay for it (about 90 ms for a test binary
+/// here). The symbolizer's cache is process-wide; a `where_all` that comes sooner waits
+/// for the load instead of doing it again.
+#[cfg(feature = "stacks")]
+pub(crate) fn warm_up() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let here = warm_up as *const () as usize;
+        let _ = std::thread::Builder::new()
+            .name("shrapnel-symbols".into())
+            .spawn(move || backtrace::resolve(here as *mut std::ffi::c_void, |_| {}));
+    });
+}
+
 /// Symbolize return addresses (innermost first): each gives one frame, or several when
 /// calls were inlined into it (innermost first). Nothing is filtered.
 pub fn symbolize(frames: &[usize]) -> Vec<Frame> {

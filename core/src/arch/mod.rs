@@ -53,9 +53,11 @@ pub type EntryFn = unsafe extern "C" fn(arg: usize, data: *mut u8) -> !;
 ///
 /// An implementor guarantees that:
 /// - `switch` saves every register the platform ABI calls callee-saved (integer, frame
-///   pointer, and the callee-saved vector/float registers and control words) on the current
-///   stack, stores the context word in `*save`, restores the registers saved in `to`, and
-///   makes the `switch` call that suspended `to` return `arg`;
+///   pointer, and the callee-saved vector/float registers) on the current stack, stores the
+///   context word in `*save`, restores the registers saved in `to`, and makes the `switch`
+///   call that suspended `to` return `arg`. Floating-point *control* state (x86_64 MXCSR
+///   and x87 control word, aarch64 FPCR) is thread-wide: Rust code cannot soundly change
+///   it, so it is switched only with the core feature `fp-control` (x86_64);
 /// - the stored context word is the address of a frame record `[frame pointer, return
 ///   address]` on the suspended stack;
 /// - `init` writes only inside `[base - INIT_SIZE, base)` and produces a context whose first
