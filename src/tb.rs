@@ -542,53 +542,43 @@ pub fn short_name(full: &str) -> String {
     out
 }
 
+/// Each character of `s` with its byte index and the `<…>` nesting depth *after* it, the
+/// `>` of a `->` not counting as a closing bracket.
+fn angle_depths(s: &str) -> impl Iterator<Item = (usize, char, usize)> + '_ {
+    let mut depth = 0usize;
+    let mut prev = ' ';
+    s.char_indices().map(move |(i, ch)| {
+        match ch {
+            '<' => depth += 1,
+            '>' if prev != '-' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        prev = ch;
+        (i, ch, depth)
+    })
+}
+
 /// `<T as Trait>::rest` → (Some(T), rest); `<T>::rest` → (Some(T), rest); else (None, full).
 fn split_qualified(full: &str) -> (Option<&str>, &str) {
     if !full.starts_with('<') {
         return (None, full);
     }
-    let mut depth = 0usize;
-    let mut prev = ' ';
-    for (i, ch) in full.char_indices() {
-        let arrow = prev == '-';
-        prev = ch;
-        match ch {
-            '<' => depth += 1,
-            '>' if arrow => {}
-            '>' => {
-                depth -= 1;
-                if depth == 0 {
-                    let inner = &full[1..i];
-                    let ty = match find_top_level(inner, " as ") {
-                        Some(j) => &inner[..j],
-                        None => inner,
-                    };
-                    let rest = full[i + 1..].trim_start_matches("::");
-                    return (Some(ty), rest);
-                }
-            }
-            _ => {}
-        }
-    }
-    (None, full)
+    let Some((i, _, _)) = angle_depths(full).find(|&(_, ch, d)| ch == '>' && d == 0) else {
+        return (None, full);
+    };
+    let inner = &full[1..i];
+    let ty = match find_top_level(inner, " as ") {
+        Some(j) => &inner[..j],
+        None => inner,
+    };
+    (Some(ty), full[i + 1..].trim_start_matches("::"))
 }
 
 /// Position of `pat` in `s` outside any `<…>`.
 fn find_top_level(s: &str, pat: &str) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut prev = ' ';
-    for (i, ch) in s.char_indices() {
-        let arrow = prev == '-';
-        prev = ch;
-        match ch {
-            '<' => depth += 1,
-            '>' if arrow => {}
-            '>' => depth = depth.saturating_sub(1),
-            _ if depth == 0 && s[i..].starts_with(pat) => return Some(i),
-            _ => {}
-        }
-    }
-    None
+    angle_depths(s)
+        .find(|&(i, ch, d)| d == 0 && ch != '>' && s[i..].starts_with(pat))
+        .map(|(i, _, _)| i)
 }
 
 /// `a::b<T>::c` → `["a", "b", "c"]`; references and `dyn`/`mut` markers are dropped.
