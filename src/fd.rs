@@ -3,9 +3,17 @@
 //! [`wait_readable`] and [`wait_writable`] are the raw waits (Shrapnel's `wait_for_read` /
 //! `wait_for_write`); [`close`] deregisters an fd and wakes whoever waits on it with a
 //! "closed" error before closing it. `OwnedFd` is the socket types' shared core.
+//!
+//! An fd belongs to the scheduler of the thread that waits on it: its registration lives
+//! in that thread's table. The socket types are therefore `!Send` (move one with
+//! `into_std`, which deregisters it, and `from_std` on the other thread), and every fd they
+//! create is announced to the table ([`shrapnel_core::io::opened`]), so a number left
+//! behind by an fd closed outside the runtime is never trusted. The raw waits name the
+//! open file (device and inode) for the same reason.
 
 use std::cell::Cell;
 use std::io;
+use std::marker::PhantomData;
 use std::os::fd::RawFd;
 
 use shrapnel_core::io::{self as core_io, Direction};
@@ -13,15 +21,35 @@ use shrapnel_core::io::{self as core_io, Direction};
 /// Wait until `fd` is readable. The fd must be non-blocking and stay open until
 /// [`close`] (or [`forget`]) is called for it; a second coroutine waiting for the same fd and
 /// direction gets an error naming both.
+///
+/// An fd closed without [`close`] or [`forget`] (a std socket dropped) cannot hang a later
+/// wait on another file that gets the same number: each wait names the open file behind
+/// the number (one `fstat`), and a registration made for another file is renewed.
 #[track_caller]
 pub fn wait_readable(fd: RawFd) -> io::Result<()> {
-    core_io::wait(fd, Direction::Read).map_err(io::Error::from)
+    core_io::wait_identified(fd, Direction::Read, file_identity(fd)).map_err(io::Error::from)
 }
 
 /// Wait until `fd` is writable. See [`wait_readable`].
 #[track_caller]
 pub fn wait_writable(fd: RawFd) -> io::Result<()> {
-    core_io::wait(fd, Direction::Write).map_err(io::Error::from)
+    core_io::wait_identified(fd, Direction::Write, file_identity(fd)).map_err(io::Error::from)
+}
+
+/// A non-zero number naming the open file behind `fd` (its device and inode), or 0 if it
+/// cannot be had (the wait then reports the fd's own error).
+fn file_identity(fd: RawFd) -> u64 {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat writes a whole `stat` into the buffer when it returns 0, and only
+    // then is it read.
+    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
+        return 0;
+    }
+    // SAFETY: initialised by the successful fstat above.
+    let st = unsafe { st.assume_init() };
+    #[allow(clippy::unnecessary_cast)] // their types differ between the OSes
+    let ident = (st.st_ino as u64) ^ (st.st_dev as u64).rotate_left(40);
+    ident.max(1)
 }
 
 /// Stop watching `fd` (waking its waiters with a "closed" error) without closing it.
@@ -40,10 +68,13 @@ pub fn close(fd: RawFd) -> io::Result<()> {
 }
 
 /// A non-blocking fd owned by one of the socket types; closable through `&self` so one
-/// coroutine can close a socket another is blocked on.
+/// coroutine can close a socket another is blocked on. `!Send`: its registration belongs
+/// to this thread's scheduler (see the module doc).
 #[derive(Debug)]
 pub(crate) struct OwnedFd {
     fd: Cell<RawFd>,
+    /// Keeps the fd on the thread whose scheduler knows it.
+    _thread: PhantomData<*const ()>,
 }
 
 fn is_would_block(e: &io::Error) -> bool {
@@ -51,8 +82,23 @@ fn is_would_block(e: &io::Error) -> bool {
 }
 
 impl OwnedFd {
+    /// Own `fd`, just created or adopted: whatever this thread's table kept for the number
+    /// is forgotten.
     pub(crate) fn new(fd: RawFd) -> Self {
-        OwnedFd { fd: Cell::new(fd) }
+        core_io::opened(fd);
+        OwnedFd {
+            fd: Cell::new(fd),
+            _thread: PhantomData,
+        }
+    }
+
+    /// Give the fd up without closing it: deregistered and untracked, for `into_std`.
+    pub(crate) fn release(&self) -> io::Result<RawFd> {
+        let fd = self.get()?;
+        self.fd.set(-1);
+        crate::net::forget_socket(fd);
+        core_io::close(fd);
+        Ok(fd)
     }
 
     pub(crate) fn raw(&self) -> RawFd {

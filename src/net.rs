@@ -4,6 +4,27 @@
 //! blocking code. The types implement `std::io::Read`/`Write` (also for `&T`), and each
 //! can be closed through a shared reference: a coroutine blocked on it then gets a
 //! `NotConnected` error saying the fd was closed by another coroutine.
+//!
+//! A socket belongs to the scheduler of the thread that made it, so the types are `!Send`.
+//! To hand one to another thread, convert it with `into_std` (deregistered, blocking
+//! again), send that, and take it back with `from_std` there:
+//!
+//! ```compile_fail
+//! fn needs_send<T: Send>(_: T) {}
+//! let (a, _b) = shrapnel::net::socketpair().unwrap();
+//! needs_send(a); // a shrapnel socket cannot cross threads
+//! ```
+//!
+//! ```no_run
+//! let (conn, _) = shrapnel::net::TcpListener::bind("127.0.0.1:0")?.accept()?;
+//! let std_conn = conn.into_std()?;
+//! std::thread::spawn(move || {
+//!     let conn = shrapnel::net::TcpStream::from_std(std_conn).unwrap();
+//!     shrapnel::spawn(move || { /* serve it on this thread's scheduler */ drop(conn) });
+//!     shrapnel::event_loop();
+//! });
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -98,11 +119,50 @@ fn new_socket(domain: Domain) -> io::Result<Socket> {
     Ok(s)
 }
 
-fn adopt(s: Socket, kind: SocketKind) -> OwnedFd {
+fn adopt(s: impl IntoRawFd, kind: SocketKind) -> OwnedFd {
     let fd = s.into_raw_fd();
     track(fd, kind);
     OwnedFd::new(fd)
 }
+
+/// `into_std` and `from_std` between a socket type and std's.
+macro_rules! std_conversion {
+    ($t:ident, $std:ty, $kind:expr) => {
+        impl $t {
+            /// Take it out of this thread's scheduler as std's type, to send to another
+            /// thread: deregistered, put back in blocking mode. A coroutine of this thread
+            /// still waiting on it wakes with a "closed" error.
+            pub fn into_std(self) -> io::Result<$std> {
+                let fd = self.fd.release()?;
+                // SAFETY: `release` gave up the fd without closing it; it is ours to own.
+                let s = unsafe { <$std>::from_raw_fd(fd) };
+                s.set_nonblocking(false)?;
+                Ok(s)
+            }
+
+            /// Adopt a std socket into this thread's scheduler (made non-blocking).
+            pub fn from_std(s: $std) -> io::Result<$t> {
+                s.set_nonblocking(true)?;
+                Ok($t {
+                    fd: adopt(s, $kind),
+                })
+            }
+        }
+    };
+}
+
+std_conversion!(TcpListener, std::net::TcpListener, SocketKind::TcpListener);
+std_conversion!(TcpStream, std::net::TcpStream, SocketKind::TcpStream);
+std_conversion!(
+    UnixListener,
+    std::os::unix::net::UnixListener,
+    SocketKind::UnixListener
+);
+std_conversion!(
+    UnixStream,
+    std::os::unix::net::UnixStream,
+    SocketKind::UnixStream
+);
 
 #[track_caller]
 fn accept_on(fd: &OwnedFd) -> io::Result<(Socket, SockAddr)> {

@@ -105,7 +105,23 @@ fn waiting_on_an_invalid_fd_is_a_typed_error() {
     let c = shrapnel::spawn(|| shrapnel::wait_readable(987_654));
     shrapnel::event_loop();
     let e = c.join().unwrap().unwrap_err();
-    assert_eq!(e.raw_os_error(), Some(libc::EBADF));
+    // The OS error's kind, and a message with the fd and the hint; the errno stays in the
+    // typed error inside.
+    assert_eq!(
+        e.kind(),
+        std::io::Error::from_raw_os_error(libc::EBADF).kind()
+    );
+    assert!(
+        e.to_string().contains("fd 987654") && e.to_string().contains("EBADF"),
+        "{e}"
+    );
+    match e
+        .get_ref()
+        .and_then(|i| i.downcast_ref::<shrapnel::core_api::io::IoError>())
+    {
+        Some(shrapnel::core_api::io::IoError::Os { err, .. }) => assert_eq!(err.errno, libc::EBADF),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -164,4 +180,37 @@ fn unix_listener_is_owner_only() {
     client.join().unwrap();
     assert_eq!(&server.join().unwrap(), b"ping");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_self_interrupt_before_a_read_leaves_the_io_wait_count_balanced() {
+    shrapnel::reset();
+    let (a, b) = socketpair().unwrap();
+    let (c, d) = socketpair().unwrap();
+    // A self-interrupted read returns at once, without waiting; it must not uncount the
+    // reader below, whose data comes later.
+    let impatient = shrapnel::spawn(move || {
+        shrapnel::current().unwrap().interrupt(9);
+        let e = (&a).read(&mut [0; 4]).unwrap_err();
+        drop(b);
+        shrapnel::Interrupted::from_io_error(&e)
+    });
+    let patient = shrapnel::spawn(move || {
+        let mut buf = [0; 5];
+        (&c).read_exact(&mut buf).map(|_| buf)
+    });
+    let mut d = d.into_std().unwrap();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(ms(200));
+        // A plain blocking write from another thread: the loop must still be waiting.
+        d.write_all(b"later").unwrap();
+        d
+    });
+    assert_eq!(shrapnel::event_loop(), 0);
+    drop(writer.join().unwrap());
+    assert_eq!(
+        impatient.join().unwrap(),
+        Some(shrapnel::Interrupted::Interrupt(9))
+    );
+    assert_eq!(patient.join().unwrap().unwrap(), *b"later");
 }

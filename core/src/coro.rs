@@ -410,18 +410,28 @@ impl CoroRef {
         Ok(())
     }
 
-    /// Make its current (or next) blocking call return `Err(Interrupted::Interrupt(code))`.
-    /// A coroutine that has not started is cancelled instead. Returns false if it is dead.
+    /// Make its current blocking call return `Err(Interrupted::Interrupt(code))`.
+    ///
+    /// - blocked: it resumes with the interruption;
+    /// - woken but not yet resumed: it resumes with the interruption instead of the wake
+    ///   (Shrapnel's `force`), and whatever the wake handed it (a lock, permits, a fifo
+    ///   item, a condvar's value) passes on to the next waiter;
+    /// - running (an interrupt of itself), or yielded: its next blocking call returns it;
+    /// - not started: it is cancelled (`join` gives `JoinError::Cancelled`).
+    ///
+    /// Returns false if it is dead.
     pub fn interrupt(&self, code: u64) -> bool {
         self.deliver(Interrupted::Interrupt(code))
     }
 
-    /// Ask it to finish: its blocking call returns `Err(Interrupted::Shutdown)`.
+    /// Ask it to finish: its blocking call returns `Err(Interrupted::Shutdown)` (as for
+    /// [`interrupt`](Self::interrupt)).
     pub fn shutdown(&self) -> bool {
         self.deliver(Interrupted::Shutdown)
     }
 
-    /// Its blocking call returns `Err(Interrupted::WakeUp)`.
+    /// Its blocking call returns `Err(Interrupted::WakeUp)` (as for
+    /// [`interrupt`](Self::interrupt)).
     pub fn wake_up(&self) -> bool {
         self.deliver(Interrupted::WakeUp)
     }
@@ -450,8 +460,22 @@ impl CoroRef {
             target.joiners.borrow_mut().push(w, ())
         }) {
             Resume::Ok => Ok(()),
-            Resume::Interrupted(i) => Err(JoinError::Interrupted(i)),
+            Resume::Interrupted(i) | Resume::Revoked(i) => Err(JoinError::Interrupted(i)),
             Resume::Closed => unreachable!("a join is never woken by a close"),
+        }
+    }
+}
+
+impl Drop for CoroRef {
+    /// The last handle of a coroutine made with `new` and never started is gone: nobody can
+    /// start it any more, so it is freed now (Shrapnel: never started = never existed) —
+    /// its stack, its registry slot, and the closure with what it captured.
+    fn drop(&mut self) {
+        // Two strong references: the registry's and this handle's.
+        if self.inner.state.get() == State::NotStarted && Rc::strong_count(&self.inner) == 2 {
+            if let Some(s) = crate::sched::try_sched() {
+                s.cancel_unstarted(&self.inner);
+            }
         }
     }
 }
@@ -552,7 +576,8 @@ impl Builder {
         Ok(co)
     }
 
-    /// Create it without starting it (Shrapnel's `new`); call `start` later.
+    /// Create it without starting it (Shrapnel's `new`); call `start` later. Dropping every
+    /// handle of it before it starts frees it.
     pub fn build<F, T>(self, f: F) -> Result<Coro<T>, SpawnError>
     where
         F: FnOnce() -> T + 'static,
@@ -670,6 +695,7 @@ where
 }
 
 /// Create a coroutine without starting it (Shrapnel's `new`); call `start()` to schedule.
+/// Dropping every handle of it before it starts frees it (it never existed).
 #[track_caller]
 pub fn new<F, T>(f: F) -> Coro<T>
 where

@@ -3,6 +3,20 @@
 //! Every blocking call in shrapnel returns `Result<_, Interrupted>`. Code propagates the
 //! error with `?`; `with_timeout` turns its own expiry into [`Timeout`] and passes anybody
 //! else's interruption on unchanged, which is how nested timeouts compose (DESIGN §3).
+//!
+//! Through `std::io` (the sockets' `Read`/`Write`), an interruption becomes an
+//! `io::Error` whose kind std's retry loops do *not* retry — `read_exact`, `write_all`,
+//! `read_to_end`, `read_line`, `lines()` and `io::copy` retry `ErrorKind::Interrupted`
+//! forever, so a shut-down coroutine inside one would block again: a timeout is
+//! `ErrorKind::TimedOut`, an interrupt, shutdown or wake-up is `ErrorKind::Other`. Get the
+//! interruption back with [`Interrupted::from_io_error`]:
+//!
+//! ```ignore
+//! match conn.read_exact(&mut buf) {
+//!     Err(e) if Interrupted::from_io_error(&e) == Some(Interrupted::Shutdown) => return,
+//!     r => r?,
+//! }
+//! ```
 
 use core::fmt;
 
@@ -39,13 +53,34 @@ impl fmt::Display for Interrupted {
 impl std::error::Error for Interrupted {}
 
 #[cfg(feature = "std")]
+impl Interrupted {
+    /// The `io::ErrorKind` it becomes: `TimedOut` for a timeout, `Other` for the rest —
+    /// never `Interrupted`, which std's helpers retry (see the module doc).
+    pub fn io_error_kind(self) -> std::io::ErrorKind {
+        match self {
+            Interrupted::Timeout(_) => std::io::ErrorKind::TimedOut,
+            _ => std::io::ErrorKind::Other,
+        }
+    }
+
+    /// The interruption an `io::Error` from a shrapnel call carries, if it is one (made
+    /// from an [`Interrupted`], or from a wait on an fd that was interrupted).
+    pub fn from_io_error(e: &std::io::Error) -> Option<Interrupted> {
+        let inner = e.get_ref()?;
+        if let Some(i) = inner.downcast_ref::<Interrupted>() {
+            return Some(*i);
+        }
+        match inner.downcast_ref::<crate::io::IoError>()? {
+            crate::io::IoError::Interrupted { reason, .. } => Some(*reason),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(feature = "std")]
 impl From<Interrupted> for std::io::Error {
     fn from(i: Interrupted) -> Self {
-        let kind = match i {
-            Interrupted::Timeout(_) => std::io::ErrorKind::TimedOut,
-            _ => std::io::ErrorKind::Interrupted,
-        };
-        std::io::Error::new(kind, i)
+        std::io::Error::new(i.io_error_kind(), i)
     }
 }
 

@@ -9,6 +9,14 @@
 //!
 //! The usual pattern (what `shrapnel::net` does): try the non-blocking syscall; on
 //! `EAGAIN`, `wait(fd, dir)`; try again.
+//!
+//! An fd number outlives its fd: closed without [`close`] (a std socket dropped, a raw
+//! `close(2)`), the number comes back for the next fd the process opens, and a table entry
+//! left for it would claim a registration the poller has already dropped. Two things keep
+//! such an entry from hanging anybody: whoever creates an fd announces it with [`opened`]
+//! (the runtime's sockets do), which forgets whatever was left for the number; and a
+//! caller that can name the open file behind an fd (POSIX: device and inode) passes it to
+//! [`wait_identified`], and an entry made for another file is renewed.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -31,7 +39,12 @@ pub enum Direction {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IoError {
     /// The waiting coroutine was interrupted.
-    Interrupted(Interrupted),
+    Interrupted {
+        /// The fd it waited on.
+        fd: RawSource,
+        /// Why.
+        reason: Interrupted,
+    },
     /// Another coroutine closed the fd while this one waited on it.
     Closed {
         /// The fd.
@@ -60,7 +73,7 @@ pub enum IoError {
 impl fmt::Display for IoError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            IoError::Interrupted(i) => write!(f, "wait on fd {i}"),
+            IoError::Interrupted { fd, reason } => write!(f, "wait on fd {fd} {reason}"),
             IoError::Closed { fd } => write!(
                 f,
                 "fd {fd} was closed by another coroutine while this one waited on it"
@@ -96,11 +109,11 @@ impl From<IoError> for std::io::Error {
     fn from(e: IoError) -> Self {
         use std::io::ErrorKind;
         let kind = match &e {
-            IoError::Interrupted(Interrupted::Timeout(_)) => ErrorKind::TimedOut,
-            IoError::Interrupted(_) => ErrorKind::Interrupted,
+            IoError::Interrupted { reason, .. } => reason.io_error_kind(),
             IoError::Closed { .. } => ErrorKind::NotConnected,
             IoError::Simultaneous { .. } => ErrorKind::ResourceBusy,
-            IoError::Os { err, .. } => return std::io::Error::from_raw_os_error(err.errno),
+            // The kind the OS error has, and the message with the fd and the hint.
+            IoError::Os { err, .. } => std::io::Error::from_raw_os_error(err.errno).kind(),
         };
         std::io::Error::new(kind, e)
     }
@@ -110,6 +123,8 @@ impl From<IoError> for std::io::Error {
 struct Entry {
     gen: u32,
     registered: bool,
+    /// The open file the registration was made for, if a caller named it (0: unknown).
+    ident: u64,
     ready: [bool; 2],
     waiter: [Option<Waiter>; 2],
 }
@@ -183,16 +198,26 @@ fn index(fd: RawSource) -> usize {
 
 /// Register `fd` with the poller now (waits register on demand; this lets a caller see
 /// EBADF/EPERM early). Idempotent.
+#[track_caller]
 pub fn register(fd: RawSource) -> Result<(), IoError> {
     let s = sched();
     let mut io = s.io.borrow_mut();
-    ensure_registered(s, &mut io, fd)
+    ensure_registered(s, &mut io, fd, 0)
+}
+
+/// The caller just created `fd`: whatever the table holds for that number belongs to an
+/// fd that was closed without [`close`] (the OS hands out the lowest free number), so it is
+/// forgotten; a coroutine still waiting on the old fd wakes with [`IoError::Closed`].
+/// Without a scheduler on this thread, nothing to do.
+pub fn opened(fd: RawSource) {
+    close(fd);
 }
 
 fn ensure_registered(
     s: &crate::sched::SchedState,
     io: &mut IoTable,
     fd: RawSource,
+    ident: u64,
 ) -> Result<(), IoError> {
     let i = index(fd);
     if i == usize::MAX || i >= (1usize << HALF) {
@@ -207,8 +232,26 @@ fn ensure_registered(
     if i >= io.entries.len() {
         io.entries.resize_with(i + 1, Entry::default);
     }
-    if io.entries[i].registered {
-        return Ok(());
+    let e = &mut io.entries[i];
+    if e.registered {
+        if ident == 0 || e.ident == ident {
+            return Ok(());
+        }
+        if e.ident == 0 {
+            e.ident = ident;
+            return Ok(());
+        }
+        // Registered for another open file that had this number: the poller dropped that
+        // registration when the file closed. Renew it; the old file's waiters are gone
+        // with it.
+        e.registered = false;
+        e.ready = [false; 2];
+        let stale = [e.waiter[0].take(), e.waiter[1].take()];
+        io.registered -= 1;
+        let _ = s.poller.deregister(fd);
+        for w in stale.into_iter().flatten() {
+            w.wake(Resume::Closed);
+        }
     }
     let gen = io.next_gen;
     io.next_gen = io.next_gen.wrapping_add(1).max(1);
@@ -218,11 +261,29 @@ fn ensure_registered(
     io.entries[i] = Entry {
         gen,
         registered: true,
+        ident,
         ready: [false; 2],
         waiter: [None, None],
     };
     io.registered += 1;
     Ok(())
+}
+
+/// Counts one coroutine blocked on an fd for as long as it lives, so no exit from a wait
+/// (an early return, an interruption, an unwind) can leave the count wrong.
+struct Waiting<'a>(&'a crate::sched::SchedState);
+
+impl<'a> Waiting<'a> {
+    fn enter(s: &'a crate::sched::SchedState, io: &mut IoTable) -> Self {
+        io.waiting += 1;
+        Waiting(s)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.io.borrow_mut().waiting -= 1;
+    }
 }
 
 /// Block the running coroutine until `fd` is ready for `dir`.
@@ -231,11 +292,19 @@ fn ensure_registered(
 /// Registers the fd on first use.
 #[track_caller]
 pub fn wait(fd: RawSource, dir: Direction) -> Result<(), IoError> {
+    wait_identified(fd, dir, 0)
+}
+
+/// [`wait`], for a caller that can name the open file behind `fd` with a non-zero `ident`
+/// (POSIX: its device and inode): a registration left by another file that had the same
+/// number is renewed instead of trusted (see the module doc). `ident` 0 is [`wait`].
+#[track_caller]
+pub fn wait_identified(fd: RawSource, dir: Direction, ident: u64) -> Result<(), IoError> {
     let s = sched();
     let d = dir as usize;
     {
         let mut io = s.io.borrow_mut();
-        ensure_registered(s, &mut io, fd)?;
+        ensure_registered(s, &mut io, fd, ident)?;
         let e = &mut io.entries[index(fd)];
         if core::mem::take(&mut e.ready[d]) {
             return Ok(());
@@ -255,15 +324,20 @@ pub fn wait(fd: RawSource, dir: Direction) -> Result<(), IoError> {
         Direction::Read => WaitReason::Readable(fd),
         Direction::Write => WaitReason::Writable(fd),
     };
+    let mut counted = None;
     let r = s.block(reason, |w| {
         let mut io = s.io.borrow_mut();
         io.entries[index(fd)].waiter[d] = Some(w);
-        io.waiting += 1;
+        counted = Some(Waiting::enter(s, &mut io));
     });
+    drop(counted);
     let mut io = s.io.borrow_mut();
-    io.waiting -= 1;
     if let Some(e) = io.entries.get_mut(index(fd)) {
-        e.ready[d] = false;
+        // Woken by readiness: this wake consumed it (the caller's next syscall sees all of
+        // it). Interrupted: an event that arrived meanwhile stays for the next wait.
+        if r == Resume::Ok {
+            e.ready[d] = false;
+        }
         let mine = e.waiter[d]
             .as_ref()
             .is_some_and(|w| core::ptr::eq(w.co.as_ref(), s.current.get()));
@@ -273,7 +347,9 @@ pub fn wait(fd: RawSource, dir: Direction) -> Result<(), IoError> {
     }
     match r {
         Resume::Ok => Ok(()),
-        Resume::Interrupted(i) => Err(IoError::Interrupted(i)),
+        Resume::Interrupted(reason) | Resume::Revoked(reason) => {
+            Err(IoError::Interrupted { fd, reason })
+        }
         Resume::Closed => Err(IoError::Closed { fd }),
     }
 }

@@ -83,6 +83,11 @@ impl IrqEvent {
         match r {
             Resume::Ok => Ok(()),
             Resume::Interrupted(i) => Err(i),
+            // The signal that woke it is not lost: the next wait sees it.
+            Resume::Revoked(i) => {
+                self.signal();
+                Err(i)
+            }
             Resume::Closed => unreachable!("an irq wait is never woken by a close"),
         }
     }

@@ -43,6 +43,10 @@ pub(crate) enum Resume {
     Ok,
     /// Interrupted (timeout, interrupt, shutdown, wake_up).
     Interrupted(Interrupted),
+    /// Woken normally, then interrupted before it ran (Shrapnel's `force`): the wait
+    /// returns the interruption, and whatever the waker handed this waiter (a lock,
+    /// permits, an item) is the waiter's to pass on.
+    Revoked(Interrupted),
     /// The fd it waited on was closed by another coroutine.
     Closed,
 }
@@ -104,7 +108,6 @@ pub(crate) struct SchedState {
     pub(crate) next_timeout: Cell<u64>,
     pub(crate) exit: Cell<Option<i32>>,
     pub(crate) selfishness: Cell<u32>,
-    pub(crate) retries: RefCell<Vec<(CoroRc, Interrupted)>>,
     /// The time as of this loop iteration, for wait bookkeeping (where_all's "for 1.2s"):
     /// the loop's reading when it took one, `None` until [`wait_clock`](Self::wait_clock)
     /// needs one.
@@ -160,8 +163,9 @@ pub(crate) fn sched() -> &'static SchedState {
     match try_sched() {
         Some(s) => s,
         None => panic!(
-            "no shrapnel scheduler on this thread: install one (shrapnel_core::sched::install, \
-             or use the shrapnel crate, which installs one on first use)"
+            "shrapnel: this call needs a scheduler and this thread has none: blocking calls \
+             run inside a coroutine — start one with `shrapnel::spawn(|| ...)` and run \
+             `shrapnel::event_loop()` (with shrapnel-core alone, `sched::install` first)"
         ),
     }
 }
@@ -205,7 +209,6 @@ pub fn install(config: Config) -> Result<(), AlreadyInstalled> {
         next_timeout: Cell::new(1),
         exit: Cell::new(None),
         selfishness: Cell::new(DEFAULT_SELFISHNESS),
-        retries: RefCell::new(Vec::new()),
         loop_now: Cell::new(None),
         started_at: now,
         in_loop: Cell::new(false),
@@ -305,7 +308,11 @@ impl SchedState {
     #[track_caller]
     pub(crate) fn current_ref(&self) -> &CoroInner {
         let p = self.current.get();
-        assert!(!p.is_null(), "shrapnel: a blocking call was made outside a coroutine; spawn a coroutine and run event_loop()");
+        assert!(
+            !p.is_null(),
+            "shrapnel: a blocking call was made outside a coroutine: run it inside one — \
+             `shrapnel::spawn(|| ...)`, then `shrapnel::event_loop()`"
+        );
         // SAFETY: as in current_rc: the registry keeps the running coroutine alive.
         unsafe { &*p }
     }
@@ -408,7 +415,7 @@ impl SchedState {
     pub(crate) fn block(&self, reason: WaitReason, register: impl FnOnce(Waiter)) -> Resume {
         let co = self.current_ref();
         if let Some(i) = co.pending.take() {
-            return Resume::Interrupted(i);
+            return take_pending(co, i);
         }
         #[cfg(feature = "std")]
         if co.force_unwind.get() {
@@ -471,15 +478,20 @@ impl SchedState {
                 );
                 Delivery::Delivered
             }
-            State::Ready => {
-                self.retries.borrow_mut().push((co.clone(), i));
-                Delivery::Deferred
+            // Woken from a wait, not resumed yet: it resumes with the interruption instead
+            // (Shrapnel's `force`), and passes on what the wake handed it.
+            State::Ready if co.wait.get() != WaitReason::Yield && co.resume.get() == Resume::Ok => {
+                if let Interrupted::Timeout(id) = i {
+                    co.mark_timeout_fired(id);
+                }
+                co.resume.set(Resume::Revoked(i));
+                Delivery::Delivered
             }
-            State::Running => {
+            // Running, yielded, or already resuming with an interruption or a close: its
+            // next blocking call returns this one (a timeout counts as fired only then: one
+            // that lands while an outer timeout is being delivered is not this wait's).
+            State::Ready | State::Running => {
                 if co.pending.get().is_none() {
-                    if let Interrupted::Timeout(id) = i {
-                        co.mark_timeout_fired(id);
-                    }
                     co.pending.set(Some(i));
                 }
                 Delivery::Pending
@@ -487,7 +499,7 @@ impl SchedState {
         }
     }
 
-    fn cancel_unstarted(&self, co: &CoroRc) {
+    pub(crate) fn cancel_unstarted(&self, co: &CoroRc) {
         co.state.set(State::Dead);
         co.wait.set(WaitReason::Dead);
         drop(co.body.take());
@@ -505,21 +517,6 @@ impl SchedState {
                 }
                 None => break,
             }
-        }
-    }
-
-    fn process_retries(&self) {
-        if self.retries.borrow().is_empty() {
-            return;
-        }
-        let list = core::mem::take(&mut *self.retries.borrow_mut());
-        for (co, i) in list {
-            if let Interrupted::Timeout(id) = i {
-                if !co.timeout_active(id) {
-                    continue;
-                }
-            }
-            self.deliver(&co, i);
         }
     }
 
@@ -574,7 +571,6 @@ impl SchedState {
             }
         }
         self.run_queue.borrow_mut().clear();
-        self.retries.borrow_mut().clear();
         *self.timers.borrow_mut() = TimerQueue::new();
     }
 
@@ -601,24 +597,32 @@ impl SchedState {
         self.reap(co);
     }
 
-    /// Are there fd waiters, timers, retries or ready coroutines: can anything run again?
+    /// Are there fd waiters, timers or ready coroutines: can anything run again?
     fn can_progress(&self) -> bool {
         !self.run_queue.borrow().is_empty()
-            || !self.retries.borrow().is_empty()
             || !self.timers.borrow().is_empty()
             || self.io.borrow().waiting() > 0
             || !self.irq_events.borrow().is_empty()
     }
 }
 
+/// A blocking call met an interruption that was pending: it returns it at once.
+#[cold]
+fn take_pending(co: &CoroInner, i: Interrupted) -> Resume {
+    if let Interrupted::Timeout(id) = i {
+        co.mark_timeout_fired(id);
+    }
+    Resume::Interrupted(i)
+}
+
 /// What [`SchedState::deliver`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Delivery {
-    /// The coroutine was blocked and now resumes with the interruption.
+    /// The coroutine was blocked, or woken and not yet resumed: it resumes with the
+    /// interruption.
     Delivered,
-    /// It was already scheduled: retried after this pass.
-    Deferred,
-    /// It is the running coroutine: its next blocking call returns the interruption.
+    /// It is running (or yielded, or already resuming with another interruption): its
+    /// next blocking call returns this one.
     Pending,
     /// It had not started: it is cancelled.
     Cancelled,
@@ -691,7 +695,6 @@ pub fn event_loop() -> i32 {
                 None => break,
             }
         }
-        s.process_retries();
         if let Some(code) = s.exit.take() {
             break code;
         }
@@ -796,11 +799,13 @@ pub fn yield_slice() {
 }
 
 /// The current time on the scheduler's clock.
+#[track_caller]
 pub fn now() -> Instant {
     Instant(sched().now_ticks())
 }
 
 /// `t + d` on the scheduler's clock.
+#[track_caller]
 pub fn instant_after(t: Instant, d: Duration) -> Instant {
     Instant(t.0.saturating_add(sched().rate.ticks(d)))
 }
@@ -813,7 +818,8 @@ pub fn duration_between(earlier: Instant, later: Instant) -> Duration {
 /// Sleep for `d`. Returns early with `Err` if interrupted.
 #[track_caller]
 pub fn sleep(d: Duration) -> Result<(), Interrupted> {
-    sleep_until(instant_after(now(), d))
+    let s = sched();
+    sleep_until(Instant(s.now_ticks().saturating_add(s.rate.ticks(d))))
 }
 
 /// Sleep until `t`. Returns early with `Err` if interrupted.
@@ -826,7 +832,7 @@ pub fn sleep_until(t: Instant) -> Result<(), Interrupted> {
     });
     match r {
         Resume::Ok => Ok(()),
-        Resume::Interrupted(i) => {
+        Resume::Interrupted(i) | Resume::Revoked(i) => {
             if let Some(id) = timer {
                 s.timers.borrow_mut().remove(id);
             }

@@ -267,7 +267,7 @@ fn shutdown_and_wake_up() {
 }
 
 #[test]
-fn interrupt_of_a_scheduled_coroutine_is_retried_next_pass() {
+fn interrupt_of_a_yielded_coroutine_hits_its_next_blocking_call() {
     setup();
     let log = Log::default();
     let l = log.clone();
@@ -552,4 +552,31 @@ fn an_irq_event_wakes_its_waiter_and_keeps_the_loop_alive() {
     let again = spawn(|| EVENT.wait());
     event_loop();
     assert_eq!(again.join(), Ok(Ok(())));
+}
+
+#[test]
+fn an_unstarted_coroutine_whose_handles_are_dropped_is_freed() {
+    setup();
+    let captured = Rc::new(());
+    for _ in 0..10_000 {
+        let c = captured.clone();
+        drop(new(move || drop(c)));
+    }
+    assert_eq!(live_coros().len(), 0, "never started = never existed");
+    assert_eq!(Rc::strong_count(&captured), 1, "the closures were dropped");
+    // A handle kept (or cloned) keeps it; the last one going frees it.
+    let kept = new(|| 5);
+    let clone = kept.handle();
+    drop(kept);
+    assert_eq!(live_coros().len(), 1);
+    assert_eq!(clone.state(), State::NotStarted);
+    clone.start().unwrap();
+    drop(clone);
+    assert_eq!(
+        live_coros().len(),
+        1,
+        "started: it runs even with no handle"
+    );
+    event_loop();
+    assert_eq!(live_coros().len(), 0);
 }

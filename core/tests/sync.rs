@@ -2,7 +2,7 @@
 
 mod support;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use shrapnel_core::sched::{event_loop, sleep, with_timeout, yield_slice};
@@ -79,9 +79,8 @@ fn mutex_waiter_interrupted_while_waiting_does_not_lose_the_lock() {
 #[test]
 fn mutex_waiter_interrupted_right_after_hand_off_passes_it_on() {
     // The holder releases; the lock is handed to W (now scheduled). Before W runs, W is
-    // interrupted. Shrapnel semantics: an interrupt aimed at a scheduled coroutine is
-    // retried on the next pass, so W first takes the lock, and its *next* blocking call
-    // sees the interrupt; the lock it holds is released by its guard and passes to X.
+    // interrupted. Shrapnel semantics (`force`): W is resumed with the interrupt instead,
+    // its `lock` returns it, and the lock it was handed passes on to X.
     setup();
     let m = Rc::new(Mutex::new(()));
     let log = Log::default();
@@ -98,12 +97,9 @@ fn mutex_waiter_interrupted_right_after_hand_off_passes_it_on() {
         l1.push("released+interrupted W");
     });
     let (m2, l2) = (m.clone(), log.clone());
-    let w = spawn(move || {
-        let g = m2.lock().unwrap();
-        l2.push("W has lock");
-        let r = sleep(ms(1000));
-        l2.push(format!("W sleep: {r:?}"));
-        drop(g);
+    let w = spawn(move || match m2.lock() {
+        Ok(_) => l2.push("W has lock"),
+        Err(e) => l2.push(format!("W lock: {e:?}")),
     });
     *w_handle.borrow_mut() = Some(w.handle());
     let (m3, l3) = (m.clone(), log.clone());
@@ -116,8 +112,7 @@ fn mutex_waiter_interrupted_right_after_hand_off_passes_it_on() {
         log.get(),
         [
             "released+interrupted W",
-            "W has lock",
-            "W sleep: Err(Interrupt(1))",
+            "W lock: Interrupt(1)",
             "X has lock"
         ]
     );
@@ -326,7 +321,7 @@ fn fifo_pop_interruptible() {
 #[test]
 fn rwlock_readers_share_and_a_waiting_writer_holds_back_new_readers() {
     setup();
-    let l = Rc::new(RwLock::new(0));
+    let l = Rc::new(RwLock::new(Cell::new(0)));
     let log = Log::default();
     let (l1, g1) = (l.clone(), log.clone());
     spawn(move || {
@@ -345,15 +340,15 @@ fn rwlock_readers_share_and_a_waiting_writer_holds_back_new_readers() {
     });
     let (l3, g3) = (l.clone(), log.clone());
     spawn(move || {
-        let mut w = l3.write().unwrap();
-        *w += 1;
+        let w = l3.write().unwrap();
+        w.set(w.get() + 1);
         g3.push("writer in");
         sleep(ms(2)).unwrap();
     });
     let (l4, g4) = (l.clone(), log.clone());
     spawn(move || {
         let r = l4.read().unwrap();
-        g4.push(format!("late reader sees {}", *r));
+        g4.push(format!("late reader sees {}", r.get()));
     });
     event_loop();
     assert_eq!(
@@ -366,4 +361,35 @@ fn rwlock_readers_share_and_a_waiting_writer_holds_back_new_readers() {
             "late reader sees 1"
         ]
     );
+}
+
+#[test]
+fn rwlock_writer_re_enters_for_reading_and_writing() {
+    setup();
+    let l = Rc::new(RwLock::new(RefCell::new(Vec::new())));
+    let (l1, l2) = (l.clone(), l.clone());
+    let writer = spawn(move || {
+        let w = l1.write().unwrap();
+        w.borrow_mut().push("outer");
+        let again = l1.write().unwrap();
+        again.borrow_mut().push("inner write");
+        let r = l1.read().unwrap();
+        let seen = r.borrow().len();
+        drop(again);
+        drop(r);
+        assert!(l1.is_write_locked(), "still held by the outer guard");
+        sleep(ms(2)).unwrap();
+        drop(w);
+        seen
+    });
+    let reader = spawn(move || {
+        yield_slice();
+        let r = l2.read().unwrap();
+        let v = r.borrow().clone();
+        v
+    });
+    event_loop();
+    assert_eq!(writer.join(), Ok(2));
+    assert_eq!(reader.join(), Ok(vec!["outer", "inner write"]));
+    assert!(!l.is_write_locked() && l.readers() == 0);
 }

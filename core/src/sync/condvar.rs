@@ -34,9 +34,18 @@ impl<T> Condvar<T> {
     pub fn wait(&self) -> Result<T, Interrupted> {
         let slot = Rc::new(Cell::new(None));
         let mine = slot.clone();
-        resume_to_result(sched().block(WaitReason::Condvar, |w| {
+        let r = sched().block(WaitReason::Condvar, |w| {
             self.waiters.borrow_mut().push(w, mine)
-        }))?;
+        });
+        if let Resume::Revoked(i) = r {
+            // Woken with a value, then interrupted before we ran: the wake goes to the next
+            // waiter, if any (after `wake_all` every other waiter was woken already).
+            if let Some(v) = slot.take() {
+                self.wake_one(v);
+            }
+            return Err(i);
+        }
+        resume_to_result(r)?;
         Ok(slot
             .take()
             .expect("a woken condvar waiter always receives a value"))

@@ -34,13 +34,21 @@ impl<T> Fifo<T> {
 
     /// Add an item (never waits).
     pub fn push(&self, v: T) {
+        if let Err(v) = self.hand_to_waiter(v) {
+            self.items.borrow_mut().push_back(v);
+        }
+    }
+
+    /// Give `v` to the first live waiter; `Err(v)` if nobody waits.
+    fn hand_to_waiter(&self, v: T) -> Result<(), T> {
         let next = self.waiters.borrow_mut().pop_live();
         match next {
             Some((w, slot)) => {
                 slot.set(Some(v));
                 w.wake(Resume::Ok);
+                Ok(())
             }
-            None => self.items.borrow_mut().push_back(v),
+            None => Err(v),
         }
     }
 
@@ -52,9 +60,20 @@ impl<T> Fifo<T> {
         }
         let slot = Rc::new(Cell::new(None));
         let mine = slot.clone();
-        resume_to_result(sched().block(WaitReason::Fifo, |w| {
+        let r = sched().block(WaitReason::Fifo, |w| {
             self.waiters.borrow_mut().push(w, mine)
-        }))?;
+        });
+        if let Resume::Revoked(i) = r {
+            // Handed an item, then interrupted before we ran: the item was the oldest, so
+            // it goes to the next waiter or back to the front of the queue.
+            if let Some(v) = slot.take() {
+                if let Err(v) = self.hand_to_waiter(v) {
+                    self.items.borrow_mut().push_front(v);
+                }
+            }
+            return Err(i);
+        }
+        resume_to_result(r)?;
         Ok(slot
             .take()
             .expect("a woken fifo waiter always receives an item"))

@@ -4,7 +4,7 @@ use core::cell::{Cell, RefCell};
 use core::ops::Deref;
 
 use crate::interrupt::Interrupted;
-use crate::sched::sched;
+use crate::sched::{sched, Resume};
 use crate::wait::{WaitQueue, WaitReason};
 
 use super::resume_to_result;
@@ -47,9 +47,13 @@ impl<T> Mutex<T> {
             Some(o) if o == me => self.depth.set(self.depth.get() + 1),
             Some(_) => {
                 // The unlocker hands the lock over (sets owner and depth) before waking us.
-                resume_to_result(
-                    s.block(WaitReason::Mutex, |w| self.waiters.borrow_mut().push(w, ())),
-                )?;
+                let r = s.block(WaitReason::Mutex, |w| self.waiters.borrow_mut().push(w, ()));
+                if let Resume::Revoked(i) = r {
+                    // Handed the lock, then interrupted before we ran: pass it on.
+                    self.unlock();
+                    return Err(i);
+                }
+                resume_to_result(r)?;
                 debug_assert_eq!(self.owner.get(), Some(me));
             }
         }
@@ -92,7 +96,7 @@ impl<T> Mutex<T> {
                 Some((w, ())) => {
                     self.owner.set(Some(w.co.id));
                     self.depth.set(1);
-                    if w.wake(crate::sched::Resume::Ok) {
+                    if w.wake(Resume::Ok) {
                         return;
                     }
                 }

@@ -1,4 +1,4 @@
-//! A readers-writer lock with a FIFO policy.
+//! A readers-writer lock with a FIFO policy, re-entrant for its writer.
 //!
 //! Policy: requests are served in arrival order. A reader enters at once only when no
 //! writer holds the lock and nobody is queued; otherwise it queues. When the lock frees,
@@ -6,9 +6,15 @@
 //! directly behind it is granted too. So a waiting writer holds back readers that arrive
 //! after it (writers do not starve) and readers queued before a writer go first (readers
 //! do not starve either).
+//!
+//! The writer may take the lock again, for reading or writing (Shrapnel lets it re-enter);
+//! each such guard counts, and the lock frees when the last one drops. Because the writer
+//! can hold several guards at once, guards give shared access (`&T`), as the recursive
+//! [`Mutex`](super::Mutex) does: put a `RefCell` or `Cell` inside for mutation. Readers
+//! are still kept out while the writer holds it, across every blocking call.
 
-use core::cell::{Cell, RefCell, UnsafeCell};
-use core::ops::{Deref, DerefMut};
+use core::cell::{Cell, RefCell};
+use core::ops::Deref;
 
 use crate::interrupt::Interrupted;
 use crate::sched::{sched, Resume};
@@ -16,21 +22,26 @@ use crate::wait::{WaitQueue, WaitReason};
 
 use super::resume_to_result;
 
-/// Many readers or one writer.
+/// Many readers or one writer (which may re-enter).
 pub struct RwLock<T> {
     readers: Cell<usize>,
-    writer: Cell<bool>,
+    /// The coroutine holding the write lock.
+    writer: Cell<Option<u64>>,
+    /// Guards the writer holds (its write guard and any re-entered read or write guards).
+    depth: Cell<usize>,
     /// `true` for a writer.
     waiters: RefCell<WaitQueue<bool>>,
-    value: UnsafeCell<T>,
+    value: T,
 }
 
 /// Shared access; released on drop.
 pub struct RwLockReadGuard<'a, T> {
     l: &'a RwLock<T>,
+    /// Taken by the writer, re-entering: counts in the writer's depth, not as a reader.
+    by_writer: bool,
 }
 
-/// Exclusive access; released on drop.
+/// Exclusive access (shared with the writer's own re-entered guards); released on drop.
 pub struct RwLockWriteGuard<'a, T> {
     l: &'a RwLock<T>,
 }
@@ -40,47 +51,109 @@ impl<T> RwLock<T> {
     pub const fn new(value: T) -> Self {
         RwLock {
             readers: Cell::new(0),
-            writer: Cell::new(false),
+            writer: Cell::new(None),
+            depth: Cell::new(0),
             waiters: RefCell::new(WaitQueue::new()),
-            value: UnsafeCell::new(value),
+            value,
         }
     }
 
-    /// Shared access, waiting behind a writer that holds or waits.
+    /// Re-enter if the running coroutine holds the write lock.
+    fn reenter(&self) -> bool {
+        let me = sched().current_ref().id;
+        if self.writer.get() == Some(me) {
+            self.depth.set(self.depth.get() + 1);
+            return true;
+        }
+        false
+    }
+
+    /// Shared access, waiting behind a writer that holds or waits. The writer itself
+    /// re-enters.
     #[track_caller]
     pub fn read(&self) -> Result<RwLockReadGuard<'_, T>, Interrupted> {
-        if !self.writer.get() && !self.waiters.borrow_mut().has_live() {
+        if self.reenter() {
+            return Ok(RwLockReadGuard {
+                l: self,
+                by_writer: true,
+            });
+        }
+        if self.writer.get().is_none() && !self.waiters.borrow_mut().has_live() {
             self.readers.set(self.readers.get() + 1);
         } else {
             // `grant` counts us in before waking us.
-            resume_to_result(sched().block(WaitReason::RwLockRead, |w| {
+            let r = sched().block(WaitReason::RwLockRead, |w| {
                 self.waiters.borrow_mut().push(w, false)
-            }))?;
+            });
+            if let Resume::Revoked(i) = r {
+                // Granted, then interrupted before we ran: leave again.
+                self.release_read();
+                return Err(i);
+            }
+            resume_to_result(r)?;
         }
-        Ok(RwLockReadGuard { l: self })
+        Ok(RwLockReadGuard {
+            l: self,
+            by_writer: false,
+        })
     }
 
-    /// Exclusive access.
+    /// Exclusive access (re-entrant for the writer).
     #[track_caller]
     pub fn write(&self) -> Result<RwLockWriteGuard<'_, T>, Interrupted> {
-        if !self.writer.get() && self.readers.get() == 0 && !self.waiters.borrow_mut().has_live() {
-            self.writer.set(true);
+        if self.reenter() {
+            return Ok(RwLockWriteGuard { l: self });
+        }
+        if self.writer.get().is_none()
+            && self.readers.get() == 0
+            && !self.waiters.borrow_mut().has_live()
+        {
+            self.writer.set(Some(sched().current_ref().id));
+            self.depth.set(1);
         } else {
-            resume_to_result(sched().block(WaitReason::RwLockWrite, |w| {
+            // `grant` makes us the writer before waking us.
+            let r = sched().block(WaitReason::RwLockWrite, |w| {
                 self.waiters.borrow_mut().push(w, true)
-            }))?;
+            });
+            if let Resume::Revoked(i) = r {
+                // Granted, then interrupted before we ran: pass the lock on.
+                self.release_write();
+                return Err(i);
+            }
+            resume_to_result(r)?;
         }
         Ok(RwLockWriteGuard { l: self })
     }
 
-    /// Readers holding it now.
+    /// Readers holding it now (the writer's re-entered read guards not counted).
     pub fn readers(&self) -> usize {
         self.readers.get()
     }
 
     /// A writer holds it now.
     pub fn is_write_locked(&self) -> bool {
+        self.writer.get().is_some()
+    }
+
+    /// The id of the coroutine holding the write lock.
+    pub fn writer(&self) -> Option<u64> {
         self.writer.get()
+    }
+
+    fn release_read(&self) {
+        self.readers.set(self.readers.get() - 1);
+        if self.readers.get() == 0 {
+            self.grant();
+        }
+    }
+
+    fn release_write(&self) {
+        let d = self.depth.get() - 1;
+        self.depth.set(d);
+        if d == 0 {
+            self.writer.set(None);
+            self.grant();
+        }
     }
 
     /// Hand the free lock to the first live request (and the readers right behind it).
@@ -91,18 +164,20 @@ impl<T> RwLock<T> {
                 return;
             };
             if is_writer {
-                if self.readers.get() > 0 || self.writer.get() {
+                if self.readers.get() > 0 || self.writer.get().is_some() {
                     return;
                 }
                 let (w, _) = q.pop_live().expect("front_live just saw it");
                 drop(q);
-                self.writer.set(true);
+                self.writer.set(Some(w.co.id));
+                self.depth.set(1);
                 if w.wake(Resume::Ok) {
                     return;
                 }
-                self.writer.set(false);
+                self.writer.set(None);
+                self.depth.set(0);
             } else {
-                if self.writer.get() {
+                if self.writer.get().is_some() {
                     return;
                 }
                 let (w, _) = q.pop_live().expect("front_live just saw it");
@@ -119,17 +194,16 @@ impl<T> RwLock<T> {
 impl<T> Deref for RwLockReadGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: while a read guard lives no write guard exists (the lock's counters
-        // guarantee it, and the scheduler is single-threaded), so shared access is sound.
-        unsafe { &*self.l.value.get() }
+        &self.l.value
     }
 }
 
 impl<T> Drop for RwLockReadGuard<'_, T> {
     fn drop(&mut self) {
-        self.l.readers.set(self.l.readers.get() - 1);
-        if self.l.readers.get() == 0 {
-            self.l.grant();
+        if self.by_writer {
+            self.l.release_write();
+        } else {
+            self.l.release_read();
         }
     }
 }
@@ -137,22 +211,12 @@ impl<T> Drop for RwLockReadGuard<'_, T> {
 impl<T> Deref for RwLockWriteGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: the write guard is the only access path while it lives.
-        unsafe { &*self.l.value.get() }
-    }
-}
-
-impl<T> DerefMut for RwLockWriteGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: the write guard is the only access path while it lives, and `&mut self`
-        // makes this borrow unique.
-        unsafe { &mut *self.l.value.get() }
+        &self.l.value
     }
 }
 
 impl<T> Drop for RwLockWriteGuard<'_, T> {
     fn drop(&mut self) {
-        self.l.writer.set(false);
-        self.l.grant();
+        self.l.release_write();
     }
 }

@@ -45,9 +45,15 @@ impl Semaphore {
             self.avail.set(self.avail.get() - n);
         } else {
             // `release` subtracts our units before waking us.
-            resume_to_result(s.block(WaitReason::Semaphore, |w| {
+            let r = s.block(WaitReason::Semaphore, |w| {
                 self.waiters.borrow_mut().push(w, n)
-            }))?;
+            });
+            if let Resume::Revoked(i) = r {
+                // Given the units, then interrupted before we ran: give them back.
+                self.release(n);
+                return Err(i);
+            }
+            resume_to_result(r)?;
         }
         Ok(SemaphoreGuard { s: self, n })
     }
