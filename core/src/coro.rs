@@ -25,6 +25,9 @@ use crate::wait::{WaitQueue, WaitReason};
 
 pub(crate) type CoroRc = Rc<CoroInner>;
 
+/// Interruptions (other than shutdowns and timeouts) kept waiting behind a pending one.
+const MAX_PENDING: usize = 16;
+
 /// Where a coroutine is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
@@ -154,8 +157,11 @@ pub(crate) struct CoroInner {
     pub(crate) body: Cell<Option<Box<dyn Body>>>,
     /// How the current wait ended, set by whoever woke it.
     pub(crate) resume: Cell<Resume>,
-    /// An interruption aimed at this coroutine while it was running.
+    /// An interruption aimed at this coroutine while it was running (or yielded, or
+    /// already resuming with another): its next blocking call returns it.
     pub(crate) pending: Cell<Option<Interrupted>>,
+    /// Interruptions that arrived while `pending` was taken, oldest first, each once.
+    pub(crate) pending_more: RefCell<Vec<Interrupted>>,
     /// Block sequence number: a waiter entry is live only while this matches.
     pub(crate) seq: Cell<u64>,
     pub(crate) wait: Cell<WaitReason>,
@@ -201,6 +207,42 @@ impl CoroInner {
     #[cfg(not(feature = "latency"))]
     pub(crate) fn slice_stats(&self, _s: &crate::sched::SchedState) -> crate::debug::SliceStats {
         crate::debug::SliceStats::default()
+    }
+
+    /// Queue `i` for the next blocking call, after any already pending; an interruption
+    /// already queued is not queued twice, and past [`MAX_PENDING`] only a shutdown or a
+    /// timeout still queues (nothing that ends a wait is dropped).
+    pub(crate) fn add_pending(&self, i: Interrupted) {
+        if self.pending.get().is_none() {
+            self.pending.set(Some(i));
+            return;
+        }
+        if self.pending.get() == Some(i) {
+            return;
+        }
+        let mut more = self.pending_more.borrow_mut();
+        let vital = matches!(i, Interrupted::Shutdown | Interrupted::Timeout(_));
+        if !more.contains(&i) && (more.len() < MAX_PENDING || vital) {
+            more.push(i);
+        }
+    }
+
+    /// The pending interruption was taken: the next one, if any, moves up.
+    pub(crate) fn advance_pending(&self) {
+        let mut more = self.pending_more.borrow_mut();
+        if !more.is_empty() {
+            self.pending.set(Some(more.remove(0)));
+        }
+    }
+
+    /// A `with_timeout` call ended: its deadline, if still queued, no longer applies.
+    pub(crate) fn forget_pending_timeout(&self, id: TimeoutId) {
+        let t = Interrupted::Timeout(id);
+        self.pending_more.borrow_mut().retain(|i| *i != t);
+        if self.pending.get() == Some(t) {
+            self.pending.set(None);
+            self.advance_pending();
+        }
     }
 
     pub(crate) fn mark_timeout_fired(&self, id: TimeoutId) {
@@ -623,6 +665,7 @@ impl Builder {
                 body: Cell::new(Some(body)),
                 resume: Cell::new(Resume::Ok),
                 pending: Cell::new(None),
+                pending_more: RefCell::new(Vec::new()),
                 seq: Cell::new(0),
                 wait: Cell::new(WaitReason::NotStarted),
                 wait_since: Cell::new(s.wait_clock()),

@@ -491,9 +491,7 @@ impl SchedState {
             // next blocking call returns this one (a timeout counts as fired only then: one
             // that lands while an outer timeout is being delivered is not this wait's).
             State::Ready | State::Running => {
-                if co.pending.get().is_none() {
-                    co.pending.set(Some(i));
-                }
+                co.add_pending(i);
                 Delivery::Pending
             }
         }
@@ -609,6 +607,7 @@ impl SchedState {
 /// A blocking call met an interruption that was pending: it returns it at once.
 #[cold]
 fn take_pending(co: &CoroInner, i: Interrupted) -> Resume {
+    co.advance_pending();
     if let Interrupted::Timeout(id) = i {
         co.mark_timeout_fired(id);
     }
@@ -880,9 +879,7 @@ pub fn with_timeout<R>(d: Duration, f: impl FnOnce() -> R) -> Result<R, Timeout>
         fn end(&mut self) -> bool {
             self.done = true;
             self.s.timers.borrow_mut().remove(self.timer);
-            if self.co.pending.get() == Some(Interrupted::Timeout(self.id)) {
-                self.co.pending.set(None);
-            }
+            self.co.forget_pending_timeout(self.id);
             let mut list = self.co.timeouts.borrow_mut();
             // Usually the innermost, the last one.
             if list.last().is_some_and(|(t, _)| *t == self.id) {

@@ -268,3 +268,49 @@ fn timeout_of_a_woken_coroutine_wins_over_the_wake() {
         Ok(r) => assert_eq!(r, Ok(3)),
     }
 }
+
+#[test]
+fn a_deadline_that_finds_another_interruption_pending_is_not_lost() {
+    setup();
+    let c = spawn(|| {
+        sched::with_timeout(ms(5), || {
+            current().unwrap().interrupt(1);
+            // Ready (yielding) with the interrupt pending when the deadline passes.
+            let start = sched::now();
+            while sched::duration_between(start, sched::now()) < ms(20) {
+                yield_slice();
+            }
+            let first = sched::sleep(ms(2_000));
+            let second = sched::sleep(ms(2_000));
+            (first, second)
+        })
+    });
+    event_loop();
+    assert_eq!(c.join().unwrap(), Err(Timeout));
+}
+
+#[test]
+fn interruptions_pending_together_each_reach_a_blocking_call() {
+    setup();
+    let c = spawn(|| {
+        let me = current().unwrap();
+        me.interrupt(1);
+        me.shutdown();
+        me.interrupt(1); // already queued: once is enough
+        (
+            sched::sleep(ms(2_000)),
+            sched::sleep(ms(2_000)),
+            sched::sleep(ms(1)),
+        )
+    });
+    event_loop();
+    assert_eq!(
+        c.join().unwrap(),
+        (
+            Err(Interrupted::Interrupt(1)),
+            Err(Interrupted::Shutdown),
+            Ok(())
+        ),
+        "each interruption reaches one blocking call, in order"
+    );
+}
