@@ -287,6 +287,13 @@ pub enum JoinError {
         /// Its id.
         id: u64,
     },
+    /// [`spawn`] or [`new`] could not create it (no stack could be had): it never ran.
+    NotSpawned {
+        /// The id it was given.
+        id: u64,
+        /// Why, naming the limit and the remedies.
+        error: SpawnError,
+    },
 }
 
 impl fmt::Display for JoinError {
@@ -305,6 +312,9 @@ impl fmt::Display for JoinError {
             ),
             JoinError::AlreadyJoined { id } => {
                 write!(f, "coroutine #{id} was already joined; its value can be taken once")
+            }
+            JoinError::NotSpawned { id, error } => {
+                write!(f, "coroutine #{id} was never created: {error}")
             }
         }
     }
@@ -723,8 +733,12 @@ unsafe extern "C" fn coro_main(_arg: usize, data: *mut u8) -> ! {
 
 /// Create and schedule a coroutine running `f`.
 ///
-/// Panics if no stack can be had (the message says why); use [`Builder::spawn`] to get
-/// the error instead.
+/// Never panics and never aborts: if no stack can be had (a limit such as the kernel's
+/// count of memory mappings), `f` is dropped without running, the failure is reported on
+/// the debug sink (the first one, then a count at most every 10 s), and the handle returned
+/// is of a coroutine that is already dead, whose `join` gives [`JoinError::NotSpawned`]
+/// naming the limit and the remedies. The caller — an accept loop, say — keeps running.
+/// [`Builder::spawn`] returns the error instead.
 #[track_caller]
 pub fn spawn<F, T>(f: F) -> Coro<T>
 where
@@ -733,12 +747,13 @@ where
 {
     match Builder::new().spawn(f) {
         Ok(c) => c,
-        Err(e) => panic!("{e}"),
+        Err(e) => not_spawned(e, Location::caller()),
     }
 }
 
 /// Create a coroutine without starting it (Shrapnel's `new`); call `start()` to schedule.
-/// Dropping every handle of it before it starts frees it (it never existed).
+/// Dropping every handle of it before it starts frees it (it never existed). If no stack
+/// can be had, as [`spawn`]: the handle is of a dead coroutine whose `join` says why.
 #[track_caller]
 pub fn new<F, T>(f: F) -> Coro<T>
 where
@@ -747,6 +762,51 @@ where
 {
     match Builder::new().build(f) {
         Ok(c) => c,
-        Err(e) => panic!("{e}"),
+        Err(e) => not_spawned(e, Location::caller()),
+    }
+}
+
+/// The handle [`spawn`] and [`new`] return when the coroutine could not be created: dead
+/// from the start, its result the error. Reported on the debug sink, rate-limited.
+#[cold]
+fn not_spawned<T: 'static>(error: SpawnError, at: &'static Location<'static>) -> Coro<T> {
+    let s = sched();
+    let id = s.next_id.get();
+    s.next_id.set(id + 1);
+    s.report_spawn_failure(&error, at);
+    let result: Option<Result<T, JoinError>> = Some(Err(JoinError::NotSpawned { id, error }));
+    let body: Box<dyn Body> = Box::new(BodyState::<fn() -> T, T>::Ran(result));
+    let inner = Rc::new(CoroInner {
+        id,
+        slot: Cell::new(usize::MAX),
+        name: CoroName::new(id, None),
+        state: Cell::new(State::Dead),
+        started: Cell::new(false),
+        sp: Cell::new(0),
+        stack: Cell::new(None),
+        stack_base: Cell::new(0),
+        stack_limit: Cell::new(0),
+        canary: Cell::new(core::ptr::null()),
+        body: Cell::new(Some(body)),
+        resume: Cell::new(Resume::Ok),
+        pending: Cell::new(None),
+        pending_more: RefCell::new(Vec::new()),
+        seq: Cell::new(0),
+        wait: Cell::new(WaitReason::Dead),
+        wait_since: Cell::new(s.wait_clock()),
+        wait_at: Cell::new(Some(at)),
+        timeouts: RefCell::new(Vec::new()),
+        joiners: RefCell::new(WaitQueue::new()),
+        selfish: Cell::new(0),
+        max_selfish: Cell::new(0),
+        #[cfg(feature = "std")]
+        force_unwind: Cell::new(false),
+        #[cfg(feature = "latency")]
+        slices: Default::default(),
+    });
+    Coro {
+        handle: CoroRef { inner },
+        taken: Cell::new(false),
+        _result: PhantomData,
     }
 }

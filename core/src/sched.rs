@@ -118,6 +118,9 @@ pub(crate) struct SchedState {
     pub(crate) events: RefCell<Vec<Event>>,
     /// Called once per loop iteration, after polling (signal-driven dumps and the like).
     pub(crate) loop_hook: Cell<Option<fn()>>,
+    /// Spawns that found no stack: (failures not yet reported, when the last report was
+    /// printed), so a loop spawning at a limit prints a count, not a line per attempt.
+    spawn_failures: Cell<(u64, Option<u64>)>,
     /// Interrupt events some coroutine waits on.
     pub(crate) irq_events: RefCell<Vec<&'static crate::irq::IrqEvent>>,
     #[cfg(feature = "latency")]
@@ -215,6 +218,7 @@ pub fn install(config: Config) -> Result<(), AlreadyInstalled> {
         stats: Cell::new(Stats::default()),
         events: RefCell::new(Vec::with_capacity(256)),
         loop_hook: Cell::new(None),
+        spawn_failures: Cell::new((0, None)),
         irq_events: RefCell::new(Vec::new()),
         #[cfg(feature = "latency")]
         latency: crate::latency::Latency::new(rate, lag),
@@ -368,6 +372,39 @@ impl SchedState {
         if co.state.get() == State::Dead {
             self.reap(&co);
         }
+    }
+
+    /// `spawn`/`new` found no stack: print it the first time, then at most every 10 s
+    /// with the count since the last line.
+    #[cold]
+    pub(crate) fn report_spawn_failure(
+        &self,
+        error: &crate::coro::SpawnError,
+        at: &'static Location<'static>,
+    ) {
+        let (unreported, last) = self.spawn_failures.get();
+        let now = self.now_ticks();
+        let due =
+            last.is_none_or(|t| now.saturating_sub(t) >= self.rate.ticks(Duration::from_secs(10)));
+        if !due {
+            self.spawn_failures.set((unreported + 1, last));
+            return;
+        }
+        crate::debug_print!(
+            self,
+            "shrapnel: spawn at {}:{} failed: {}; the coroutine was not created (its join \
+             returns the error)\n",
+            at.file(),
+            at.line(),
+            error,
+        );
+        if unreported > 0 {
+            crate::debug_print!(
+                self,
+                "shrapnel: ... and {unreported} more spawns failed since the last report\n"
+            );
+        }
+        self.spawn_failures.set((0, Some(now)));
     }
 
     /// A canary-protected stack was overrun: say which coroutine did it, then panic (the

@@ -580,3 +580,69 @@ fn an_unstarted_coroutine_whose_handles_are_dropped_is_freed() {
     event_loop();
     assert_eq!(live_coros().len(), 0);
 }
+
+/// Stacks from the heap until `left` reaches zero, then the error a real limit gives.
+struct LimitedStacks(std::cell::Cell<usize>);
+
+impl shrapnel_core::stack::StackAllocator for LimitedStacks {
+    fn allocate(
+        &self,
+        size: usize,
+    ) -> Result<shrapnel_core::stack::BoxedStack, shrapnel_core::stack::StackError> {
+        match self.0.get() {
+            0 => Err(shrapnel_core::stack::StackError::Exhausted {
+                requested: size,
+                detail: "the test's limit of stacks was reached",
+                errno: 12,
+            }),
+            n => {
+                self.0.set(n - 1);
+                shrapnel_core::stack::HeapStackAllocator.allocate(size)
+            }
+        }
+    }
+}
+
+#[test]
+fn spawn_at_a_stack_limit_returns_a_dead_coroutine_whose_join_says_why() {
+    let rec = setup();
+    sched::uninstall();
+    sched::install(sched::Config {
+        poller: Box::new(shrapnel_core::poller::NullPoller::new(ThreadSleep)),
+        clock: Box::new(StdClock(std::time::Instant::now())),
+        stacks: Box::new(LimitedStacks(Cell::new(2))),
+        sink: Box::new(rec.clone()),
+        default_stack_size: 64 * 1024,
+    })
+    .unwrap();
+    let ran = Rc::new(Cell::new(0));
+    let r = ran.clone();
+    let acceptor = spawn(move || {
+        // An accept loop spawning a handler per connection: past the limit it keeps going.
+        let mut failed = 0;
+        for _ in 0..50 {
+            let r = r.clone();
+            let c = spawn(move || r.set(r.get() + 1));
+            if let Err(JoinError::NotSpawned { error, .. }) = c.join() {
+                assert!(error.to_string().contains("limit of stacks"), "{error}");
+                failed += 1;
+            }
+        }
+        failed
+    });
+    event_loop();
+    // One stack for the acceptor, one for the first handler, then none.
+    assert_eq!(
+        acceptor.join(),
+        Ok(49),
+        "every later spawn failed, and the loop went on"
+    );
+    assert_eq!(ran.get(), 1);
+    let text = rec.text();
+    assert_eq!(text.matches("spawn at").count(), 1, "rate-limited: {text}");
+    assert!(
+        text.contains("semantics.rs") && text.contains("was not created"),
+        "{text}"
+    );
+    sched::uninstall();
+}

@@ -11,7 +11,7 @@ use shrapnel_core::sched::{self, Config};
 use shrapnel_core::sink::DebugSink;
 use shrapnel_core::stack::HeapStackAllocator;
 
-pub struct StdClock(std::time::Instant);
+pub struct StdClock(pub std::time::Instant);
 impl Clock for StdClock {
     fn now(&self) -> u64 {
         self.0.elapsed().as_nanos() as u64
