@@ -6,7 +6,15 @@
 //!
 //! let listener = shrapnel::net::TcpListener::bind("127.0.0.1:7000").unwrap();
 //! shrapnel::spawn(move || loop {
-//!     let (conn, _) = listener.accept().unwrap();
+//!     let (conn, _) = match listener.accept() {
+//!         Ok(c) => c,
+//!         Err(e) => {
+//!             // Out of fds, say: the message names the limit; keep serving.
+//!             shrapnel::print_stderr!("accept: {e}");
+//!             let _ = shrapnel::sleep(Duration::from_millis(100));
+//!             continue;
+//!         }
+//!     };
 //!     shrapnel::spawn(move || {
 //!         let mut buf = [0; 4096];
 //!         while let Ok(n @ 1..) = (&conn).read(&mut buf) {
