@@ -289,8 +289,8 @@ impl TcpListener {
         Self::bind_with(addr, false)
     }
 
-    /// Bind with SO_REUSEPORT too, so one listener per thread can share a port
-    /// (`run_per_core`).
+    /// Bind with SO_REUSEPORT too, so each thread running a scheduler can have its own
+    /// listener on the same port, and the kernel spreads connections among them.
     pub fn bind_reuseport(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         Self::bind_with(addr, true)
     }

@@ -1,4 +1,4 @@
-//! Scheduler round trips, shrapnel against tokio's current-thread runtime (DESIGN.md §7):
+//! Scheduler round trips, shrapnel against tokio's current-thread runtime (BENCHMARKS.md):
 //!
 //! - `yield`: one coroutine calls `yield_slice()` in a loop (target ≤ 0.2× one tokio task
 //!   calling `yield_now().await`);

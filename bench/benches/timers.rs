@@ -1,4 +1,4 @@
-//! Timer insert + cancel with n other timers pending, n = 1k, 100k, 1M (DESIGN.md §7:
+//! Timer insert + cancel with n other timers pending, n = 1k, 100k, 1M (BENCHMARKS.md:
 //! ≤ 0.5× tokio, flat as n grows). One criterion group, `timers`, with three functions per n:
 //!
 //! - `shrapnel/n`: the scheduler path a user sees. `with_timeout(1 h, || ())` inside a

@@ -1,4 +1,4 @@
-//! Shared setup for the comparison benchmarks in `benches/` (DESIGN.md §6, §7).
+//! Shared setup for the comparison benchmarks in `benches/` (BENCHMARKS.md).
 //!
 //! Every workload is one criterion group holding our implementation and its peer, so both
 //! run in one process, one after the other; `ci/bench.sh` reads the estimates and prints

@@ -2,7 +2,7 @@
 //!
 //! Every blocking call in shrapnel returns `Result<_, Interrupted>`. Code propagates the
 //! error with `?`; `with_timeout` turns its own expiry into [`Timeout`] and passes anybody
-//! else's interruption on unchanged, which is how nested timeouts compose (DESIGN §3).
+//! else's interruption on unchanged, which is how nested timeouts compose (ARCHITECTURE.md §3).
 //!
 //! Through `std::io` (the sockets' `Read`/`Write`), an interruption becomes an
 //! `io::Error` whose kind std's retry loops do *not* retry — `read_exact`, `write_all`,

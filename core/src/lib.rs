@@ -4,7 +4,7 @@
 //! synchronisation, written against small traits so the same code runs over epoll, kqueue,
 //! or nothing at all on a microcontroller:
 //! [`arch::ContextSwitch`], [`stack::Stack`], [`poller::Poller`], [`clock::Clock`] and
-//! [`sink::DebugSink`]. See DESIGN.md §2 for the map.
+//! [`sink::DebugSink`]. See ARCHITECTURE.md (§2, the traits) for the map.
 //!
 //! Most programs use the `shrapnel` crate, which installs a scheduler with the OS backend;
 //! this crate is what it (and firmware) builds on.

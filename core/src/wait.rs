@@ -5,7 +5,7 @@
 //! out, or moved on — is recognised and skipped instead of waking the wrong wait. That
 //! makes cancellation O(1) and lazy: an interrupted coroutine just leaves its queue entry
 //! behind, and the next `wake_one` passes over it to a live waiter, so no wake-up is lost.
-//! Queue entries live in the queue's heap buffer, never on a coroutine's stack (DESIGN §2:
+//! Queue entries live in the queue's heap buffer, never on a coroutine's stack (ARCHITECTURE.md §2:
 //! the shared-stack mode copies stacks away while they are suspended).
 
 use alloc::collections::VecDeque;
