@@ -374,6 +374,14 @@ impl SchedState {
         }
     }
 
+    /// Format into a fixed buffer and write it to the sink, without allocating (a line
+    /// longer than the buffer is cut).
+    pub(crate) fn debug_fmt(&self, args: core::fmt::Arguments<'_>) {
+        let mut buf: heapless::String<512> = heapless::String::new();
+        let _ = core::fmt::Write::write_fmt(&mut buf, args);
+        self.sink.write(buf.as_bytes());
+    }
+
     /// `spawn`/`new` found no stack: print it the first time, then at most every 10 s
     /// with the count since the last line.
     #[cold]
@@ -390,19 +398,17 @@ impl SchedState {
             self.spawn_failures.set((unreported + 1, last));
             return;
         }
-        crate::debug_print!(
-            self,
+        self.debug_fmt(format_args!(
             "shrapnel: spawn at {}:{} failed: {}; the coroutine was not created (its join \
              returns the error)\n",
             at.file(),
             at.line(),
             error,
-        );
+        ));
         if unreported > 0 {
-            crate::debug_print!(
-                self,
+            self.debug_fmt(format_args!(
                 "shrapnel: ... and {unreported} more spawns failed since the last report\n"
-            );
+            ));
         }
         self.spawn_failures.set((0, Some(now)));
     }
@@ -412,13 +418,11 @@ impl SchedState {
     #[cold]
     fn stack_overflowed(&self, co: &CoroInner) -> ! {
         let size = co.stack_base.get() - co.stack_limit.get();
-        crate::debug_print!(
-            self,
-            "coroutine #{} '{}' overflowed its stack ({} KiB): the canary at its limit was overwritten\n",
+        self.debug_fmt(format_args!("coroutine #{} '{}' overflowed its stack ({} KiB): the canary at its limit was overwritten\n",
             co.id,
             co.name_str(),
             size / 1024
-        );
+        ));
         panic!(
             "coroutine #{} '{}' overflowed its stack ({} KiB)",
             co.id,
@@ -581,12 +585,11 @@ impl SchedState {
         events.clear();
         self.bump(|s| s.polls += 1);
         if let Err(e) = self.poller.poll(&mut events, timeout) {
-            crate::debug_print!(
-                self,
+            self.debug_fmt(format_args!(
                 "shrapnel: {} poll failed: {}\n",
                 self.poller.name(),
                 e
-            );
+            ));
             return;
         }
         let mut io = self.io.borrow_mut();
@@ -1039,17 +1042,6 @@ pub fn debug_write(bytes: &[u8]) {
     if let Some(s) = try_sched() {
         s.sink.write(bytes);
     }
-}
-
-/// Format into a fixed buffer and write it to the scheduler's sink, without allocating.
-#[macro_export]
-#[doc(hidden)]
-macro_rules! debug_print {
-    ($s:expr, $($arg:tt)*) => {{
-        let mut buf: $crate::heapless::String<512> = $crate::heapless::String::new();
-        let _ = core::fmt::Write::write_fmt(&mut buf, format_args!($($arg)*));
-        $s.sink.write(buf.as_bytes());
-    }};
 }
 
 #[cfg(all(test, feature = "std"))]
