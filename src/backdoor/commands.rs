@@ -264,7 +264,26 @@ fn sockets(out: &mut String) -> fmt::Result {
     Ok(())
 }
 
-/// `interrupt` / `shutdown`: find the coroutine, refuse this session's own, pull the lever.
+/// Why a session must not pull `verb` on coroutine `id`, if it must not: `id` is the
+/// session itself (its next read would fail and end it) or a backdoor's listener (the
+/// console would be gone). The built-in commands and `eval`'s functions both ask.
+pub(crate) fn lever_refusal(verb: &str, id: u64) -> Option<String> {
+    if crate::current().is_some_and(|me| me.id() == id) {
+        return Some(format!(
+            "{verb}: #{id} is this backdoor session; use `quit` to leave"
+        ));
+    }
+    if super::server::is_listener(id) {
+        return Some(format!(
+            "{verb}: #{id} is the backdoor's listener; stopping it would close the backdoor \
+             (the application can call Backdoor::close)"
+        ));
+    }
+    None
+}
+
+/// `interrupt` / `shutdown`: find the coroutine, refuse this session's own and a
+/// listener, pull the lever.
 fn lever(
     out: &mut String,
     verb: &str,
@@ -274,11 +293,8 @@ fn lever(
     let Some(c) = crate::coro_by_id(id) else {
         return no_such(out, verb, id);
     };
-    if crate::current().is_some_and(|me| me.id() == id) {
-        return writeln!(
-            out,
-            "{verb}: #{id} is this backdoor session; use `quit` to leave"
-        );
+    if let Some(refusal) = lever_refusal(verb, id) {
+        return writeln!(out, "{refusal}");
     }
     let name = c.name();
     match pull(&c) {

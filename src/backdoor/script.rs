@@ -27,7 +27,7 @@ use std::rc::Rc;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, Scope, FLOAT, INT};
 use shrapnel_core::CoroInfo;
 
-use super::commands::state_name;
+use super::commands::{lever_refusal, state_name};
 use super::Shared;
 
 /// Longest string a script may build.
@@ -111,6 +111,10 @@ impl ScriptState {
                      not end?)",
                     self.max_operations
                 ),
+                // A registered function's refusal reads as itself, not "Runtime error: …".
+                EvalAltResult::ErrorRuntime(msg, pos) if msg.is_string() && !pos.is_none() => {
+                    writeln!(out, "eval: {msg} ({pos})")
+                }
                 e => writeln!(out, "eval: {e}"),
             },
         };
@@ -136,6 +140,22 @@ fn coro_map(info: &CoroInfo) -> Dynamic {
 
 fn coro(id: INT) -> Option<shrapnel_core::CoroRef> {
     u64::try_from(id).ok().and_then(crate::coro_by_id)
+}
+
+/// `interrupt`, `shutdown`, `wake_up`: refused for this session and a backdoor listener,
+/// as the built-in commands refuse them; else whether the coroutine was alive.
+fn lever(
+    verb: &str,
+    id: INT,
+    pull: impl FnOnce(&shrapnel_core::CoroRef) -> bool,
+) -> Result<bool, Box<EvalAltResult>> {
+    if let Some(refusal) = u64::try_from(id)
+        .ok()
+        .and_then(|id| lever_refusal(verb, id))
+    {
+        return Err(script_error(refusal));
+    }
+    Ok(coro(id).is_some_and(|c| pull(&c)))
 }
 
 fn script_error(msg: String) -> Box<EvalAltResult> {
@@ -200,13 +220,15 @@ fn register_builtins(engine: &mut Engine) {
             .collect()
     });
     engine.register_fn("interrupt", |id: INT| {
-        coro(id).is_some_and(|c| c.interrupt(0))
+        lever("interrupt", id, |c| c.interrupt(0))
     });
     engine.register_fn("interrupt", |id: INT, code: INT| {
-        coro(id).is_some_and(|c| c.interrupt(code as u64))
+        lever("interrupt", id, |c| c.interrupt(code as u64))
     });
-    engine.register_fn("shutdown", |id: INT| coro(id).is_some_and(|c| c.shutdown()));
-    engine.register_fn("wake_up", |id: INT| coro(id).is_some_and(|c| c.wake_up()));
+    engine.register_fn("shutdown", |id: INT| {
+        lever("shutdown", id, |c| c.shutdown())
+    });
+    engine.register_fn("wake_up", |id: INT| lever("wake_up", id, |c| c.wake_up()));
     engine.register_fn("selfishness", |n: INT| -> Result<INT, Box<EvalAltResult>> {
         let n = u32::try_from(n).map_err(|_| script_error(format!("bad count {n}")))?;
         crate::set_selfishness(n)

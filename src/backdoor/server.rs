@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
+use shrapnel_core::io::IoError;
+use shrapnel_core::Interrupted;
+
 use super::line::{self, Input, LineDecoder, Request};
 use super::{commands, Listen, Options, Shared, SCAN_PORTS};
 use crate::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -202,6 +205,7 @@ impl Inner {
                 self.addr
             )));
         }
+        let _listening = ListenerMark::new();
         let result = loop {
             if self.closed.get() {
                 break Ok(());
@@ -209,30 +213,51 @@ impl Inner {
             match self.listener.accept() {
                 Ok((conn, peer)) => self.admit(Rc::new(conn), peer),
                 Err(_) if self.closed.get() => break Ok(()),
-                // This coroutine was interrupted, shut down or timed out: stop serving.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    break Ok(())
-                }
-                Err(e) if is_transient(&e) => {
-                    crate::stderr::write_stderr(&format!(
-                        "backdoor on {}: accept failed, retrying: {e}\n",
-                        self.addr
-                    ));
-                    if crate::sleep(ACCEPT_BACKOFF).is_err() {
+                Err(e) => match interruption(&e) {
+                    // A request to finish (or the caller's with_timeout): stop, saying so,
+                    // since `Ok` tells the caller nothing.
+                    Some(i @ (Interrupted::Shutdown | Interrupted::Timeout(_))) => {
+                        let why = match i {
+                            Interrupted::Shutdown => "was shut down",
+                            _ => "reached the end of a with_timeout",
+                        };
+                        crate::stderr::print_stderr(&format!(
+                            "backdoor on {}: closed: its coroutine {} {why}",
+                            self.addr,
+                            who_am_i()
+                        ));
                         break Ok(());
                     }
-                }
-                Err(e) => {
-                    break Err(io::Error::new(
-                        e.kind(),
-                        format!("backdoor on {}: accept failed: {e}", self.addr),
-                    ))
-                }
+                    // An interrupt or a wake-up is not a request to finish: a stray one
+                    // must not take the console away.
+                    Some(i) => crate::stderr::print_stderr(&format!(
+                        "backdoor on {}: its coroutine {} was {i}; still accepting (shut it \
+                         down or call Backdoor::close to stop the backdoor)",
+                        self.addr,
+                        who_am_i()
+                    )),
+                    None if is_transient(&e) => {
+                        crate::stderr::write_stderr(&format!(
+                            "backdoor on {}: accept failed, retrying: {e}\n",
+                            self.addr
+                        ));
+                        if let Err(i) = crate::sleep(ACCEPT_BACKOFF) {
+                            crate::stderr::print_stderr(&format!(
+                                "backdoor on {}: closed: its coroutine {} was {i} while \
+                                 waiting to retry",
+                                self.addr,
+                                who_am_i()
+                            ));
+                            break Ok(());
+                        }
+                    }
+                    None => {
+                        break Err(io::Error::new(
+                            e.kind(),
+                            format!("backdoor on {}: accept failed: {e}", self.addr),
+                        ))
+                    }
+                },
             }
         };
         self.close();
@@ -278,6 +303,60 @@ impl Inner {
             conn.close();
         }
     }
+}
+
+thread_local! {
+    /// The coroutines serving a backdoor on this thread's scheduler, which the console's
+    /// levers refuse to pull (see [`is_listener`]).
+    static LISTENERS: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether coroutine `id` is serving a backdoor's accept loop.
+pub(crate) fn is_listener(id: u64) -> bool {
+    LISTENERS.with(|l| l.borrow().contains(&id))
+}
+
+/// Marks the running coroutine as a listener while it serves.
+struct ListenerMark(Option<u64>);
+
+impl ListenerMark {
+    fn new() -> Self {
+        let id = crate::current().map(|c| c.id());
+        if let Some(id) = id {
+            LISTENERS.with(|l| l.borrow_mut().push(id));
+        }
+        ListenerMark(id)
+    }
+}
+
+impl Drop for ListenerMark {
+    fn drop(&mut self) {
+        if let Some(id) = self.0 {
+            LISTENERS.with(|l| {
+                let mut l = l.borrow_mut();
+                if let Some(i) = l.iter().position(|&x| x == id) {
+                    l.swap_remove(i);
+                }
+            });
+        }
+    }
+}
+
+/// `#3 'backdoor'`: the running coroutine, for a message.
+fn who_am_i() -> String {
+    match crate::current() {
+        Some(c) => format!("#{} '{}'", c.id(), c.name()),
+        None => "(none)".into(),
+    }
+}
+
+/// Why a blocking call failed, if it was interrupted (rather than the OS failing it).
+fn interruption(e: &io::Error) -> Option<Interrupted> {
+    let inner = e.get_ref()?;
+    if let Some(IoError::Interrupted(i)) = inner.downcast_ref::<IoError>() {
+        return Some(*i);
+    }
+    inner.downcast_ref::<Interrupted>().copied()
 }
 
 /// Counts one open session for the limit, until dropped.
