@@ -394,6 +394,8 @@ pub(crate) struct Shared {
     pub(crate) script_setup: Vec<Rc<ScriptSetup>>,
     #[cfg(feature = "backdoor-script")]
     pub(crate) max_operations: u64,
+    #[cfg(feature = "backdoor-script")]
+    pub(crate) eval_time_limit: Duration,
 }
 
 impl Shared {

@@ -166,6 +166,8 @@ impl Inner {
             script_setup: o.script_setup,
             #[cfg(feature = "backdoor-script")]
             max_operations: o.max_operations,
+            #[cfg(feature = "backdoor-script")]
+            eval_time_limit: o.eval_time_limit,
         };
         for (name, help, run) in o.commands {
             shared.register(name, help, run)?;
