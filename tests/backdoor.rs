@@ -1302,7 +1302,10 @@ fn the_login_deadline_closes_a_connection_that_does_not_log_in() {
         slow.send(b"admin\r\n");
         let rest = slow.rest();
         assert!(
-            rest.ends_with("password: \nbackdoor: no login within 300ms; closing the connection\n"),
+            rest.ends_with(
+                "\u{fffd}\u{fffd}\u{1}password: \u{fffd}\u{fffd}\u{1}\nbackdoor: no login within \
+                 300ms; closing the connection\n"
+            ),
             "{rest:?}"
         );
         assert!(

@@ -295,7 +295,7 @@ fn top(out: &mut String, n: usize) -> fmt::Result {
 fn stats(out: &mut String, shared: &Shared) -> fmt::Result {
     use shrapnel_core::sched;
     let st = sched::stats();
-    let rows: [(&str, String); 11] = [
+    let rows: [(&str, String); 12] = [
         ("uptime", secs(sched::uptime())),
         ("switches", st.switches.to_string()),
         ("polls", st.polls.to_string()),
@@ -310,6 +310,7 @@ fn stats(out: &mut String, shared: &Shared) -> fmt::Result {
             shrapnel_core::io::registered().to_string(),
         ),
         ("backdoor sessions", shared.sessions.get().to_string()),
+        ("backdoor logins", shared.pending_logins.get().to_string()),
     ];
     for (k, v) in rows {
         writeln!(out, "{k:<18} {v}")?;

@@ -53,9 +53,17 @@
 //! - TCP listens on 127.0.0.1 unless the caller names another address, and a non-loopback
 //!   address also needs an [authentication hook](Options::auth), else [`Backdoor::bind`]
 //!   fails saying so;
+//! - with a hook, guessing is slow: after a failed login the peer's next password is
+//!   checked later, the delay doubling up to a cap ([`Options::login_backoff`]); a login
+//!   must be done within [`Options::login_timeout`]; connections that have not logged in
+//!   have their own small limit ([`Options::max_pending_logins`]), so they cannot take the
+//!   places of logged-in sessions; a telnet client does not echo the password; compare
+//!   passwords with [`constant_time_eq`];
 //! - lines, sessions and idle time are bounded ([`Options::max_line`],
 //!   [`Options::max_sessions`], [`Options::idle_timeout`]), and `eval` scripts have an
-//!   operation limit;
+//!   operation limit and a time limit, and give the other coroutines a turn as they run;
+//! - the console's `interrupt` and `shutdown` refuse to stop the backdoor's own listener
+//!   or the session that asks;
 //! - the listening socket is close-on-exec, and a session's output goes to that session
 //!   only: `print_stderr` from other coroutines still goes to the real stderr.
 //!
@@ -64,6 +72,7 @@
 
 mod commands;
 pub mod line;
+mod login;
 #[cfg(feature = "backdoor-script")]
 mod script;
 mod server;
@@ -218,8 +227,20 @@ impl Options {
     }
 
     /// Require a login: a session is asked for `user:` and `password:` and `check(user,
-    /// password)` decides. One try per connection; a failed login closes the session.
-    /// Required for a non-loopback TCP address.
+    /// password)` decides. One try per connection; a failed login closes the session and
+    /// makes the peer's next try wait ([`login_backoff`](Options::login_backoff)). Over
+    /// TCP the server sends telnet's `IAC WILL ECHO` before `password:` (a telnet client
+    /// stops echoing) and `IAC WONT ECHO` after it. Required for a non-loopback TCP
+    /// address. Compare secrets with [`constant_time_eq`]:
+    ///
+    /// ```no_run
+    /// use shrapnel::backdoor::{constant_time_eq, Options};
+    ///
+    /// let secret = std::env::var("BACKDOOR_PASSWORD").expect("a password in the environment");
+    /// let options = Options::tcp(([0, 0, 0, 0], 8023)).auth(move |user, password| {
+    ///     user == "admin" && constant_time_eq(password.as_bytes(), secret.as_bytes())
+    /// });
+    /// ```
     pub fn auth(mut self, check: impl Fn(&str, &str) -> bool + 'static) -> Self {
         self.auth = Some(Rc::new(check));
         self
@@ -233,6 +254,8 @@ impl Options {
     }
 
     /// Sessions served at once (default 16); a client beyond that gets one refusal line.
+    /// With an [`auth`](Options::auth) hook, only logged-in sessions count here (see
+    /// [`max_pending_logins`](Options::max_pending_logins)).
     pub fn max_sessions(mut self, n: usize) -> Self {
         self.max_sessions = n;
         self
@@ -303,7 +326,8 @@ impl Options {
     }
 
     /// The operation limit of one `eval` (default 100 000); a script that runs past it is
-    /// stopped with an error, so a loop cannot stall the scheduler for long.
+    /// stopped with an error. [`eval_time_limit`](Options::eval_time_limit) bounds its
+    /// time.
     #[cfg(feature = "backdoor-script")]
     pub fn max_operations(mut self, ops: u64) -> Self {
         self.max_operations = ops.max(1);
@@ -385,9 +409,15 @@ pub(crate) struct Shared {
     pub(crate) max_line: usize,
     pub(crate) max_sessions: usize,
     pub(crate) idle_timeout: Duration,
+    pub(crate) login_timeout: Duration,
+    pub(crate) max_pending_logins: usize,
+    /// Failed logins per peer, for the delays.
+    pub(crate) penalties: RefCell<login::Penalties>,
     pub(crate) commands: RefCell<BTreeMap<String, AppCommand>>,
-    /// Sessions open now.
+    /// Sessions open now (logged in, or with no auth hook, connected).
     pub(crate) sessions: Cell<usize>,
+    /// Connections waiting to log in now.
+    pub(crate) pending_logins: Cell<usize>,
     /// Sessions accepted since start, for naming them.
     pub(crate) accepted: Cell<u64>,
     #[cfg(feature = "backdoor-script")]

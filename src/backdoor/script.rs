@@ -122,7 +122,7 @@ impl Budget {
     /// cut short by the time limit (which then stops the script) or an interrupt of this
     /// session's coroutine (an error the script can catch).
     fn sleep(&self, seconds: FLOAT) -> Result<(), Box<EvalAltResult>> {
-        if !(seconds >= 0.0) {
+        if seconds.is_nan() || seconds < 0.0 {
             return Err(script_error(format!(
                 "sleep: {seconds} is not a number of seconds (give 0 or more)"
             )));
