@@ -1,7 +1,8 @@
 //! The backdoor driven by real clients: `socat` and `nc -U` for whole sessions, and a Rust
-//! client on a plain std thread (while the scheduler runs on the test thread) for
-//! everything else — every built-in command against a known set of coroutines, bad input,
-//! limits, and the security rules.
+//! client (unix or TCP) on a plain std thread (while the scheduler runs on the test thread)
+//! for everything else — every built-in command against a known set of coroutines, bad
+//! input, limits, the security rules (logins over TCP included), and `eval`'s limits.
+//! Timings are only asserted as lower bounds (a delay the server must impose).
 #![cfg(feature = "backdoor")]
 
 use std::cell::Cell;
@@ -1196,11 +1197,10 @@ fn failed_logins_from_one_peer_wait_longer_each_time() {
             t.elapsed()
         );
         // The right password waits its turn too (800 ms after the 5th failure), then works.
-        let t = Instant::now();
         let mut c = login(addr, "s3cret").expect("the right password");
         assert!(
-            t.elapsed() >= Duration::from_millis(700),
-            "{:?}",
+            t.elapsed() >= Duration::from_millis(1550),
+            "5 failures and a success in {:?}",
             t.elapsed()
         );
         assert!(c.cmd("stats").contains("backdoor sessions  1"));

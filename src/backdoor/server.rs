@@ -1,7 +1,9 @@
 //! The backdoor's listener and sessions: binding with the secure defaults (the unix socket
-//! file rules, loopback-only TCP without an auth hook), the accept loop with its session
-//! limit, and one coroutine per session that reads lines with an idle timeout, runs them,
-//! and writes the output to that session only.
+//! file rules, loopback-only TCP without an auth hook), the accept loop with its limits (of
+//! sessions, and of connections waiting to log in) that outlives stray interrupts, and one
+//! coroutine per session that logs in (deadline, failed-login delays from `login.rs`, no
+//! telnet echo for the password), reads lines with an idle timeout, runs them, and writes
+//! the output to that session only.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
