@@ -6,7 +6,8 @@
 //! socat - UNIX-CONNECT:./shrapnel-demo.sock      (or: nc -U ./shrapnel-demo.sock)
 //! ```
 //!
-//! `$SHRAPNEL_BACKDOOR` names another socket path. Try `ps`, `where_all`, `stats`,
+//! `$SHRAPNEL_BACKDOOR` names another socket path; with `$SHRAPNEL_BACKDOOR_PASSWORD` set,
+//! a session must log in first (user `admin`, that password). Try `ps`, `where_all`, `stats`,
 //! `sockets`, `top`, the demo's own `echoes` command, and `stall 300` to see a high-latency
 //! warning on the server's stderr and the slice in `top`. Built with
 //! `--features backdoor,latency,backdoor-script`, `eval` runs rhai scripts such as
@@ -16,7 +17,7 @@ use std::io::{Read, Write};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use shrapnel::backdoor::{Backdoor, Options};
+use shrapnel::backdoor::{self, Backdoor, Options};
 use shrapnel::net::TcpListener;
 
 fn main() {
@@ -46,7 +47,13 @@ fn main() {
         }
     };
     let echoed = Rc::new(Cell::new(0u64));
-    let options = Options::unix(&path);
+    let mut options = Options::unix(&path);
+    if let Some(password) = std::env::var_os("SHRAPNEL_BACKDOOR_PASSWORD") {
+        let password = password.into_encoded_bytes();
+        options = options.auth(move |user, typed| {
+            user == "admin" && backdoor::constant_time_eq(typed.as_bytes(), &password)
+        });
+    }
     // With `--features backdoor-script` too: `eval echoed() / 1024` and friends.
     #[cfg(feature = "backdoor-script")]
     let options = {

@@ -1,7 +1,8 @@
 //! The backdoor driven by real clients: `socat` and `nc -U` for whole sessions, and a Rust
-//! client on a plain std thread (while the scheduler runs on the test thread) for
-//! everything else — every built-in command against a known set of coroutines, bad input,
-//! limits, and the security rules.
+//! client (unix or TCP) on a plain std thread (while the scheduler runs on the test thread)
+//! for everything else — every built-in command against a known set of coroutines, bad
+//! input, limits, the security rules (logins over TCP included), and `eval`'s limits.
+//! Timings are only asserted as lower bounds (a delay the server must impose).
 #![cfg(feature = "backdoor")]
 
 use std::cell::Cell;
@@ -62,10 +63,15 @@ fn drive<R: Send + 'static>(backdoor: Backdoor, client: impl FnOnce() -> R + Sen
     }
 }
 
-/// A line client over a std unix socket, with timeouts so a broken server fails the test
-/// instead of hanging it.
+/// A client's end of a connection: a std unix or TCP stream.
+trait Stream: Read + Write + Send {}
+impl Stream for UnixStream {}
+impl Stream for std::net::TcpStream {}
+
+/// A line client over a std unix or TCP socket, with timeouts so a broken server fails the
+/// test instead of hanging it.
 struct Client {
-    s: UnixStream,
+    s: Box<dyn Stream>,
     buf: Vec<u8>,
     /// What the server said before the first prompt.
     welcome: String,
@@ -76,6 +82,17 @@ impl Client {
         let s = UnixStream::connect(path).expect("connect to the backdoor");
         s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
         s.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
+        Client::over(Box::new(s))
+    }
+
+    fn tcp(addr: std::net::SocketAddr) -> Client {
+        let s = std::net::TcpStream::connect(addr).expect("connect to the backdoor");
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
+        Client::over(Box::new(s))
+    }
+
+    fn over(s: Box<dyn Stream>) -> Client {
         Client {
             s,
             buf: Vec::new(),
@@ -91,21 +108,28 @@ impl Client {
 
     /// Everything up to `pat` (which is consumed).
     fn read_until(&mut self, pat: &str) -> String {
+        String::from_utf8_lossy(&self.read_until_bytes(pat.as_bytes())).into_owned()
+    }
+
+    /// The bytes up to `pat` (which is consumed), telnet commands and all.
+    fn read_until_bytes(&mut self, pat: &[u8]) -> Vec<u8> {
         loop {
-            if let Some(i) = find(&self.buf, pat.as_bytes()) {
-                let text = String::from_utf8_lossy(&self.buf[..i]).into_owned();
+            if let Some(i) = find(&self.buf, pat) {
+                let bytes = self.buf[..i].to_vec();
                 self.buf.drain(..i + pat.len());
-                return text;
+                return bytes;
             }
             let mut chunk = [0u8; 8192];
             match self.s.read(&mut chunk) {
                 Ok(0) => panic!(
-                    "connection closed before {pat:?}; got {:?}",
+                    "connection closed before {:?}; got {:?}",
+                    String::from_utf8_lossy(pat),
                     String::from_utf8_lossy(&self.buf)
                 ),
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) => panic!(
-                    "reading until {pat:?}: {e}; got {:?}",
+                    "reading until {:?}: {e}; got {:?}",
+                    String::from_utf8_lossy(pat),
                     String::from_utf8_lossy(&self.buf)
                 ),
             }
@@ -120,6 +144,29 @@ impl Client {
     fn cmd(&mut self, line: &str) -> String {
         self.send(format!("{line}\n").as_bytes());
         self.read_until(PROMPT)
+    }
+
+    /// Everything up to `pat` as `Ok`, or everything until the server closed as `Err`.
+    fn until_or_close(&mut self, pat: &str) -> Result<String, String> {
+        let mut chunk = [0u8; 8192];
+        loop {
+            if let Some(i) = find(&self.buf, pat.as_bytes()) {
+                let text = String::from_utf8_lossy(&self.buf[..i]).into_owned();
+                self.buf.drain(..i + pat.len());
+                return Ok(text);
+            }
+            match self.s.read(&mut chunk) {
+                Ok(0) => return Err(self.rest()),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    return Err(self.rest())
+                }
+                Err(e) => panic!(
+                    "reading until {pat:?}: {e}; got {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                ),
+            }
+        }
     }
 
     /// Everything until the server closes (a reset after the data counts as the end).
@@ -156,6 +203,18 @@ fn row<'a>(table: &'a str, name: &str) -> &'a str {
                 == Some(name)
         })
         .unwrap_or_else(|| panic!("no row for {name:?} in\n{table}"))
+}
+
+/// The id of the live coroutine named `name`, from the `live` command.
+fn id_of(c: &mut Client, name: &str) -> u64 {
+    c.cmd("live")
+        .lines()
+        .skip(1)
+        .find_map(|l| {
+            let (id, n) = l.trim_start().split_once("  ")?;
+            (n.trim_start() == name).then(|| id.parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no live coroutine named {name:?}"))
 }
 
 fn unix(tag: &str) -> (Options, PathBuf) {
@@ -1007,6 +1066,291 @@ fn registering_builtin_or_bad_names_is_refused() {
     assert!(!path.exists(), "nothing is bound when the options are bad");
 }
 
+#[test]
+fn the_console_refuses_to_stop_the_listener_or_its_own_session() {
+    shrapnel::reset();
+    let (opts, path) = unix("levers");
+    let bd = Backdoor::bind(opts).unwrap();
+    drive(bd, move || {
+        let mut c = Client::connect(&path);
+        let listener = id_of(&mut c, "backdoor");
+        let me = id_of(&mut c, "backdoor session 1");
+        for verb in ["interrupt", "shutdown"] {
+            assert_eq!(
+                c.cmd(&format!("{verb} {listener}")),
+                format!(
+                    "{verb}: #{listener} is the backdoor's listener; stopping it would close \
+                     the backdoor (the application can call Backdoor::close)\n"
+                )
+            );
+            assert_eq!(
+                c.cmd(&format!("{verb} {me}")),
+                format!("{verb}: #{me} is this backdoor session; use `quit` to leave\n")
+            );
+        }
+        // Still listening, and this session still works.
+        let mut d = Client::connect(&path);
+        assert!(d.cmd("live").contains("backdoor session 2"));
+        assert!(c.cmd("live").contains("backdoor session 1"));
+    });
+}
+
+#[test]
+fn an_interrupted_listener_says_why_on_stderr_and_keeps_accepting() {
+    const NAME: &str = "an_interrupted_listener_says_why_on_stderr_and_keeps_accepting";
+    if std::env::var_os("SHRAPNEL_BACKDOOR_CHILD").is_none() {
+        let err = child_stderr(NAME);
+        assert!(
+            err.contains("'backdoor' was interrupted (code 5); still accepting"),
+            "{err}"
+        );
+        assert!(
+            err.contains("closed: its coroutine #1 'backdoor' was shut down"),
+            "{err}"
+        );
+        return;
+    }
+    shrapnel::reset();
+    let (opts, path) = unix("relisten");
+    let coro = |args: &[&str]| -> std::io::Result<shrapnel::CoroRef> {
+        let id: u64 = args[0].parse().map_err(std::io::Error::other)?;
+        shrapnel::coro_by_id(id).ok_or_else(|| std::io::Error::other("no such coroutine"))
+    };
+    let bd = Backdoor::bind(
+        opts.command(
+            "poke",
+            "interrupt from application code",
+            move |args, out| writeln!(out, "{}", coro(args)?.interrupt(5)),
+        )
+        .command(
+            "stop",
+            "shut down from application code",
+            move |args, out| writeln!(out, "{}", coro(args)?.shutdown()),
+        ),
+    )
+    .unwrap();
+    drive(bd, move || {
+        let mut c = Client::connect(&path);
+        let listener = id_of(&mut c, "backdoor");
+        assert_eq!(listener, 1);
+        assert_eq!(c.cmd(&format!("poke {listener}")), "true\n");
+        // The listener sees the interrupt in its accept, says so, and accepts again.
+        let mut d = Client::connect(&path);
+        assert!(d.cmd("live").contains("backdoor session 2"));
+        assert!(path.exists());
+        // A shutdown is a request to finish: the backdoor closes, saying so.
+        assert_eq!(d.cmd(&format!("stop {listener}")), "true\n");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while path.exists() {
+            assert!(Instant::now() < deadline, "the listener did not close");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // Open sessions go on.
+        assert!(c.cmd("live").contains("backdoor session 1"));
+    });
+}
+
+/// A loopback TCP backdoor that lets `admin` in with the password `s3cret`.
+fn tcp_with_login(opts: impl FnOnce(Options) -> Options) -> (Backdoor, std::net::SocketAddr) {
+    let o = Options::tcp(([127, 0, 0, 1], 0)).auth(|user, password| {
+        user == "admin" && shrapnel::backdoor::constant_time_eq(password.as_bytes(), b"s3cret")
+    });
+    let bd = Backdoor::bind(opts(o)).unwrap();
+    let ListenAddr::Tcp(addr) = bd.addr().clone() else {
+        panic!("{:?}", bd.addr())
+    };
+    (bd, addr)
+}
+
+/// One login attempt over TCP: the client at the prompt, or what the server said before
+/// it closed.
+fn login(addr: std::net::SocketAddr, password: &str) -> Result<Client, String> {
+    let mut c = Client::tcp(addr);
+    c.read_until("user: ");
+    c.send(b"admin\r\n");
+    c.read_until("password: ");
+    c.send(format!("{password}\r\n").as_bytes());
+    c.until_or_close(PROMPT).map(|welcome| {
+        c.welcome = welcome;
+        c
+    })
+}
+
+#[test]
+fn failed_logins_from_one_peer_wait_longer_each_time() {
+    shrapnel::reset();
+    let (bd, addr) =
+        tcp_with_login(|o| o.login_backoff(Duration::from_millis(50), Duration::from_secs(1)));
+    drive(bd, move || {
+        let t = Instant::now();
+        for _ in 0..5 {
+            let e = login(addr, "guess")
+                .err()
+                .expect("a wrong password is refused");
+            assert!(e.contains("login failed"), "{e:?}");
+        }
+        // The 2nd attempt is checked 50 ms after the 1st failure at the earliest, the 3rd
+        // 100 ms after the 2nd, then 200 and 400 ms.
+        assert!(
+            t.elapsed() >= Duration::from_millis(750),
+            "5 failures in {:?}",
+            t.elapsed()
+        );
+        // The right password waits its turn too (800 ms after the 5th failure), then works.
+        let mut c = login(addr, "s3cret").expect("the right password");
+        assert!(
+            t.elapsed() >= Duration::from_millis(1550),
+            "5 failures and a success in {:?}",
+            t.elapsed()
+        );
+        assert!(c.cmd("stats").contains("backdoor sessions  1"));
+    });
+}
+
+#[test]
+fn parallel_failed_logins_are_checked_one_at_a_time() {
+    shrapnel::reset();
+    let (bd, addr) =
+        tcp_with_login(|o| o.login_backoff(Duration::from_millis(100), Duration::from_secs(1)));
+    drive(bd, move || {
+        let t = Instant::now();
+        let tries: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(move || login(addr, "guess").err()))
+            .collect();
+        for t in tries {
+            let e = t.join().unwrap().expect("a wrong password is refused");
+            assert!(e.contains("login failed"), "{e:?}");
+        }
+        // Checked one after the other: 100 + 200 + 400 ms between the four checks.
+        assert!(
+            t.elapsed() >= Duration::from_millis(700),
+            "4 parallel failures in {:?}",
+            t.elapsed()
+        );
+    });
+}
+
+#[test]
+fn connections_that_have_not_logged_in_cannot_take_the_sessions_places() {
+    shrapnel::reset();
+    let (bd, addr) = tcp_with_login(|o| o);
+    drive(bd, move || {
+        let mut admin = login(addr, "s3cret").expect("the right password");
+        let mut idle: Vec<Client> = (0..20).map(|_| Client::tcp(addr)).collect();
+        let (mut asked, mut refused) = (0, 0);
+        for c in &mut idle {
+            let first = c.read_until(" ");
+            match first.as_str() {
+                "user:" => asked += 1,
+                "backdoor:" => {
+                    assert_eq!(
+                        c.rest(),
+                        "too many connections waiting to log in (4, the limit); try again \
+                         later\n"
+                    );
+                    refused += 1;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!((asked, refused), (4, 16));
+        // The logged-in session is not held up by them.
+        assert!(admin.cmd("stats").contains("backdoor sessions  1"));
+        // When they leave, logging in works again.
+        drop(idle);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut again = loop {
+            let mut c = Client::tcp(addr);
+            if c.read_until(" ") == "user:" {
+                break c;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the waiting places were not freed"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        again.send(b"admin\r\n");
+        again.read_until("password: ");
+        again.send(b"s3cret\r\n");
+        again.read_until(PROMPT);
+        assert!(again.cmd("stats").contains("backdoor sessions  2"));
+    });
+}
+
+#[test]
+fn the_login_deadline_closes_a_connection_that_does_not_log_in() {
+    shrapnel::reset();
+    let (bd, addr) = tcp_with_login(|o| o.login_timeout(Duration::from_millis(300)));
+    drive(bd, move || {
+        let t = Instant::now();
+        let mut silent = Client::tcp(addr);
+        assert_eq!(silent.read_until("user: "), "");
+        assert_eq!(
+            silent.rest(),
+            "\nbackdoor: no login within 300ms; closing the connection\n"
+        );
+        assert!(
+            t.elapsed() >= Duration::from_millis(300),
+            "{:?}",
+            t.elapsed()
+        );
+        // The deadline covers the whole login, not each line.
+        let t = Instant::now();
+        let mut slow = Client::tcp(addr);
+        slow.read_until("user: ");
+        slow.send(b"admin\r\n");
+        let rest = slow.rest();
+        assert!(
+            rest.ends_with(
+                "\u{fffd}\u{fffd}\u{1}password: \u{fffd}\u{fffd}\u{1}\nbackdoor: no login within \
+                 300ms; closing the connection\n"
+            ),
+            "{rest:?}"
+        );
+        assert!(
+            t.elapsed() >= Duration::from_millis(300),
+            "{:?}",
+            t.elapsed()
+        );
+    });
+}
+
+#[test]
+fn echo_is_off_while_the_password_is_typed() {
+    shrapnel::reset();
+    let (bd, addr) = tcp_with_login(|o| o.welcome("hi admin"));
+    drive(bd, move || {
+        let mut c = Client::tcp(addr);
+        assert_eq!(c.read_until_bytes(b"user: "), b"");
+        c.send(b"admin\r\n");
+        // IAC WILL ECHO: the server says it echoes, so the client stops echoing.
+        assert_eq!(c.read_until_bytes(b"password: "), b"\xff\xfb\x01");
+        // A telnet client answers IAC DO ECHO; the password line is read whole around it.
+        c.send(b"\xff\xfd\x01s3cret\r\n");
+        // IAC WONT ECHO, and the newline the client did not echo.
+        assert_eq!(
+            c.read_until_bytes(PROMPT.as_bytes()),
+            b"\xff\xfc\x01\nhi admin\n"
+        );
+        // Its IAC DONT ECHO reply is ignored too.
+        c.send(b"\xff\xfe\x01");
+        assert!(c.cmd("live").contains("backdoor session 1"));
+    });
+}
+
+#[test]
+fn constant_time_eq_compares_whole_slices() {
+    use shrapnel::backdoor::constant_time_eq;
+    assert!(constant_time_eq(b"s3cret", b"s3cret"));
+    assert!(constant_time_eq(b"", b""));
+    assert!(!constant_time_eq(b"s3cret", b"s3creT"));
+    assert!(!constant_time_eq(b"s3cret", b"s3cre"));
+    assert!(!constant_time_eq(b"s3cre", b"s3cret"));
+    assert!(!constant_time_eq(b"", b"x"));
+    assert!(!constant_time_eq(b"\0", b""));
+}
+
 #[cfg(feature = "backdoor-script")]
 mod script {
     use super::*;
@@ -1090,6 +1434,167 @@ mod script {
             let out = c.cmd("eval let s = \"x\"; loop { s += s }");
             assert!(out.starts_with("eval: "), "{out}");
             assert_eq!(c.cmd("eval 1"), "1\n");
+        });
+    }
+
+    /// A coroutine that counts its turns (it yields after each): when the count moves while
+    /// a script runs, the script let the other coroutines run.
+    fn spawn_ticker() -> Rc<Cell<i64>> {
+        let n = Rc::new(Cell::new(0));
+        let m = n.clone();
+        shrapnel::Builder::new()
+            .name("ticker")
+            .spawn(move || loop {
+                m.set(m.get() + 1);
+                shrapnel::yield_slice();
+            })
+            .unwrap();
+        n
+    }
+
+    /// A backdoor whose scripts can read the ticker's count with `ticks()`.
+    fn with_ticker(tag: &str, opts: impl FnOnce(Options) -> Options) -> (Backdoor, PathBuf) {
+        let ticks = spawn_ticker();
+        let (o, path) = unix(tag);
+        let o = opts(o).script_engine(move |engine| {
+            let t = ticks.clone();
+            engine.register_fn("ticks", move || t.get());
+        });
+        (Backdoor::bind(o).unwrap(), path)
+    }
+
+    #[test]
+    fn eval_sleep_is_a_coroutine_sleep_that_lets_others_run() {
+        shrapnel::reset();
+        let (bd, path) = with_ticker("sleep", |o| o);
+        drive(bd, move || {
+            let mut c = Client::connect(&path);
+            let ran: i64 = c
+                .cmd("eval let a = ticks(); sleep(0.05); ticks() - a")
+                .trim()
+                .parse()
+                .unwrap();
+            assert!(ran > 0, "the ticker did not run while the script slept");
+            assert_eq!(
+                c.cmd("eval let a = ticks(); sleep(0); ticks() > a"),
+                "true\n"
+            );
+            let out = c.cmd("eval sleep(-1)");
+            assert!(out.starts_with("eval: sleep: -1"), "{out}");
+            assert!(out.contains("not a number of seconds"), "{out}");
+        });
+    }
+
+    #[test]
+    fn an_endless_sleep_is_cut_by_the_time_limit() {
+        shrapnel::reset();
+        let (bd, path) = with_ticker("sleep-forever", |o| {
+            o.eval_time_limit(Duration::from_millis(300))
+        });
+        drive(bd, move || {
+            let mut c = Client::connect(&path);
+            let t = Instant::now();
+            let out = c.cmd("eval sleep(1e19)");
+            assert!(
+                t.elapsed() >= Duration::from_millis(300),
+                "{:?}",
+                t.elapsed()
+            );
+            assert!(
+                out.starts_with("eval: stopped after 300ms, the time limit"),
+                "{out}"
+            );
+            assert!(out.contains("Options::eval_time_limit"), "{out}");
+            assert_eq!(c.cmd("eval 1"), "1\n");
+        });
+    }
+
+    #[test]
+    fn a_long_script_lets_the_other_coroutines_run() {
+        shrapnel::reset();
+        let (bd, path) = with_ticker("share", |o| o.max_operations(50_000));
+        drive(bd, move || {
+            let mut c = Client::connect(&path);
+            // Each round is one operation that takes a while (a 64 KiB string); the loop
+            // ends as soon as the ticker has had a turn.
+            let out = c.cmd(
+                "eval let a = ticks(); while ticks() == a { let s = \"x\"; s.pad(65000, \"x\"); } \
+                 \"others ran\"",
+            );
+            assert_eq!(out, "others ran\n");
+        });
+    }
+
+    #[test]
+    fn a_slow_script_is_stopped_by_the_time_limit() {
+        shrapnel::reset();
+        let (bd, path) = with_ticker("slow", |o| {
+            o.max_operations(u64::MAX)
+                .eval_time_limit(Duration::from_millis(300))
+        });
+        drive(bd, move || {
+            let mut c = Client::connect(&path);
+            let t = Instant::now();
+            let out =
+                c.cmd("eval let a = ticks(); loop { print(ticks() - a); let s = \"x\"; s.pad(65000, \"x\"); }");
+            assert!(
+                t.elapsed() >= Duration::from_millis(300),
+                "{:?}",
+                t.elapsed()
+            );
+            let last = out.lines().last().unwrap();
+            assert!(
+                last.starts_with("eval: stopped after 300ms, the time limit"),
+                "{last}"
+            );
+            assert!(last.contains("Options::eval_time_limit"), "{last}");
+            // What it printed: the ticker's turns since the start, growing.
+            let seen: Vec<i64> = out.lines().filter_map(|l| l.parse().ok()).collect();
+            assert!(seen.last().is_some_and(|&n| n > 0), "{out}");
+            assert_eq!(c.cmd("eval 2"), "2\n");
+        });
+    }
+
+    #[test]
+    fn eval_levers_refuse_the_session_and_the_listener() {
+        shrapnel::reset();
+        let (bd, path) = with_app("eval-levers");
+        drive(bd, move || {
+            let mut c = Client::connect(&path);
+            let me = id_of(&mut c, "backdoor session 1");
+            let listener = id_of(&mut c, "backdoor");
+            for call in [
+                "interrupt(ID)",
+                "interrupt(ID, 7)",
+                "shutdown(ID)",
+                "wake_up(ID)",
+            ] {
+                let verb = &call[..call.find('(').unwrap()];
+                let out = c.cmd(&format!("eval {}", call.replace("ID", &me.to_string())));
+                assert!(
+                    out.starts_with(&format!(
+                        "eval: {verb}: #{me} is this backdoor session; use `quit` to leave"
+                    )),
+                    "{out}"
+                );
+                let out = c.cmd(&format!(
+                    "eval {}",
+                    call.replace("ID", &listener.to_string())
+                ));
+                assert!(
+                    out.starts_with(&format!(
+                        "eval: {verb}: #{listener} is the backdoor's listener"
+                    )),
+                    "{out}"
+                );
+            }
+            // Twice, as in the report: the session is still there.
+            let out = c.cmd(&format!("eval interrupt({me})"));
+            assert!(out.contains("is this backdoor session"), "{out}");
+            assert_eq!(c.cmd("eval 1"), "1\n");
+            assert!(Client::connect(&path)
+                .cmd("live")
+                .contains("backdoor session 2"));
         });
     }
 

@@ -2,8 +2,9 @@
 //! coroutine snapshots, scheduler counters, live sockets) as text for one session, or pulls
 //! one of its levers (interrupt, shutdown, latency factor, selfishness).
 //!
-//! Tables have a header line and fixed-width columns; names and wait reasons longer than
-//! their column are cut with `…` (`where N` shows them whole).
+//! Tables have a header line and columns as wide as their widest value (with a minimum, so
+//! the usual layout stays put); names and wait reasons longer than 24 and 20 characters are
+//! cut with `…` (`where N` shows them whole).
 
 use std::fmt::{self, Write as _};
 use std::time::Duration;
@@ -71,6 +72,64 @@ fn cut(text: &str, width: usize) -> String {
     s
 }
 
+/// A column of a [`table`]: its header, which side its cells line up on, and its
+/// narrowest width (so small tables keep a steady layout).
+struct Column {
+    head: &'static str,
+    right: bool,
+    min: usize,
+}
+
+impl Column {
+    const fn left(head: &'static str, min: usize) -> Self {
+        Column {
+            head,
+            right: false,
+            min,
+        }
+    }
+
+    const fn right(head: &'static str, min: usize) -> Self {
+        Column {
+            head,
+            right: true,
+            min,
+        }
+    }
+}
+
+/// A header line and `rows`, each column as wide as its widest cell or header (at least
+/// its minimum), two spaces apart, without trailing blanks. Widths count characters.
+fn table(out: &mut String, columns: &[Column], rows: &[Vec<String>]) -> fmt::Result {
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|cell| cell.chars().count())
+                .fold(c.min.max(c.head.chars().count()), usize::max)
+        })
+        .collect();
+    let header: Vec<String> = columns.iter().map(|c| c.head.to_string()).collect();
+    let mut line = String::new();
+    for row in std::iter::once(&header).chain(rows) {
+        line.clear();
+        for (i, ((cell, c), &w)) in row.iter().zip(columns).zip(&widths).enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            if c.right {
+                write!(line, "{cell:>w$}")?;
+            } else {
+                write!(line, "{cell:<w$}")?;
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
 pub(crate) fn state_name(s: State) -> &'static str {
     match s {
         State::NotStarted => "new",
@@ -109,26 +168,35 @@ fn slice_cells(info: &CoroInfo) -> (String, String) {
 }
 
 fn ps(out: &mut String) -> fmt::Result {
-    writeln!(
-        out,
-        "{:>4}  {:<24}  {:<9}  {:<20}  {:>9}  {:>6}  {:>10}",
-        "ID", "NAME", "STATE", "WAIT", "WAITED", "SLICES", "MAX SLICE"
-    )?;
-    for info in shrapnel_core::where_all() {
-        let (count, max) = slice_cells(&info);
-        writeln!(
-            out,
-            "{:>4}  {:<24}  {:<9}  {:<20}  {:>9}  {:>6}  {:>10}",
-            info.id,
-            cut(&info.name, 24),
-            state_name(info.state),
-            cut(&info.reason.to_string(), 20),
-            secs(info.waited),
-            count,
-            max
-        )?;
-    }
-    Ok(())
+    ps_table(out, &shrapnel_core::where_all())
+}
+
+fn ps_table(out: &mut String, coros: &[CoroInfo]) -> fmt::Result {
+    const COLUMNS: &[Column] = &[
+        Column::right("ID", 4),
+        Column::left("NAME", 24),
+        Column::left("STATE", 9),
+        Column::left("WAIT", 20),
+        Column::right("WAITED", 9),
+        Column::right("SLICES", 6),
+        Column::right("MAX SLICE", 10),
+    ];
+    let rows: Vec<Vec<String>> = coros
+        .iter()
+        .map(|info| {
+            let (count, max) = slice_cells(info);
+            vec![
+                info.id.to_string(),
+                cut(&info.name, 24),
+                state_name(info.state).into(),
+                cut(&info.reason.to_string(), 20),
+                secs(info.waited),
+                count,
+                max,
+            ]
+        })
+        .collect();
+    table(out, COLUMNS, &rows)
 }
 
 fn no_such(out: &mut String, verb: &str, id: u64) -> fmt::Result {
@@ -145,8 +213,12 @@ fn where_one(out: &mut String, id: u64) -> fmt::Result {
 fn live(out: &mut String) -> fmt::Result {
     let coros = crate::live_coros();
     writeln!(out, "{} live coroutines", coros.len())?;
+    let w = coros
+        .iter()
+        .map(|c| c.id().to_string().len())
+        .fold(4, usize::max);
     for c in coros {
-        writeln!(out, "{:>4}  {}", c.id(), c.name())?;
+        writeln!(out, "{:>w$}  {}", c.id(), c.name())?;
     }
     Ok(())
 }
@@ -190,35 +262,40 @@ fn top(out: &mut String, n: usize) -> fmt::Result {
     }
     let mut all = shrapnel_core::where_all();
     all.sort_by(|a, b| b.slices.max.cmp(&a.slices.max).then(a.id.cmp(&b.id)));
-    writeln!(
-        out,
-        "{:>4}  {:<24}  {:>10}  {:>8}  {:>10}  {:>10}",
-        "ID", "NAME", "MAX SLICE", "SLICES", "TOTAL", "MEAN"
-    )?;
-    for info in all.iter().take(n) {
-        let s = info.slices;
-        let mean = match u32::try_from(s.count) {
-            Ok(c) if c > 0 => s.total / c,
-            _ => Duration::ZERO,
-        };
-        writeln!(
-            out,
-            "{:>4}  {:<24}  {:>10}  {:>8}  {:>10}  {:>10}",
-            info.id,
-            cut(&info.name, 24),
-            secs(s.max),
-            s.count,
-            secs(s.total),
-            secs(mean)
-        )?;
-    }
-    Ok(())
+    const COLUMNS: &[Column] = &[
+        Column::right("ID", 4),
+        Column::left("NAME", 24),
+        Column::right("MAX SLICE", 10),
+        Column::right("SLICES", 8),
+        Column::right("TOTAL", 10),
+        Column::right("MEAN", 10),
+    ];
+    let rows: Vec<Vec<String>> = all
+        .iter()
+        .take(n)
+        .map(|info| {
+            let s = info.slices;
+            let mean = match u32::try_from(s.count) {
+                Ok(c) if c > 0 => s.total / c,
+                _ => Duration::ZERO,
+            };
+            vec![
+                info.id.to_string(),
+                cut(&info.name, 24),
+                secs(s.max),
+                s.count.to_string(),
+                secs(s.total),
+                secs(mean),
+            ]
+        })
+        .collect();
+    table(out, COLUMNS, &rows)
 }
 
 fn stats(out: &mut String, shared: &Shared) -> fmt::Result {
     use shrapnel_core::sched;
     let st = sched::stats();
-    let rows: [(&str, String); 11] = [
+    let rows: [(&str, String); 12] = [
         ("uptime", secs(sched::uptime())),
         ("switches", st.switches.to_string()),
         ("polls", st.polls.to_string()),
@@ -233,6 +310,7 @@ fn stats(out: &mut String, shared: &Shared) -> fmt::Result {
             shrapnel_core::io::registered().to_string(),
         ),
         ("backdoor sessions", shared.sessions.get().to_string()),
+        ("backdoor logins", shared.pending_logins.get().to_string()),
     ];
     for (k, v) in rows {
         writeln!(out, "{k:<18} {v}")?;
@@ -250,21 +328,39 @@ fn kind_name(k: SocketKind) -> &'static str {
 }
 
 fn sockets(out: &mut String) -> fmt::Result {
-    writeln!(out, "{:>4}  {:<13}  {:<28}  PEER", "FD", "KIND", "LOCAL")?;
-    for s in net::live_sockets() {
-        let line = format!(
-            "{:>4}  {:<13}  {:<28}  {}",
-            s.fd,
-            kind_name(s.kind),
-            s.local,
-            s.peer
-        );
-        writeln!(out, "{}", line.trim_end())?;
-    }
-    Ok(())
+    const COLUMNS: &[Column] = &[
+        Column::right("FD", 4),
+        Column::left("KIND", 13),
+        Column::left("LOCAL", 28),
+        Column::left("PEER", 0),
+    ];
+    let rows: Vec<Vec<String>> = net::live_sockets()
+        .into_iter()
+        .map(|s| vec![s.fd.to_string(), kind_name(s.kind).into(), s.local, s.peer])
+        .collect();
+    table(out, COLUMNS, &rows)
 }
 
-/// `interrupt` / `shutdown`: find the coroutine, refuse this session's own, pull the lever.
+/// Why a session must not pull `verb` on coroutine `id`, if it must not: `id` is the
+/// session itself (its next read would fail and end it) or a backdoor's listener (the
+/// console would be gone). The built-in commands and `eval`'s functions both ask.
+pub(crate) fn lever_refusal(verb: &str, id: u64) -> Option<String> {
+    if crate::current().is_some_and(|me| me.id() == id) {
+        return Some(format!(
+            "{verb}: #{id} is this backdoor session; use `quit` to leave"
+        ));
+    }
+    if super::server::is_listener(id) {
+        return Some(format!(
+            "{verb}: #{id} is the backdoor's listener; stopping it would close the backdoor \
+             (the application can call Backdoor::close)"
+        ));
+    }
+    None
+}
+
+/// `interrupt` / `shutdown`: find the coroutine, refuse this session's own and a
+/// listener, pull the lever.
 fn lever(
     out: &mut String,
     verb: &str,
@@ -274,11 +370,8 @@ fn lever(
     let Some(c) = crate::coro_by_id(id) else {
         return no_such(out, verb, id);
     };
-    if crate::current().is_some_and(|me| me.id() == id) {
-        return writeln!(
-            out,
-            "{verb}: #{id} is this backdoor session; use `quit` to leave"
-        );
+    if let Some(refusal) = lever_refusal(verb, id) {
+        return writeln!(out, "{refusal}");
     }
     let name = c.name();
     match pull(&c) {
@@ -298,6 +391,52 @@ mod tests {
         assert_eq!(human(Duration::from_secs(600)), "10m");
         assert_eq!(human(Duration::from_secs(3723)), "1h02m03s");
         assert_eq!(human(Duration::from_secs(75)), "1m15s");
+    }
+
+    fn info(id: u64, name: &str, waited: Duration, slices: u64) -> CoroInfo {
+        CoroInfo {
+            id,
+            name: name.into(),
+            state: State::Blocked,
+            reason: shrapnel_core::WaitReason::Yield,
+            waited,
+            sleep_left: None,
+            blocked_at: None,
+            stack_size: 0,
+            slices: shrapnel_core::debug::SliceStats {
+                count: slices,
+                total: Duration::ZERO,
+                max: Duration::from_millis(1),
+            },
+            frames: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn ps_columns_fit_the_widest_value() {
+        let mut out = String::new();
+        ps_table(
+            &mut out,
+            &[
+                info(7, "small", Duration::from_millis(5), 3),
+                info(123_456, "big", Duration::from_secs(1_000_000), 12_345_678),
+            ],
+        )
+        .unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        // Each column as wide as its widest cell: the id column is 6 wide, the waited
+        // column 12 ("1000000.000s"), and every line ends at the same place.
+        assert!(lines[0].starts_with("    ID  NAME "), "{out}");
+        assert!(lines[1].starts_with("     7  small "), "{out}");
+        assert!(lines[2].starts_with("123456  big "), "{out}");
+        assert_eq!(
+            lines[1].find("0.005s").map(|i| i + 6),
+            lines[2].find("1000000.000s").map(|i| i + 12),
+            "{out}"
+        );
+        let widths: Vec<usize> = lines.iter().map(|l| l.chars().count()).collect();
+        assert!(widths.iter().all(|&w| w == widths[0]), "{widths:?}\n{out}");
     }
 
     #[test]

@@ -33,7 +33,13 @@ use std::fmt;
 /// Telnet "interpret as command".
 pub const IAC: u8 = 255;
 const DONT: u8 = 254;
-const WILL: u8 = 251;
+/// Telnet `WONT` (after [`IAC`]): the sender stops doing an option.
+pub const WONT: u8 = 252;
+/// Telnet `WILL` (after [`IAC`]): the sender does an option.
+pub const WILL: u8 = 251;
+/// Telnet option `ECHO`: the server echoing what is typed (`IAC WILL ECHO` asks the
+/// client to stop its local echo, as a login does for a password).
+pub const ECHO: u8 = 1;
 const SB: u8 = 250;
 const EL: u8 = 248;
 const EC: u8 = 247;

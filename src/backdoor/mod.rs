@@ -53,9 +53,17 @@
 //! - TCP listens on 127.0.0.1 unless the caller names another address, and a non-loopback
 //!   address also needs an [authentication hook](Options::auth), else [`Backdoor::bind`]
 //!   fails saying so;
+//! - with a hook, guessing is slow: after a failed login the peer's next password is
+//!   checked later, the delay doubling up to a cap ([`Options::login_backoff`]); a login
+//!   must be done within [`Options::login_timeout`]; connections that have not logged in
+//!   have their own small limit ([`Options::max_pending_logins`]), so they cannot take the
+//!   places of logged-in sessions; a telnet client does not echo the password; compare
+//!   passwords with [`constant_time_eq`];
 //! - lines, sessions and idle time are bounded ([`Options::max_line`],
 //!   [`Options::max_sessions`], [`Options::idle_timeout`]), and `eval` scripts have an
-//!   operation limit;
+//!   operation limit and a time limit, and give the other coroutines a turn as they run;
+//! - the console's `interrupt` and `shutdown` refuse to stop the backdoor's own listener
+//!   or the session that asks;
 //! - the listening socket is close-on-exec, and a session's output goes to that session
 //!   only: `print_stderr` from other coroutines still goes to the real stderr.
 //!
@@ -64,6 +72,7 @@
 
 mod commands;
 pub mod line;
+mod login;
 #[cfg(feature = "backdoor-script")]
 mod script;
 mod server;
@@ -92,6 +101,18 @@ pub const DEFAULT_PROMPT: &str = "shrapnel> ";
 /// Default operation limit of an `eval` script (`Options::max_operations`, feature
 /// `backdoor-script`).
 pub const DEFAULT_MAX_OPERATIONS: u64 = 100_000;
+/// Default time limit of an `eval` script (`Options::eval_time_limit`, feature
+/// `backdoor-script`): 5 s. A script yields to the other coroutines every few milliseconds,
+/// so this bounds how long one `eval` holds its session, not a stall of the scheduler.
+pub const DEFAULT_EVAL_TIME_LIMIT: Duration = Duration::from_secs(5);
+/// Default [`Options::login_timeout`]: 30 s to type a user name and a password.
+pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default [`Options::max_pending_logins`].
+pub const DEFAULT_MAX_PENDING_LOGINS: usize = 4;
+/// Default first delay of [`Options::login_backoff`]: 100 ms.
+pub const DEFAULT_LOGIN_DELAY: Duration = Duration::from_millis(100);
+/// Default longest delay of [`Options::login_backoff`]: 10 s.
+pub const DEFAULT_LOGIN_DELAY_CAP: Duration = Duration::from_secs(10);
 
 /// An application command: gets the words after its name and the session's output.
 pub type CommandFn = dyn Fn(&[&str], &mut dyn Write) -> io::Result<()>;
@@ -120,11 +141,17 @@ pub struct Options {
     pub(crate) max_line: usize,
     pub(crate) max_sessions: usize,
     pub(crate) idle_timeout: Duration,
+    pub(crate) login_timeout: Duration,
+    pub(crate) max_pending_logins: usize,
+    pub(crate) login_delay: Duration,
+    pub(crate) login_delay_cap: Duration,
     pub(crate) commands: Vec<(String, String, Rc<CommandFn>)>,
     #[cfg(feature = "backdoor-script")]
     pub(crate) script_setup: Vec<Rc<ScriptSetup>>,
     #[cfg(feature = "backdoor-script")]
     pub(crate) max_operations: u64,
+    #[cfg(feature = "backdoor-script")]
+    pub(crate) eval_time_limit: Duration,
 }
 
 impl fmt::Debug for Options {
@@ -149,11 +176,17 @@ impl Options {
             max_line: DEFAULT_MAX_LINE,
             max_sessions: DEFAULT_MAX_SESSIONS,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            login_timeout: DEFAULT_LOGIN_TIMEOUT,
+            max_pending_logins: DEFAULT_MAX_PENDING_LOGINS,
+            login_delay: DEFAULT_LOGIN_DELAY,
+            login_delay_cap: DEFAULT_LOGIN_DELAY_CAP,
             commands: Vec::new(),
             #[cfg(feature = "backdoor-script")]
             script_setup: Vec::new(),
             #[cfg(feature = "backdoor-script")]
             max_operations: DEFAULT_MAX_OPERATIONS,
+            #[cfg(feature = "backdoor-script")]
+            eval_time_limit: DEFAULT_EVAL_TIME_LIMIT,
         }
     }
 
@@ -194,8 +227,20 @@ impl Options {
     }
 
     /// Require a login: a session is asked for `user:` and `password:` and `check(user,
-    /// password)` decides. One try per connection; a failed login closes the session.
-    /// Required for a non-loopback TCP address.
+    /// password)` decides. One try per connection; a failed login closes the session and
+    /// makes the peer's next try wait ([`login_backoff`](Options::login_backoff)). Over
+    /// TCP the server sends telnet's `IAC WILL ECHO` before `password:` (a telnet client
+    /// stops echoing) and `IAC WONT ECHO` after it. Required for a non-loopback TCP
+    /// address. Compare secrets with [`constant_time_eq`]:
+    ///
+    /// ```no_run
+    /// use shrapnel::backdoor::{constant_time_eq, Options};
+    ///
+    /// let secret = std::env::var("BACKDOOR_PASSWORD").expect("a password in the environment");
+    /// let options = Options::tcp(([0, 0, 0, 0], 8023)).auth(move |user, password| {
+    ///     user == "admin" && constant_time_eq(password.as_bytes(), secret.as_bytes())
+    /// });
+    /// ```
     pub fn auth(mut self, check: impl Fn(&str, &str) -> bool + 'static) -> Self {
         self.auth = Some(Rc::new(check));
         self
@@ -209,6 +254,8 @@ impl Options {
     }
 
     /// Sessions served at once (default 16); a client beyond that gets one refusal line.
+    /// With an [`auth`](Options::auth) hook, only logged-in sessions count here (see
+    /// [`max_pending_logins`](Options::max_pending_logins)).
     pub fn max_sessions(mut self, n: usize) -> Self {
         self.max_sessions = n;
         self
@@ -218,6 +265,34 @@ impl Options {
     /// (default 10 minutes).
     pub fn idle_timeout(mut self, d: Duration) -> Self {
         self.idle_timeout = d;
+        self
+    }
+
+    /// How long a connection has to log in — type the user name and the password — when
+    /// there is an [`auth`](Options::auth) hook (default 30 s); then it is closed with a
+    /// message. Waiting out a [failed-login delay](Options::login_backoff) counts too.
+    pub fn login_timeout(mut self, d: Duration) -> Self {
+        self.login_timeout = d;
+        self
+    }
+
+    /// Connections that have not logged in yet, at once (default 4, at least 1), when
+    /// there is an [`auth`](Options::auth) hook. They have their own limit so they cannot
+    /// take the [`max_sessions`](Options::max_sessions) places of logged-in sessions; a
+    /// connection beyond it gets one refusal line.
+    pub fn max_pending_logins(mut self, n: usize) -> Self {
+        self.max_pending_logins = n.max(1);
+        self
+    }
+
+    /// The delay after failed logins (default 100 ms, doubling up to 10 s): after `n`
+    /// failures from one peer (IP address; all unix-socket clients count as one peer), its
+    /// next password is checked `first × 2ⁿ⁻¹` later at the earliest, at most `cap` later.
+    /// A success, or a quiet spell, forgets the failures. Attempts from one peer are
+    /// checked one at a time, so parallel connections do not get around it.
+    pub fn login_backoff(mut self, first: Duration, cap: Duration) -> Self {
+        self.login_delay = first;
+        self.login_delay_cap = cap.max(first);
         self
     }
 
@@ -251,12 +326,44 @@ impl Options {
     }
 
     /// The operation limit of one `eval` (default 100 000); a script that runs past it is
-    /// stopped with an error, so a loop cannot stall the scheduler for long.
+    /// stopped with an error. [`eval_time_limit`](Options::eval_time_limit) bounds its
+    /// time.
     #[cfg(feature = "backdoor-script")]
     pub fn max_operations(mut self, ops: u64) -> Self {
         self.max_operations = ops.max(1);
         self
     }
+
+    /// The time limit of one `eval` (default 5 s), `sleep` in the script included; a
+    /// script still running then is stopped with an error. Scripts yield to the other
+    /// coroutines every few milliseconds, so a long script holds up its own session, not
+    /// the scheduler.
+    #[cfg(feature = "backdoor-script")]
+    pub fn eval_time_limit(mut self, d: Duration) -> Self {
+        self.eval_time_limit = d;
+        self
+    }
+}
+
+/// Whether `a` and `b` are the same bytes, in a time that depends on their lengths only,
+/// not on where they differ: compare passwords with it in an [`auth`](Options::auth) hook,
+/// so the time a refusal takes does not tell a guesser how many leading bytes were right.
+///
+/// ```
+/// use shrapnel::backdoor::{constant_time_eq, Options};
+///
+/// let options = Options::tcp(([0, 0, 0, 0], 8023)).auth(|user, password| {
+///     user == "admin" && constant_time_eq(password.as_bytes(), b"correct horse")
+/// });
+/// ```
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = usize::from(a.len() != b.len());
+    for i in 0..a.len().max(b.len()) {
+        let (x, y) = (a.get(i).copied(), b.get(i).copied());
+        diff |= usize::from(x.unwrap_or(0) ^ y.unwrap_or(0));
+    }
+    // Kept opaque so the loop is not turned into an early exit.
+    std::hint::black_box(diff) == 0
 }
 
 /// Why [`Backdoor::register`] refused a command.
@@ -302,15 +409,23 @@ pub(crate) struct Shared {
     pub(crate) max_line: usize,
     pub(crate) max_sessions: usize,
     pub(crate) idle_timeout: Duration,
+    pub(crate) login_timeout: Duration,
+    pub(crate) max_pending_logins: usize,
+    /// Failed logins per peer, for the delays.
+    pub(crate) penalties: RefCell<login::Penalties>,
     pub(crate) commands: RefCell<BTreeMap<String, AppCommand>>,
-    /// Sessions open now.
+    /// Sessions open now (logged in, or with no auth hook, connected).
     pub(crate) sessions: Cell<usize>,
+    /// Connections waiting to log in now.
+    pub(crate) pending_logins: Cell<usize>,
     /// Sessions accepted since start, for naming them.
     pub(crate) accepted: Cell<u64>,
     #[cfg(feature = "backdoor-script")]
     pub(crate) script_setup: Vec<Rc<ScriptSetup>>,
     #[cfg(feature = "backdoor-script")]
     pub(crate) max_operations: u64,
+    #[cfg(feature = "backdoor-script")]
+    pub(crate) eval_time_limit: Duration,
 }
 
 impl Shared {
@@ -340,7 +455,7 @@ impl Shared {
 }
 
 /// A bound backdoor: a cheap handle (clones share it). [`serve`](Backdoor::serve) accepts
-/// sessions until the serving coroutine is interrupted or [`close`](Backdoor::close) is
+/// sessions until the serving coroutine is shut down or [`close`](Backdoor::close) is
 /// called; then the listener is closed and its unix socket file removed.
 #[derive(Clone)]
 pub struct Backdoor {
@@ -391,9 +506,13 @@ impl Backdoor {
         self.inner.shared.sessions.get()
     }
 
-    /// Accept sessions, each in its own coroutine, until this coroutine is interrupted or
-    /// shut down (returns `Ok`) or [`close`](Backdoor::close) is called. Open sessions go
-    /// on until their clients leave. Only one coroutine may serve a backdoor.
+    /// Accept sessions, each in its own coroutine, until this coroutine is shut down
+    /// ([`CoroRef::shutdown`](crate::CoroRef::shutdown)) or its `with_timeout` expires
+    /// (both say so with `print_stderr` and return `Ok`), or [`close`](Backdoor::close) is
+    /// called (returns `Ok` quietly). An interrupt or a wake-up is reported on stderr and
+    /// accepting goes on, so a stray one does not take the console away; the console's own
+    /// `interrupt`/`shutdown` (and `eval`'s) refuse to target this coroutine. Open sessions
+    /// go on until their clients leave. Only one coroutine may serve a backdoor.
     pub fn serve(&self) -> io::Result<()> {
         self.inner.serve()
     }
@@ -405,7 +524,7 @@ impl Backdoor {
     }
 }
 
-/// Bind with `options` and serve until interrupted: [`Backdoor::bind`] then
+/// Bind with `options` and serve until shut down: [`Backdoor::bind`] then
 /// [`Backdoor::serve`]. Run it in a coroutine.
 pub fn serve(options: Options) -> io::Result<()> {
     Backdoor::bind(options)?.serve()

@@ -2,15 +2,23 @@
 //! the Rust answer to Shrapnel's Python prompt. Each session gets its own engine and scope
 //! (so `let x = …;` persists across that session's lines), built with:
 //!
-//! - limits: [`Options::max_operations`](super::Options::max_operations) per `eval`
-//!   (a loop that never ends is stopped there), strings of at most 64 KiB, arrays and maps
-//!   of at most 10 000 entries, 32 nested calls, 64 nested expressions, and at most 1 MiB
-//!   of `print` output per `eval`;
+//! - limits: [`Options::max_operations`](super::Options::max_operations) and
+//!   [`Options::eval_time_limit`](super::Options::eval_time_limit) per `eval` (a loop that
+//!   never ends is stopped by whichever comes first), strings of at most 64 KiB, arrays
+//!   and maps of at most 10 000 entries, 32 nested calls, 64 nested expressions, and at
+//!   most 1 MiB of `print` output per `eval`;
+//! - sharing: the script runs on its session's coroutine and gives the others a turn
+//!   (`yield_slice`) every 1 000 operations or 5 ms, from rhai's progress callback, so a
+//!   long script slows its own session only; hence a time limit of seconds, not
+//!   milliseconds. `sleep(seconds)` is a coroutine sleep (rhai's own, which blocks the
+//!   thread and so every coroutine, is replaced), cut short by the time limit or by an
+//!   interrupt of the session's coroutine;
 //! - the built-ins as functions returning data (ids are integers, durations seconds):
 //!   `ps()` and `top(n)` (arrays of maps with `id name state reason waited slices
 //!   max_slice`), `live()` (ids), `where_is(id)` and `where_all()` (text), `stats()` (a
 //!   map), `sockets()`, `interrupt(id)`, `interrupt(id, code)`, `shutdown(id)`,
-//!   `wake_up(id)` (true if it was alive), `selfishness(n)` (the old value), and with
+//!   `wake_up(id)` (true if it was alive; an error for the session's own coroutine and a
+//!   backdoor listener, as with the built-in commands), `selfishness(n)` (the old value), and with
 //!   feature `latency` `latency()` and `set_latency(factor)` (the old factor);
 //! - then the application's [`Options::script_engine`](super::Options::script_engine)
 //!   hooks.
@@ -19,15 +27,16 @@
 //! the session reports it and starts the next `eval` with a fresh engine.
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, Scope, FLOAT, INT};
 use shrapnel_core::CoroInfo;
 
-use super::commands::state_name;
+use super::commands::{human, lever_refusal, state_name};
 use super::Shared;
 
 /// Longest string a script may build.
@@ -37,12 +46,101 @@ const MAX_ENTRIES: usize = 10_000;
 /// Most `print`/`debug` output kept per `eval`.
 const MAX_PRINTED: usize = 1 << 20;
 
+/// A script gives the other coroutines a turn after this many operations…
+const YIELD_EVERY_OPS: u64 = 1_000;
+/// …or after running this long, whichever comes first (one operation can be slow: a
+/// 64 KiB string, a sort of 10 000 entries).
+const YIELD_EVERY: Duration = Duration::from_millis(5);
+
 /// A session's script engine and variables.
 pub(crate) struct ScriptState {
     engine: Engine,
     scope: Scope<'static>,
     printed: Rc<RefCell<Vec<u8>>>,
+    budget: Rc<Budget>,
     max_operations: u64,
+}
+
+/// The time one `eval` may take, and when it last let the other coroutines run. Rhai calls
+/// [`Budget::tick`] between operations, on this session's coroutine, so it may yield there:
+/// the engine and its scope belong to this session alone, and no `RefCell` of ours is
+/// borrowed across the call.
+struct Budget {
+    limit: Duration,
+    started: Cell<Instant>,
+    ran_since: Cell<Instant>,
+    ops: Cell<u64>,
+    /// The limit stopped this `eval` (by `tick` or by `sleep`).
+    expired: Cell<bool>,
+}
+
+impl Budget {
+    fn new(limit: Duration) -> Self {
+        let now = Instant::now();
+        Budget {
+            limit,
+            started: Cell::new(now),
+            ran_since: Cell::new(now),
+            ops: Cell::new(0),
+            expired: Cell::new(false),
+        }
+    }
+
+    fn start(&self) {
+        let now = Instant::now();
+        self.started.set(now);
+        self.ran_since.set(now);
+        self.ops.set(0);
+        self.expired.set(false);
+    }
+
+    fn left(&self, now: Instant) -> Duration {
+        self.limit
+            .saturating_sub(now.duration_since(self.started.get()))
+    }
+
+    /// Between two operations: stop the script (`Some`) when its time is up, else give the
+    /// other coroutines a turn every so often.
+    fn tick(&self) -> Option<Dynamic> {
+        let now = Instant::now();
+        if self.left(now).is_zero() {
+            self.expired.set(true);
+            return Some(Dynamic::UNIT);
+        }
+        let ops = self.ops.get() + 1;
+        if ops >= YIELD_EVERY_OPS || now.duration_since(self.ran_since.get()) >= YIELD_EVERY {
+            crate::yield_slice();
+            self.ran_since.set(Instant::now());
+            self.ops.set(0);
+        } else {
+            self.ops.set(ops);
+        }
+        None
+    }
+
+    /// The script's `sleep(seconds)`: a coroutine sleep, so everything else runs meanwhile;
+    /// cut short by the time limit (which then stops the script) or an interrupt of this
+    /// session's coroutine (an error the script can catch).
+    fn sleep(&self, seconds: FLOAT) -> Result<(), Box<EvalAltResult>> {
+        if seconds.is_nan() || seconds < 0.0 {
+            return Err(script_error(format!(
+                "sleep: {seconds} is not a number of seconds (give 0 or more)"
+            )));
+        }
+        let want = Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX);
+        let left = self.left(Instant::now());
+        let slept = crate::sleep(want.min(left));
+        self.ran_since.set(Instant::now());
+        self.ops.set(0);
+        if let Err(i) = slept {
+            return Err(script_error(format!("sleep: {i}")));
+        }
+        if want > left {
+            self.expired.set(true);
+            return Err(EvalAltResult::ErrorTerminated(Dynamic::UNIT, rhai::Position::NONE).into());
+        }
+        Ok(())
+    }
 }
 
 fn append_bounded(buf: &RefCell<Vec<u8>>, text: &str) {
@@ -70,6 +168,15 @@ impl ScriptState {
             .set_max_map_size(MAX_ENTRIES)
             .set_max_call_levels(32)
             .set_max_expr_depths(64, 32);
+        let budget = Rc::new(Budget::new(shared.eval_time_limit));
+        let b = budget.clone();
+        engine.on_progress(move |_ops| b.tick());
+        // Rhai's own `sleep` blocks the thread, and with it every coroutine; this one
+        // replaces it (functions registered on the engine come before its packages).
+        let b = budget.clone();
+        engine.register_fn("sleep", move |s: FLOAT| b.sleep(s));
+        let b = budget.clone();
+        engine.register_fn("sleep", move |s: INT| b.sleep(s as FLOAT));
         let printed = Rc::new(RefCell::new(Vec::new()));
         let p = printed.clone();
         engine.on_print(move |s| append_bounded(&p, s));
@@ -83,6 +190,7 @@ impl ScriptState {
             engine,
             scope: Scope::new(),
             printed,
+            budget,
             max_operations: shared.max_operations,
         }
     }
@@ -95,6 +203,7 @@ impl ScriptState {
         out: &mut Vec<u8>,
     ) -> Result<(), Box<dyn Any + Send>> {
         self.printed.borrow_mut().clear();
+        self.budget.start();
         let (engine, scope) = (&self.engine, &mut self.scope);
         let result = catch_unwind(AssertUnwindSafe(|| {
             engine.eval_with_scope::<Dynamic>(scope, script)
@@ -104,13 +213,24 @@ impl ScriptState {
         let _ = match value {
             Ok(v) if v.is_unit() => Ok(()),
             Ok(v) => writeln!(out, "{v}"),
+            // Whatever the error looks like by now (wrapped by a script function's call…).
+            Err(_) if self.budget.expired.get() => writeln!(
+                out,
+                "eval: stopped after {}, the time limit (a loop or a sleep that does not \
+                 end?); Options::eval_time_limit sets it",
+                human(self.budget.limit)
+            ),
             Err(e) => match *e {
                 EvalAltResult::ErrorTooManyOperations(pos) => writeln!(
                     out,
                     "eval: stopped at {pos} after {} operations, the limit (a loop that does \
-                     not end?)",
+                     not end?); Options::max_operations sets it",
                     self.max_operations
                 ),
+                // A registered function's refusal reads as itself, not "Runtime error: …".
+                EvalAltResult::ErrorRuntime(msg, pos) if msg.is_string() && !pos.is_none() => {
+                    writeln!(out, "eval: {msg} ({pos})")
+                }
                 e => writeln!(out, "eval: {e}"),
             },
         };
@@ -136,6 +256,22 @@ fn coro_map(info: &CoroInfo) -> Dynamic {
 
 fn coro(id: INT) -> Option<shrapnel_core::CoroRef> {
     u64::try_from(id).ok().and_then(crate::coro_by_id)
+}
+
+/// `interrupt`, `shutdown`, `wake_up`: refused for this session and a backdoor listener,
+/// as the built-in commands refuse them; else whether the coroutine was alive.
+fn lever(
+    verb: &str,
+    id: INT,
+    pull: impl FnOnce(&shrapnel_core::CoroRef) -> bool,
+) -> Result<bool, Box<EvalAltResult>> {
+    if let Some(refusal) = u64::try_from(id)
+        .ok()
+        .and_then(|id| lever_refusal(verb, id))
+    {
+        return Err(script_error(refusal));
+    }
+    Ok(coro(id).is_some_and(|c| pull(&c)))
 }
 
 fn script_error(msg: String) -> Box<EvalAltResult> {
@@ -200,13 +336,15 @@ fn register_builtins(engine: &mut Engine) {
             .collect()
     });
     engine.register_fn("interrupt", |id: INT| {
-        coro(id).is_some_and(|c| c.interrupt(0))
+        lever("interrupt", id, |c| c.interrupt(0))
     });
     engine.register_fn("interrupt", |id: INT, code: INT| {
-        coro(id).is_some_and(|c| c.interrupt(code as u64))
+        lever("interrupt", id, |c| c.interrupt(code as u64))
     });
-    engine.register_fn("shutdown", |id: INT| coro(id).is_some_and(|c| c.shutdown()));
-    engine.register_fn("wake_up", |id: INT| coro(id).is_some_and(|c| c.wake_up()));
+    engine.register_fn("shutdown", |id: INT| {
+        lever("shutdown", id, |c| c.shutdown())
+    });
+    engine.register_fn("wake_up", |id: INT| lever("wake_up", id, |c| c.wake_up()));
     engine.register_fn("selfishness", |n: INT| -> Result<INT, Box<EvalAltResult>> {
         let n = u32::try_from(n).map_err(|_| script_error(format!("bad count {n}")))?;
         crate::set_selfishness(n)

@@ -1,7 +1,9 @@
 //! The backdoor's listener and sessions: binding with the secure defaults (the unix socket
-//! file rules, loopback-only TCP without an auth hook), the accept loop with its session
-//! limit, and one coroutine per session that reads lines with an idle timeout, runs them,
-//! and writes the output to that session only.
+//! file rules, loopback-only TCP without an auth hook), the accept loop with its limits (of
+//! sessions, and of connections waiting to log in) that outlives stray interrupts, and one
+//! coroutine per session that logs in (deadline, failed-login delays from `login.rs`, no
+//! telnet echo for the password), reads lines with an idle timeout, runs them, and writes
+//! the output to that session only.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -13,9 +15,13 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use shrapnel_core::io::IoError;
+use shrapnel_core::Interrupted;
 
 use super::line::{self, Input, LineDecoder, Request};
+use super::login::{Peer, Penalties};
 use super::{commands, Listen, Options, Shared, SCAN_PORTS};
 use crate::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
@@ -156,13 +162,19 @@ impl Inner {
             max_line: o.max_line,
             max_sessions: o.max_sessions,
             idle_timeout: o.idle_timeout,
+            login_timeout: o.login_timeout,
+            max_pending_logins: o.max_pending_logins,
+            penalties: RefCell::new(Penalties::new(o.login_delay, o.login_delay_cap)),
             commands: RefCell::new(BTreeMap::new()),
             sessions: Cell::new(0),
+            pending_logins: Cell::new(0),
             accepted: Cell::new(0),
             #[cfg(feature = "backdoor-script")]
             script_setup: o.script_setup,
             #[cfg(feature = "backdoor-script")]
             max_operations: o.max_operations,
+            #[cfg(feature = "backdoor-script")]
+            eval_time_limit: o.eval_time_limit,
         };
         for (name, help, run) in o.commands {
             shared.register(name, help, run)?;
@@ -202,6 +214,7 @@ impl Inner {
                 self.addr
             )));
         }
+        let _listening = ListenerMark::new();
         let result = loop {
             if self.closed.get() {
                 break Ok(());
@@ -209,30 +222,51 @@ impl Inner {
             match self.listener.accept() {
                 Ok((conn, peer)) => self.admit(Rc::new(conn), peer),
                 Err(_) if self.closed.get() => break Ok(()),
-                // This coroutine was interrupted, shut down or timed out: stop serving.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    break Ok(())
-                }
-                Err(e) if is_transient(&e) => {
-                    crate::stderr::write_stderr(&format!(
-                        "backdoor on {}: accept failed, retrying: {e}\n",
-                        self.addr
-                    ));
-                    if crate::sleep(ACCEPT_BACKOFF).is_err() {
+                Err(e) => match interruption(&e) {
+                    // A request to finish (or the caller's with_timeout): stop, saying so,
+                    // since `Ok` tells the caller nothing.
+                    Some(i @ (Interrupted::Shutdown | Interrupted::Timeout(_))) => {
+                        let why = match i {
+                            Interrupted::Shutdown => "was shut down",
+                            _ => "reached the end of a with_timeout",
+                        };
+                        crate::stderr::print_stderr(&format!(
+                            "backdoor on {}: closed: its coroutine {} {why}",
+                            self.addr,
+                            who_am_i()
+                        ));
                         break Ok(());
                     }
-                }
-                Err(e) => {
-                    break Err(io::Error::new(
-                        e.kind(),
-                        format!("backdoor on {}: accept failed: {e}", self.addr),
-                    ))
-                }
+                    // An interrupt or a wake-up is not a request to finish: a stray one
+                    // must not take the console away.
+                    Some(i) => crate::stderr::print_stderr(&format!(
+                        "backdoor on {}: its coroutine {} was {i}; still accepting (shut it \
+                         down or call Backdoor::close to stop the backdoor)",
+                        self.addr,
+                        who_am_i()
+                    )),
+                    None if is_transient(&e) => {
+                        crate::stderr::write_stderr(&format!(
+                            "backdoor on {}: accept failed, retrying: {e}\n",
+                            self.addr
+                        ));
+                        if let Err(i) = crate::sleep(ACCEPT_BACKOFF) {
+                            crate::stderr::print_stderr(&format!(
+                                "backdoor on {}: closed: its coroutine {} was {i} while \
+                                 waiting to retry",
+                                self.addr,
+                                who_am_i()
+                            ));
+                            break Ok(());
+                        }
+                    }
+                    None => {
+                        break Err(io::Error::new(
+                            e.kind(),
+                            format!("backdoor on {}: accept failed: {e}", self.addr),
+                        ))
+                    }
+                },
             }
         };
         self.close();
@@ -245,33 +279,35 @@ impl Inner {
         drop(self.socket_file.borrow_mut().take());
     }
 
-    /// Start a session for `conn`, or refuse it when the limit is reached.
+    /// Start a session for `conn`, or refuse it when its limit is reached: the limit of
+    /// sessions, or with an auth hook the limit of connections waiting to log in.
     fn admit(&self, conn: Rc<Conn>, peer: Option<SocketAddr>) {
         let shared = &self.shared;
-        if shared.sessions.get() >= shared.max_sessions {
-            let msg = format!(
-                "backdoor: too many sessions ({} open, the limit); try again later\n",
-                shared.max_sessions
-            );
-            let _ = crate::with_timeout(REFUSAL_WRITE, || conn.write_all(msg.as_bytes()));
-            conn.close();
-            return;
-        }
+        let place = if shared.auth.is_some() {
+            Place::waiting(shared.clone())
+        } else {
+            Place::session(shared.clone())
+        };
+        let place = match place {
+            Ok(p) => p,
+            Err(refusal) => {
+                let msg = format!("{refusal}\n");
+                let _ = crate::with_timeout(REFUSAL_WRITE, || conn.write_all(msg.as_bytes()));
+                conn.close();
+                return;
+            }
+        };
         let n = shared.accepted.get() + 1;
         shared.accepted.set(n);
         let name = match peer {
             Some(p) => format!("backdoor session {n} ({p})"),
             None => format!("backdoor session {n}"),
         };
-        let count = SessionCount::new(shared.clone());
-        let session = Session::new(conn.clone(), shared.clone());
+        let session = Session::new(conn.clone(), shared.clone(), peer);
         let spawned = crate::Builder::new()
             .name(name)
             .stack_size(SESSION_STACK)
-            .spawn(move || {
-                let _count = count;
-                session.run();
-            });
+            .spawn(move || session.run(place));
         if let Err(e) = spawned {
             let msg = format!("backdoor: cannot start a session: {e}\n");
             let _ = crate::with_timeout(REFUSAL_WRITE, || conn.write_all(msg.as_bytes()));
@@ -280,19 +316,139 @@ impl Inner {
     }
 }
 
-/// Counts one open session for the limit, until dropped.
-struct SessionCount(Rc<Shared>);
+thread_local! {
+    /// The coroutines serving a backdoor on this thread's scheduler, which the console's
+    /// levers refuse to pull (see [`is_listener`]).
+    static LISTENERS: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
 
-impl SessionCount {
-    fn new(shared: Rc<Shared>) -> Self {
-        shared.sessions.set(shared.sessions.get() + 1);
-        SessionCount(shared)
+/// Whether coroutine `id` is serving a backdoor's accept loop.
+pub(crate) fn is_listener(id: u64) -> bool {
+    LISTENERS.with(|l| l.borrow().contains(&id))
+}
+
+/// Marks the running coroutine as a listener while it serves.
+struct ListenerMark(Option<u64>);
+
+impl ListenerMark {
+    fn new() -> Self {
+        let id = crate::current().map(|c| c.id());
+        if let Some(id) = id {
+            LISTENERS.with(|l| l.borrow_mut().push(id));
+        }
+        ListenerMark(id)
     }
 }
 
-impl Drop for SessionCount {
+impl Drop for ListenerMark {
     fn drop(&mut self) {
-        self.0.sessions.set(self.0.sessions.get() - 1);
+        if let Some(id) = self.0 {
+            LISTENERS.with(|l| {
+                let mut l = l.borrow_mut();
+                if let Some(i) = l.iter().position(|&x| x == id) {
+                    l.swap_remove(i);
+                }
+            });
+        }
+    }
+}
+
+/// `#3 'backdoor'`: the running coroutine, for a message.
+fn who_am_i() -> String {
+    match crate::current() {
+        Some(c) => format!("#{} '{}'", c.id(), c.name()),
+        None => "(none)".into(),
+    }
+}
+
+/// Why a blocking call failed, if it was interrupted (rather than the OS failing it).
+fn interruption(e: &io::Error) -> Option<Interrupted> {
+    let inner = e.get_ref()?;
+    if let Some(IoError::Interrupted(i)) = inner.downcast_ref::<IoError>() {
+        return Some(*i);
+    }
+    inner.downcast_ref::<Interrupted>().copied()
+}
+
+/// The place a connection holds, counted for its limit until dropped: one of the
+/// sessions, or (with an auth hook, until it logs in) one of the connections waiting to
+/// log in.
+struct Place {
+    shared: Rc<Shared>,
+    holds: Holds,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Holds {
+    Session,
+    Waiting,
+    Nothing,
+}
+
+impl Place {
+    fn counter(shared: &Shared, holds: Holds) -> Option<&Cell<usize>> {
+        match holds {
+            Holds::Session => Some(&shared.sessions),
+            Holds::Waiting => Some(&shared.pending_logins),
+            Holds::Nothing => None,
+        }
+    }
+
+    fn take(shared: Rc<Shared>, holds: Holds) -> Result<Place, String> {
+        let (limit, refusal) = match holds {
+            Holds::Session => (
+                shared.max_sessions,
+                format!(
+                    "backdoor: too many sessions ({} open, the limit); try again later",
+                    shared.max_sessions
+                ),
+            ),
+            _ => (
+                shared.max_pending_logins,
+                format!(
+                    "backdoor: too many connections waiting to log in ({}, the limit); try \
+                     again later",
+                    shared.max_pending_logins
+                ),
+            ),
+        };
+        let count = Place::counter(&shared, holds).expect("a real place");
+        if count.get() >= limit {
+            return Err(refusal);
+        }
+        count.set(count.get() + 1);
+        Ok(Place { shared, holds })
+    }
+
+    /// A session's place.
+    fn session(shared: Rc<Shared>) -> Result<Place, String> {
+        Place::take(shared, Holds::Session)
+    }
+
+    /// A place among the connections waiting to log in.
+    fn waiting(shared: Rc<Shared>) -> Result<Place, String> {
+        Place::take(shared, Holds::Waiting)
+    }
+
+    /// Logged in: trade the waiting place for a session's, if one is free.
+    fn log_in(&mut self) -> Result<(), String> {
+        self.release();
+        let mut session = Place::session(self.shared.clone())?;
+        self.holds = std::mem::replace(&mut session.holds, Holds::Nothing);
+        Ok(())
+    }
+
+    fn release(&mut self) {
+        if let Some(c) = Place::counter(&self.shared, self.holds) {
+            c.set(c.get() - 1);
+        }
+        self.holds = Holds::Nothing;
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -441,6 +597,10 @@ enum Flow {
 struct Session {
     conn: Rc<Conn>,
     shared: Rc<Shared>,
+    /// Who is connected, for the failed-login delays.
+    peer: Peer,
+    /// IAC WILL ECHO was sent (while a TCP client types its password) and not yet undone.
+    echo_off: bool,
     decoder: LineDecoder,
     pending: VecDeque<Input>,
     #[cfg(feature = "backdoor-script")]
@@ -448,27 +608,32 @@ struct Session {
 }
 
 impl Session {
-    fn new(conn: Rc<Conn>, shared: Rc<Shared>) -> Self {
+    fn new(conn: Rc<Conn>, shared: Rc<Shared>, peer: Option<SocketAddr>) -> Self {
         Session {
             decoder: LineDecoder::new(shared.max_line),
             conn,
             shared,
+            peer: Peer::of(peer.map(|p| p.ip())),
+            echo_off: false,
             pending: VecDeque::new(),
             #[cfg(feature = "backdoor-script")]
             script: None,
         }
     }
 
-    fn run(mut self) {
+    fn run(mut self, mut place: Place) {
         // An error here is the client going away or timing out; nothing to report.
-        let _ = self.converse();
+        let _ = self.converse(&mut place);
         self.conn.close();
     }
 
-    fn converse(&mut self) -> io::Result<()> {
+    fn converse(&mut self, place: &mut Place) -> io::Result<()> {
         if let Some(auth) = self.shared.auth.clone() {
             if !self.login(&*auth)? {
                 return Ok(());
+            }
+            if let Err(refusal) = place.log_in() {
+                return self.send(format!("{refusal}\n").as_bytes());
             }
         }
         let hello = format!("{}\n{}", self.shared.welcome, self.shared.prompt);
@@ -494,21 +659,72 @@ impl Session {
         Ok(())
     }
 
-    /// One try: `user:`, `password:`, then the hook decides.
+    /// One try within the login deadline; the hook's answer, or false if the client left
+    /// or ran out of time (told so).
     fn login(&mut self, auth: &super::AuthFn) -> io::Result<bool> {
+        let limit = self.shared.login_timeout;
+        match crate::with_timeout(limit, || self.try_login(auth)) {
+            Ok(r) => r,
+            Err(crate::Timeout) => {
+                // Echo back on ends the client's line already.
+                let newline = if self.echo_off { "" } else { "\n" };
+                self.echo(true)?;
+                let msg = format!(
+                    "{newline}backdoor: no login within {}; closing the connection\n",
+                    commands::human(limit)
+                );
+                self.send(msg.as_bytes())?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// `user:`, `password:` (without echo on TCP), the wait that earlier failures from
+    /// this peer impose, then the hook decides.
+    fn try_login(&mut self, auth: &super::AuthFn) -> io::Result<bool> {
         self.send(b"user: ")?;
         let Some(user) = self.next_line()? else {
             return Ok(false);
         };
+        self.echo(false)?;
         self.send(b"password: ")?;
         let Some(password) = self.next_line()? else {
             return Ok(false);
         };
+        self.echo(true)?;
+        let penalties = &self.shared.penalties;
+        loop {
+            let wait = penalties.borrow_mut().wait(self.peer, Instant::now());
+            if wait.is_zero() {
+                break;
+            }
+            crate::sleep(wait)?;
+        }
+        penalties.borrow_mut().checking(self.peer, Instant::now());
         let ok = catch_unwind(AssertUnwindSafe(|| auth(&user, &password))).unwrap_or(false);
-        if !ok {
+        if ok {
+            penalties.borrow_mut().succeeded(self.peer);
+        } else {
+            penalties.borrow_mut().failed(self.peer, Instant::now());
             self.send(b"login failed\n")?;
         }
         Ok(ok)
+    }
+
+    /// Ask a TCP (telnet) client to stop echoing what is typed (IAC WILL ECHO: "the server
+    /// echoes", and it does not), or let it echo again (IAC WONT ECHO, then the newline the
+    /// client did not show). The decoder drops the client's DO/DONT answers. Unix-socket
+    /// clients (`nc -U`, `socat`) do not speak telnet and get nothing.
+    fn echo(&mut self, on: bool) -> io::Result<()> {
+        if !matches!(*self.conn, Conn::Tcp(_)) || on != self.echo_off {
+            return Ok(());
+        }
+        self.echo_off = !on;
+        if on {
+            self.send(&[line::IAC, line::WONT, line::ECHO, b'\n'])
+        } else {
+            self.send(&[line::IAC, line::WILL, line::ECHO])
+        }
     }
 
     /// The next line, or `None` when the session is over (the client left, sent Ctrl-D,
