@@ -1,5 +1,5 @@
 //! The backdoor (feature `backdoor`): a console into a running process, Shrapnel's most
-//! powerful debugging facility (DESIGN §4). Connect with `nc -U`, `socat` or `telnet` and
+//! powerful debugging facility (ARCHITECTURE.md §5). Connect with `nc -U`, `socat` or `telnet` and
 //! look inside: every coroutine and what it waits for (`ps`, `where N`, `where_all`), the
 //! worst slices (`top`), scheduler counters (`stats`), open sockets, and levers
 //! (`interrupt N`, `shutdown N`, `latency`, `selfishness`). The application adds its own

@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use shrapnel_core::io::IoError;
 use shrapnel_core::Interrupted;
 
 use super::line::{self, Input, LineDecoder, Request};
@@ -222,7 +221,7 @@ impl Inner {
             match self.listener.accept() {
                 Ok((conn, peer)) => self.admit(Rc::new(conn), peer),
                 Err(_) if self.closed.get() => break Ok(()),
-                Err(e) => match interruption(&e) {
+                Err(e) => match Interrupted::from_io_error(&e) {
                     // A request to finish (or the caller's with_timeout): stop, saying so,
                     // since `Ok` tells the caller nothing.
                     Some(i @ (Interrupted::Shutdown | Interrupted::Timeout(_))) => {
@@ -359,15 +358,6 @@ fn who_am_i() -> String {
         Some(c) => format!("#{} '{}'", c.id(), c.name()),
         None => "(none)".into(),
     }
-}
-
-/// Why a blocking call failed, if it was interrupted (rather than the OS failing it).
-fn interruption(e: &io::Error) -> Option<Interrupted> {
-    let inner = e.get_ref()?;
-    if let Some(IoError::Interrupted(i)) = inner.downcast_ref::<IoError>() {
-        return Some(*i);
-    }
-    inner.downcast_ref::<Interrupted>().copied()
 }
 
 /// The place a connection holds, counted for its limit until dropped: one of the
