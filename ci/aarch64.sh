@@ -12,7 +12,8 @@ target=aarch64-unknown-linux-gnu
 sysroot=/usr/aarch64-linux-gnu
 
 . ci/apt.sh
-apt_install qemu-aarch64:qemu-user aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu
+# The cross C library (crt files, libc) is only recommended by the compiler package.
+apt_install qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross
 
 if ! rustup target list --installed | grep -qx "$target"; then
     rustup target add "$target"

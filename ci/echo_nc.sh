@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/apt.sh
-apt_install nc:netcat-openbsd
+apt_install netcat-openbsd
 
 port=${1:-17000}
 cargo build -q --example echo

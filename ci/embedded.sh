@@ -26,8 +26,7 @@ fail() {
     exit 1
 }
 
-apt_install qemu-system-arm:qemu-system-arm arm-none-eabi-size:binutils-arm-none-eabi \
-    python3:python3
+apt_install qemu-system-arm binutils-arm-none-eabi python3
 targets=(thumbv7m-none-eabi thumbv7em-none-eabihf)
 for t in "${targets[@]}"; do
     rustup target list --installed | grep -qx "$t" || rustup target add "$t"

@@ -21,7 +21,7 @@ cargo clippy --workspace --all-targets --features latency,stacks,backdoor-script
 
 step "tests"
 # The backdoor tests drive real clients.
-apt_install socat:socat nc:netcat-openbsd
+apt_install socat netcat-openbsd
 cargo test --workspace
 step "tests with the debug features on"
 cargo test -p shrapnel-core --features std,latency,stacks
@@ -33,6 +33,9 @@ cargo test -p shrapnel --features backdoor-script,latency
 
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --features latency,stacks,backdoor-script
+
+step "packaging: cargo package for every crate, --all-features build and clippy"
+bash ci/package.sh
 
 step "no_std build of the core"
 cargo build -p shrapnel-core --no-default-features

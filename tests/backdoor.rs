@@ -613,7 +613,7 @@ fn need(tool: &str) {
     assert!(
         found,
         "this test drives the backdoor with `{tool}`; install it (ci/test.sh does: \
-         . ci/apt.sh; apt_install socat:socat nc:netcat-openbsd)"
+         . ci/apt.sh; apt_install socat netcat-openbsd)"
     );
 }
 
