@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the comparison benchmarks (bench/, DESIGN.md §7) and print the ratios as a markdown
+# Run the comparison benchmarks (bench/, targets in BENCHMARKS.md) and print the ratios as a markdown
 # table: workload | shrapnel | peer | ratio | target | met?
 #
 # Every workload is one criterion group holding our implementation and its peer, so both
@@ -8,6 +8,8 @@
 # baseline `latency`, for the "latency on vs off" row; then `where_all` over 10 000
 # suspended coroutines runs with the `stacks` feature (target: under 100 ms), its first,
 # cold call printed by the bench and kept in $CRITERION_HOME/where_all_cold.txt.
+# Last, bench/examples/first_panic.rs measures how long the first coroutine panic of a
+# process stalls the others, in three fresh release processes (target: under 20 ms).
 #
 # Usage: ci/bench.sh             run everything (about 4 minutes on 2 cores, build included)
 #        ci/bench.sh --report    only print the table from the last run's results
@@ -45,6 +47,10 @@ if [ "${1:-}" != "--report" ]; then
         --noplot --save-baseline latency 'yield/shrapnel'
     cargo bench --manifest-path bench/Cargo.toml --features stacks --bench debug -- --noplot |
         tee /dev/stderr | grep '^where_all cold' > "$CRITERION_HOME/where_all_cold.txt" || true
+    # The first panic's stall needs a fresh process per measurement: three, the worst kept.
+    cargo build --release --manifest-path bench/Cargo.toml --example first_panic
+    for _ in 1 2 3; do bench/target/release/examples/first_panic; done |
+        tee /dev/stderr > "$CRITERION_HOME/first_panic.txt"
 fi
 
 python3 - "$CRITERION_HOME" <<'EOF'
@@ -139,6 +145,17 @@ try:
     rows.append(("`where_all`, 10 000 suspended coroutines, `stacks`, first call in a "
                  f"process ({parts})", f"{ms:.3g} ms", "—", "—", f"< {WHERE_ALL_MS} ms",
                  "yes" if ms < WHERE_ALL_MS else "**no**"))
+except (FileNotFoundError, IndexError, ValueError):
+    pass
+
+FIRST_PANIC_MS = 20
+try:
+    with open(os.path.join(root, "first_panic.txt")) as f:
+        stalls = [float(l.split("longest stall", 1)[1].split()[0]) for l in f if "stall" in l]
+    worst = max(stalls)
+    rows.append(("first coroutine panic of a process: longest stall of the others "
+                 f"(worst of {len(stalls)})", f"{worst:.3g} ms", "—", "—",
+                 f"< {FIRST_PANIC_MS} ms", "yes" if worst < FIRST_PANIC_MS else "**no**"))
 except (FileNotFoundError, IndexError, ValueError):
     pass
 

@@ -168,17 +168,48 @@ pub fn symbolize(frames: &[usize]) -> Vec<Frame> {
         }
         out
     };
-    let unresolved = || {
-        let address = |&addr: &usize| Frame {
-            file: None,
-            function: format!("{addr:#x}"),
-            line: None,
-            full_name: String::new(),
-            path: None,
-        };
-        frames.iter().map(address).collect()
+    with_stack_room(resolve, || unresolved_frames(frames))
+}
+
+/// One frame per address, named by the address: what is shown when symbols cannot be had.
+fn unresolved_frames(addrs: &[usize]) -> Vec<Frame> {
+    let address = |&addr: &usize| Frame {
+        file: None,
+        function: format!("{addr:#x}"),
+        line: None,
+        full_name: String::new(),
+        path: None,
     };
-    with_stack_room(resolve, unresolved)
+    addrs.iter().map(address).collect()
+}
+
+/// Symbolize a panicking coroutine's return addresses on another thread while the
+/// coroutine sleeps, so the scheduler keeps running the others: the first symbolization
+/// of a process loads its debug info, which takes up to seconds in a debug build, and the
+/// addresses of a panic path are rarely in the cache. Interrupted while it waits (it is
+/// only reporting), or with no thread to be had, it gives the addresses unresolved.
+fn symbolize_beside_the_loop(addrs: Vec<usize>) -> Vec<Frame> {
+    let unresolved = unresolved_frames;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let work = addrs.clone();
+    let spawned = std::thread::Builder::new()
+        .name("shrapnel-symbolize".into())
+        .spawn(move || {
+            let _ = tx.send(symbolize(&work));
+        });
+    if spawned.is_err() {
+        return unresolved(&addrs);
+    }
+    loop {
+        if shrapnel_core::sched::sleep(std::time::Duration::from_millis(1)).is_err() {
+            return unresolved(&addrs);
+        }
+        match rx.try_recv() {
+            Ok(frames) => return frames,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return unresolved(&addrs),
+            Err(std::sync::mpsc::TryRecvError::Empty) => {}
+        }
+    }
 }
 
 /// Stack that symbolizing may need: reading DWARF the first time takes tens of KiB (more
@@ -336,7 +367,7 @@ fn panic_traceback() -> Option<String> {
     if captured.coro != running.id {
         return None; // a stale capture (that panic was caught inside its coroutine)
     }
-    let mut v = symbolize(&captured.addrs);
+    let mut v = symbolize_beside_the_loop(captured.addrs);
     cut_at_coroutine_root(&mut v);
     // Innermost first: the stack walk, this module's hook, std's panic machinery, then the
     // library function that panicked on the caller's behalf (`unwrap`, `expect`,

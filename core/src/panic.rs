@@ -1,6 +1,11 @@
 //! Panics in coroutines (feature `std`): caught at the coroutine's root, reported to the
 //! exception notifier, and handed to `join` as [`JoinError::Panicked`]; the scheduler and
 //! every other coroutine keep running.
+//!
+//! The default report is rate-limited, as the latency warnings are: in each 10 s window
+//! the first [`REPORTS_PER_WINDOW`] panics are printed whole, the rest only counted, and
+//! the next report after the window begins with `… and 9980 more panics in the last 10 s`.
+//! A suppressed panic costs no traceback. A custom notifier sees every panic.
 
 use alloc::boxed::Box;
 use alloc::rc::Rc;
@@ -72,14 +77,18 @@ pub fn set_exception_notifier(f: Option<Box<Notifier>>) -> Option<Box<Notifier>>
 /// `print_stderr` prints (through the printer the runtime installs with
 /// [`set_default_printer`]; without one, straight to the debug sink).
 pub fn default_notifier(r: &PanicReport) {
-    let line = alloc::format!(
+    print_line(&alloc::format!(
         "thread {} ({}): error {}",
         r.id,
         r.name,
         r.traceback_string()
-    );
+    ));
+}
+
+/// One line through the installed printer, else to the debug sink.
+fn print_line(line: &str) {
     match PRINTER.with(|c| c.get()) {
-        Some(print) => print(&line),
+        Some(print) => print(line),
         None => {
             if let Some(s) = try_sched() {
                 s.sink.write(line.as_bytes());
@@ -109,12 +118,62 @@ pub(crate) fn payload_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
+/// Default reports printed whole in each window; the rest of the window's are counted.
+pub const REPORTS_PER_WINDOW: u32 = 10;
+
+/// The length of a rate-limiting window.
+const WINDOW: core::time::Duration = core::time::Duration::from_secs(10);
+
+std::thread_local! {
+    /// (window start in scheduler ticks, reports printed in it, reports suppressed in it).
+    static BUDGET: core::cell::Cell<(Option<u64>, u32, u64)> =
+        const { core::cell::Cell::new((None, 0, 0)) };
+}
+
+/// May the default notifier print this panic? Counts it either way; on the first report
+/// of a new window, prints how many the last one suppressed.
+fn admit_default_report(s: &crate::sched::SchedState) -> bool {
+    let now = s.now_ticks();
+    let (start, printed, suppressed) = BUDGET.with(|b| b.get());
+    let (start, printed, suppressed) = match start {
+        Some(t) if now.saturating_sub(t) < s.rate.ticks(WINDOW) => (t, printed, suppressed),
+        _ => {
+            if suppressed > 0 {
+                print_line(&alloc::format!(
+                    "… and {suppressed} more panics in the last {} s (each window of {} s \
+                     prints its first {REPORTS_PER_WINDOW} whole)",
+                    WINDOW.as_secs(),
+                    WINDOW.as_secs()
+                ));
+            }
+            (now, 0, 0)
+        }
+    };
+    let admit = printed < REPORTS_PER_WINDOW;
+    let next = if admit {
+        (Some(start), printed + 1, suppressed)
+    } else {
+        (Some(start), printed, suppressed + 1)
+    };
+    BUDGET.with(|b| b.set(next));
+    admit
+}
+
 /// Turn a caught panic into the join error, notifying first.
 pub(crate) fn on_panic(payload: Box<dyn Any + Send>) -> JoinError {
     let s = sched();
     let co = s.current_ref();
     if payload.is::<ForcedUnwind>() {
         return JoinError::Cancelled { id: co.id };
+    }
+    let custom = s.notifier.borrow().clone();
+    if custom.is_none() && !admit_default_report(s) {
+        // Counted for the next summary; not worth a traceback.
+        return JoinError::Panicked {
+            id: co.id,
+            name: co.name_str(),
+            message: payload_message(&*payload),
+        };
     }
     let traceback = TRACEBACK_SOURCE
         .with(|c| c.get())
@@ -126,7 +185,6 @@ pub(crate) fn on_panic(payload: Box<dyn Any + Send>) -> JoinError {
         message: payload_message(&*payload),
         traceback,
     };
-    let custom = s.notifier.borrow().clone();
     match custom {
         Some(f) => {
             let ok = std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| f(&report)));

@@ -646,3 +646,53 @@ fn spawn_at_a_stack_limit_returns_a_dead_coroutine_whose_join_says_why() {
     );
     sched::uninstall();
 }
+
+/// A clock the test moves by hand.
+#[derive(Clone, Default)]
+struct HandClock(Rc<Cell<u64>>);
+
+impl shrapnel_core::clock::Clock for HandClock {
+    fn now(&self) -> u64 {
+        self.0.get()
+    }
+    fn ticks_per_second(&self) -> u64 {
+        1_000_000_000
+    }
+}
+
+#[test]
+fn panic_reports_are_rate_limited_and_summarized() {
+    let rec = setup();
+    sched::uninstall();
+    let clock = HandClock::default();
+    sched::install(sched::Config {
+        poller: Box::new(shrapnel_core::poller::NullPoller::new(ThreadSleep)),
+        clock: Box::new(clock.clone()),
+        stacks: Box::new(shrapnel_core::stack::HeapStackAllocator),
+        sink: Box::new(rec.clone()),
+        default_stack_size: 64 * 1024,
+    })
+    .unwrap();
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    for i in 0..1000 {
+        spawn(move || panic!("boom {i}"));
+    }
+    event_loop();
+    let text = rec.text();
+    assert_eq!(text.matches("error boom").count(), 10, "{text}");
+    assert!(text.contains("error boom 0") && text.contains("error boom 9"));
+    // The next window: its first report says how many the last one suppressed.
+    clock.0.set(clock.0.get() + 11_000_000_000);
+    let late = spawn(|| panic!("late"));
+    event_loop();
+    std::panic::set_hook(quiet);
+    assert!(matches!(late.join(), Err(JoinError::Panicked { .. })));
+    let text = rec.text();
+    assert!(
+        text.contains("… and 990 more panics in the last 10 s"),
+        "{text}"
+    );
+    assert!(text.contains("error late"), "{text}");
+    sched::uninstall();
+}
