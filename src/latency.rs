@@ -382,9 +382,8 @@ fn watchdog(shared: Arc<Shared>, target: usize) {
         if frames.is_none() || shared.probe.seq.load(Ordering::Acquire) != seq {
             continue; // it ended meanwhile: the end-of-slice report covers it
         }
-        let Some(suppressed) = shared.limiter.lock().map(|mut l| l.admit()).unwrap_or(None) else {
-            continue;
-        };
+        // Formatted (and symbolized) before taking the printing lock, which the scheduler
+        // thread's end-of-slice report needs too.
         let mut line = ctime_now();
         let d = Duration::from_nanos(elapsed);
         let _ = write!(
@@ -395,8 +394,22 @@ fn watchdog(shared: Arc<Shared>, target: usize) {
             shared.sample.id.load(Ordering::Relaxed),
             shared.sample.name()
         );
-        finish_line(&mut line, frames.as_ref(), suppressed);
+        append_stack(&mut line, frames.as_ref());
+        let Ok(mut limiter) = shared.limiter.lock() else {
+            continue;
+        };
+        // The slice's final report is its last word: if the slice ended while this line
+        // was being made, the final report is printed (or about to be, after this lock),
+        // and an older "still running" must not follow it.
+        if shared.probe.seq.load(Ordering::Acquire) != seq {
+            continue;
+        }
+        let Some(suppressed) = limiter.admit() else {
+            continue;
+        };
+        end_line(&mut line, suppressed);
         SavedStderr::get().write(line.as_bytes());
+        drop(limiter);
     }
 }
 
@@ -423,23 +436,28 @@ fn report_slice(r: &LatencyReport) {
     let p = SAMPLE.with(|c| c.get());
     // SAFETY: as in the signal handler: kept alive by the thread-local StopOnExit.
     let shared = unsafe { p.as_ref() };
-    let suppressed = match shared {
-        Some(s) => match s.limiter.lock().map(|mut l| l.admit()) {
-            Ok(Some(n)) => n,
-            Ok(None) => return,
-            Err(_) => 0,
+    // Held until the line is written, so the watchdog cannot print an older "still running"
+    // line for this slice after it.
+    let mut limiter = shared.map(|s| s.limiter.lock());
+    let suppressed = match limiter.as_mut() {
+        Some(Ok(l)) => match l.admit() {
+            Some(n) => n,
+            None => return,
         },
-        None => 0,
+        _ => 0,
     };
     let frames = shared.and_then(|s| s.sample.frames_for(r.seq));
     let mut line = ctime_now();
     line.push(' ');
     line.push_str(&r.body());
-    finish_line(&mut line, frames.as_ref(), suppressed);
+    append_stack(&mut line, frames.as_ref());
+    end_line(&mut line, suppressed);
     SavedStderr::get().write(line.as_bytes());
+    drop(limiter);
 }
 
-fn finish_line(line: &mut String, sample: Option<&Raw>, suppressed: u64) {
+/// ` at [file fn|line] …`: the sampled stack, symbolized.
+fn append_stack(line: &mut String, sample: Option<&Raw>) {
     if let Some(raw) = sample {
         let stack = crate::tb::compact(&raw.addresses());
         if !stack.is_empty() {
@@ -447,6 +465,10 @@ fn finish_line(line: &mut String, sample: Option<&Raw>, suppressed: u64) {
             line.push_str(&stack);
         }
     }
+}
+
+/// The count of suppressed reports, and the newline.
+fn end_line(line: &mut String, suppressed: u64) {
     if suppressed > 0 {
         let _ = write!(line, " ({suppressed} earlier reports suppressed)");
     }
@@ -456,6 +478,6 @@ fn finish_line(line: &mut String, sample: Option<&Raw>, suppressed: u64) {
 fn ctime_now() -> String {
     let mut s = String::new();
     let secs = MonotonicClock.wall_clock().unwrap_or(0);
-    let _ = crate::stderr::write_local_ctime(&mut s, secs as i64);
+    let _ = shrapnel_core::clock::write_ctime(&mut s, secs);
     s
 }

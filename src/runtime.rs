@@ -27,11 +27,13 @@ impl Clock for MonotonicClock {
     fn ticks_per_second(&self) -> u64 {
         1_000_000_000
     }
+    /// Local time, as the core's timestamps want it (see `Clock::wall_clock`).
     fn wall_clock(&self) -> Option<u64> {
-        std::time::SystemTime::now()
+        let utc = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .ok()
-            .map(|d| d.as_secs())
+            .ok()?
+            .as_secs();
+        u64::try_from(crate::stderr::local_secs(utc as i64)).ok()
     }
 }
 

@@ -148,33 +148,26 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Write Unix time `secs` in local time like C's `ctime`, without its newline:
-/// `Sat Apr 14 20:55:39 2012`. Uses `localtime_r`, which may read the time-zone files the
+/// Unix time `secs` plus the local time zone's offset at that moment: what
+/// [`shrapnel_core::clock::write_ctime`] prints as local time (and what the runtime's
+/// `Clock::wall_clock` returns). Uses `localtime_r`, which may read the time-zone files the
 /// first time: not for signal handlers.
-pub fn write_local_ctime(out: &mut impl fmt::Write, secs: i64) -> fmt::Result {
-    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+pub(crate) fn local_secs(secs: i64) -> i64 {
     let t = secs as libc::time_t;
     // SAFETY: an all-zero `tm` is a valid value of this plain C struct (its only pointer,
     // where there is one, may be null); localtime_r fills it from a valid time_t pointer.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     // SAFETY: both pointers are valid for the call; localtime_r is the thread-safe variant.
     if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
-        return write!(out, "@{secs}");
+        return secs;
     }
-    write!(
-        out,
-        "{} {} {:2} {:02}:{:02}:{:02} {}",
-        DAYS[tm.tm_wday.rem_euclid(7) as usize],
-        MONTHS[tm.tm_mon.rem_euclid(12) as usize],
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec,
-        tm.tm_year as i64 + 1900
-    )
+    secs + tm.tm_gmtoff as i64
+}
+
+/// Write Unix time `secs` in local time like C's `ctime`, without its newline:
+/// `Sat Apr 14 20:55:39 2012` (the core's one formatter, given [`local_secs`]).
+pub fn write_local_ctime(out: &mut impl fmt::Write, secs: i64) -> fmt::Result {
+    shrapnel_core::clock::write_ctime(out, local_secs(secs).max(0) as u64)
 }
 
 #[cfg(test)]

@@ -32,11 +32,21 @@ fn a_blocking_call_outside_a_coroutine_names_the_remedy_at_the_callers_line() {
     })
     .join();
     assert!(r.is_err());
+    // A core setting made first, before anything started the scheduler.
+    #[cfg(feature = "latency")]
+    {
+        let r = std::thread::spawn(|| shrapnel::core_api::latency::set_latency_warning(2.0)).join();
+        assert!(r.is_err());
+    }
     let _ = std::panic::take_hook();
     let seen = seen.lock().unwrap().clone();
-    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(
+        seen.len(),
+        2 + cfg!(feature = "latency") as usize,
+        "{seen:?}"
+    );
     for (msg, file) in seen {
-        assert!(msg.contains("shrapnel::spawn"), "says what to do: {msg}");
+        assert!(msg.contains("shrapnel::"), "says what to do: {msg}");
         assert!(
             file.ends_with("outside.rs"),
             "points at the caller, not at {file}: {msg}"

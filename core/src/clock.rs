@@ -4,6 +4,7 @@
 //! many ticks make a second. POSIX uses `CLOCK_MONOTONIC` in nanoseconds, Cortex-M a
 //! SysTick counter. A wall clock is optional and only used for timestamps in messages.
 
+use core::fmt;
 use core::time::Duration;
 
 /// A monotonic time source.
@@ -33,7 +34,10 @@ pub trait Clock {
     }
     /// How many ticks make one second.
     fn ticks_per_second(&self) -> u64;
-    /// Seconds since the Unix epoch, if the target has a wall clock.
+    /// The wall clock for timestamps in messages (and nothing else), if the target has
+    /// one: seconds since 1970-01-01 00:00 *in the local time zone* (Unix time plus the
+    /// zone's offset), so that [`write_ctime`] prints local time, as Shrapnel's messages
+    /// do. A platform without time zones returns Unix time.
     fn wall_clock(&self) -> Option<u64> {
         None
     }
@@ -130,5 +134,57 @@ mod tests {
             TickRate(1_000).duration(1_234),
             Duration::from_millis(1_234)
         );
+    }
+}
+
+/// Format `secs` seconds since 1970-01-01 00:00 like C's `ctime`, without the newline:
+/// `Sat Apr 14 20:55:39 2012`. The one formatter of timestamps in messages: given a
+/// [`Clock::wall_clock`] reading (which a platform shifts to its local time zone), it
+/// prints that zone's time; given Unix time, UTC.
+pub fn write_ctime(out: &mut impl fmt::Write, secs: u64) -> fmt::Result {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + (month <= 2) as i64;
+    write!(
+        out,
+        "{} {} {:2} {:02}:{:02}:{:02} {}",
+        DAYS[(days.rem_euclid(7)) as usize],
+        MONTHS[(month - 1) as usize],
+        day,
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        year
+    )
+}
+
+#[cfg(test)]
+mod ctime_tests {
+    use super::*;
+
+    #[test]
+    fn ctime_matches_shrapnel_example() {
+        let mut s: heapless::String<64> = heapless::String::new();
+        write_ctime(&mut s, 1_334_436_939).unwrap();
+        assert_eq!(s, "Sat Apr 14 20:55:39 2012");
+        s.clear();
+        write_ctime(&mut s, 0).unwrap();
+        assert_eq!(s, "Thu Jan  1 00:00:00 1970");
+        s.clear();
+        write_ctime(&mut s, 951_782_400).unwrap(); // leap day
+        assert_eq!(s, "Tue Feb 29 00:00:00 2000");
     }
 }

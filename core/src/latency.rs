@@ -103,6 +103,7 @@ impl fmt::Display for LatencyFactorError {
 impl std::error::Error for LatencyFactorError {}
 
 /// Warn about slices longer than `factor × 0.2 s`; 0 disables. Returns the old factor.
+#[track_caller]
 pub fn set_latency_warning(factor: f64) -> Result<f64, LatencyFactorError> {
     if !(0.0..=MAX_FACTOR).contains(&factor) {
         return Err(LatencyFactorError(factor));
@@ -117,11 +118,13 @@ pub fn set_latency_warning(factor: f64) -> Result<f64, LatencyFactorError> {
 }
 
 /// The current factor.
+#[track_caller]
 pub fn latency_warning() -> f64 {
     sched().latency.factor.get()
 }
 
 /// Replace the report printer (`None`: the default line on the debug sink).
+#[track_caller]
 pub fn set_latency_hook(hook: Option<fn(&LatencyReport)>) -> Option<fn(&LatencyReport)> {
     sched().latency.hook.replace(hook)
 }
@@ -279,7 +282,7 @@ fn report(s: &SchedState, co: &CoroInner, dt: u64, seq: u64) {
             let mut line: heapless::String<320> = heapless::String::new();
             match s.clock.wall_clock() {
                 Some(secs) => {
-                    let _ = write_ctime(&mut line, secs);
+                    let _ = crate::clock::write_ctime(&mut line, secs);
                 }
                 None => {
                     let up = s.rate.duration(s.now_ticks().saturating_sub(s.started_at));
@@ -289,55 +292,5 @@ fn report(s: &SchedState, co: &CoroInner, dt: u64, seq: u64) {
             let _ = writeln!(line, " {}", r.body());
             s.sink.write(line.as_bytes());
         }
-    }
-}
-
-/// Format Unix time `secs` (UTC) like C's `ctime` without the newline:
-/// `Sat Apr 14 20:55:39 2012`.
-pub fn write_ctime(out: &mut impl fmt::Write, secs: u64) -> fmt::Result {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + (month <= 2) as i64;
-    write!(
-        out,
-        "{} {} {:2} {:02}:{:02}:{:02} {}",
-        DAYS[(days.rem_euclid(7)) as usize],
-        MONTHS[(month - 1) as usize],
-        day,
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        year
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ctime_matches_shrapnel_example() {
-        let mut s: heapless::String<64> = heapless::String::new();
-        write_ctime(&mut s, 1_334_436_939).unwrap();
-        assert_eq!(s, "Sat Apr 14 20:55:39 2012");
-        s.clear();
-        write_ctime(&mut s, 0).unwrap();
-        assert_eq!(s, "Thu Jan  1 00:00:00 1970");
-        s.clear();
-        write_ctime(&mut s, 951_782_400).unwrap(); // leap day
-        assert_eq!(s, "Tue Feb 29 00:00:00 2000");
     }
 }

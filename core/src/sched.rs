@@ -166,9 +166,11 @@ pub(crate) fn sched() -> &'static SchedState {
     match try_sched() {
         Some(s) => s,
         None => panic!(
-            "shrapnel: this call needs a scheduler and this thread has none: blocking calls \
-             run inside a coroutine — start one with `shrapnel::spawn(|| ...)` and run \
-             `shrapnel::event_loop()` (with shrapnel-core alone, `sched::install` first)"
+            "shrapnel: this call needs a scheduler and this thread has none yet: blocking \
+             calls run inside a coroutine — start one with `shrapnel::spawn(|| ...)` and run \
+             `shrapnel::event_loop()`; settings go through the `shrapnel::` functions \
+             (`shrapnel::latency::set_latency_warning`…), which start the scheduler (with \
+             shrapnel-core alone, call `sched::install` first)"
         ),
     }
 }
