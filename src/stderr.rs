@@ -165,7 +165,8 @@ pub(crate) fn local_secs(secs: i64) -> i64 {
 }
 
 /// Write Unix time `secs` in local time like C's `ctime`, without its newline:
-/// `Sat Apr 14 20:55:39 2012` (the core's one formatter, given [`local_secs`]).
+/// `Sat Apr 14 20:55:39 2012` (the core's one formatter, given Unix time shifted to the local
+/// time zone).
 pub fn write_local_ctime(out: &mut impl fmt::Write, secs: i64) -> fmt::Result {
     shrapnel_core::clock::write_ctime(out, local_secs(secs).max(0) as u64)
 }

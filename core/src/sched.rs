@@ -376,12 +376,33 @@ impl SchedState {
         }
     }
 
-    /// Format into a fixed buffer and write it to the sink, without allocating (a line
-    /// longer than the buffer is cut).
+    /// Format to the sink without allocating, through a fixed buffer written out whenever
+    /// it fills, so a long line arrives whole.
     pub(crate) fn debug_fmt(&self, args: core::fmt::Arguments<'_>) {
-        let mut buf: heapless::String<512> = heapless::String::new();
-        let _ = core::fmt::Write::write_fmt(&mut buf, args);
-        self.sink.write(buf.as_bytes());
+        struct Chunks<'a> {
+            sink: &'a dyn DebugSink,
+            buf: heapless::Vec<u8, 256>,
+        }
+        impl core::fmt::Write for Chunks<'_> {
+            fn write_str(&mut self, s: &str) -> core::fmt::Result {
+                for &b in s.as_bytes() {
+                    if self.buf.push(b).is_err() {
+                        self.sink.write(&self.buf);
+                        self.buf.clear();
+                        let _ = self.buf.push(b);
+                    }
+                }
+                Ok(())
+            }
+        }
+        let mut out = Chunks {
+            sink: &*self.sink,
+            buf: heapless::Vec::new(),
+        };
+        let _ = core::fmt::Write::write_fmt(&mut out, args);
+        if !out.buf.is_empty() {
+            self.sink.write(&out.buf);
+        }
     }
 
     /// `spawn`/`new` found no stack: print it the first time, then at most every 10 s
