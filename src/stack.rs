@@ -1358,12 +1358,18 @@ mod tests {
                 return;
             };
             let mut stacks = Vec::with_capacity(max / 2 + 16);
-            let error = loop {
+            let fill = |stacks: &mut Vec<MmapStack>| loop {
                 match MmapStack::new(MIN_STACK_SIZE) {
                     Ok(stack) => stacks.push(stack),
                     Err(error) => break error,
                 }
             };
+            // The budget stops first, with a reserve of mappings left.
+            let error = fill(&mut stacks);
+            child_print(&format!("budget={} error={error}\n", stacks.len()));
+            // Without it, the kernel's limit is reached and named.
+            budget::set_max_stacks(Some(usize::MAX - 1));
+            let error = fill(&mut stacks);
             let count = stacks.len();
             drop(stacks);
             child_print(&format!("stacks={count} max={max}\nerror={error}\n"));
@@ -1390,7 +1396,22 @@ mod tests {
         );
         assert!(text.contains("two memory mappings"), "{text}");
         assert!(text.contains("sysctl -w vm.max_map_count="), "{text}");
-        assert!(text.contains("shared-stack mode"), "{text}");
+        assert!(text.contains("fewer coroutines"), "{text}");
         assert!(text.contains(&format!("errno {}", libc::ENOMEM)), "{text}");
+        let budget: usize = text
+            .split_once("budget=")
+            .and_then(|(_, rest)| rest.split_once(' ')?.0.parse().ok())
+            .unwrap_or_else(|| panic!("no budget count:\n{text}"));
+        let kept = (max - max / 8) / 2;
+        assert!(
+            budget <= kept && budget + 2_000 > kept,
+            "{budget} stacks within the budget of {max} mappings\n{text}"
+        );
+        assert!(text.contains("the most it allows itself"), "{text}");
+        assert!(
+            text.contains(&format!("vm.max_map_count's {max}")),
+            "{text}"
+        );
+        assert!(text.contains("set_max_stacks"), "{text}");
     }
 }
