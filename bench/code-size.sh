@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
 
 symbols=(
-    'shrapnel_core::sched::event_loop'
+    'shrapnel_core::sched::event_loop::event_loop'
     'shrapnel_core::sched::yield_slice'
 )
 

@@ -461,18 +461,19 @@ impl Frame {
     /// The coroutine's entry in the core: `run_body` (its `catch_unwind`) and `coro_main`.
     fn is_coroutine_root(&self) -> bool {
         let plain = self.plain();
-        plain.starts_with("shrapnel_core::coro::run_body")
+        plain.starts_with("shrapnel_core::hooks::run_body")
             || plain.starts_with("shrapnel_core::coro::coro_main")
-            || self.is_bare_in(&["run_body", "coro_main"], "coro.rs")
+            || self.is_bare_in(&["run_body"], "hooks.rs")
+            || self.is_bare_in(&["coro_main"], "coro.rs")
     }
 
     /// Between a blocking call and the context switch: the scheduler's `block`, its
     /// suspend, the switch.
     fn is_switch_internal(&self) -> bool {
         let plain = self.plain();
-        plain.starts_with("shrapnel_core::sched::SchedState")
+        plain.starts_with("shrapnel_core::sched::state::SchedState")
             || plain.starts_with("shrapnel_core::arch::")
-            || self.is_bare_in(&["block", "suspend_current"], "sched.rs")
+            || self.is_bare_in(&["block", "suspend_current"], "sched/state.rs")
             || (self.bare() == Some("switch")
                 && self.path.as_deref().is_some_and(|p| p.contains("arch")))
     }
@@ -496,7 +497,7 @@ impl Frame {
     fn is_plumbing(&self) -> bool {
         const PREFIXES: &[&str] = &[
             "shrapnel_core::coro::coro_main",
-            "shrapnel_core::coro::run_body",
+            "shrapnel_core::hooks::run_body",
             "shrapnel_core::arch::",
             "std::panicking::",
             "std::panic::",
@@ -721,14 +722,14 @@ mod tests {
         let lib = "/rustc/abc/library/core/src/ops/function.rs";
         let qualified = vec![
             frame("<shrapnel_core::arch::x86_64::X86_64 as shrapnel_core::arch::ContextSwitch>::switch", "core/src/arch/x86_64.rs"),
-            frame("shrapnel_core::sched::SchedState::suspend_current", "core/src/sched.rs"),
-            frame("shrapnel_core::sched::SchedState::block", "core/src/sched.rs"),
+            frame("shrapnel_core::sched::state::SchedState::suspend_current", "core/src/sched/state.rs"),
+            frame("shrapnel_core::sched::state::SchedState::block", "core/src/sched/state.rs"),
             frame("shrapnel_core::sched::sleep", "core/src/sched.rs"),
             frame("app::nap", "src/main.rs"),
             frame("app::main::{{closure}}", "src/main.rs"),
             frame("<core::panic::unwind_safe::AssertUnwindSafe<F> as core::ops::function::FnOnce<()>>::call_once", lib),
             frame("std::panicking::catch_unwind::do_call", lib),
-            frame("shrapnel_core::coro::run_body", "core/src/coro.rs"),
+            frame("shrapnel_core::hooks::run_body", "core/src/hooks.rs"),
             frame("shrapnel_core::coro::coro_main", "core/src/coro.rs"),
         ];
         assert_eq!(
@@ -738,16 +739,16 @@ mod tests {
         // `debug = "line-tables-only"`: inlined frames have bare, possibly generic, names.
         let bare = vec![
             frame("switch", "core/src/arch/x86_64.rs"),
-            frame("suspend_current", "core/src/sched.rs"),
+            frame("suspend_current", "core/src/sched/state.rs"),
             frame(
                 "block<shrapnel_core::sched::sleep::{closure_env#0}>",
-                "core/src/sched.rs",
+                "core/src/sched/state.rs",
             ),
             frame("sleep", "core/src/sched.rs"),
             frame("{closure#0}", "src/main.rs"),
             frame("call_once<app::main::{closure_env#0}, ()>", lib),
             frame("do_call<F, ()>", "/rustc/abc/library/std/src/panicking.rs"),
-            frame("run_body<F, ()>", "core/src/coro.rs"),
+            frame("run_body<F, ()>", "core/src/hooks.rs"),
             frame("coro_main", "core/src/coro.rs"),
         ];
         assert_eq!(names(&filter_suspended(bare)), ["sleep", "{closure}"]);

@@ -18,10 +18,11 @@ use core::ops::Deref;
 use core::panic::Location;
 
 use crate::arch::{ContextSwitch, Native};
+use crate::hooks;
 use crate::interrupt::{Interrupted, TimeoutId};
 use crate::sched::{sched, Delivery, Resume};
 use crate::stack::{BoxedStack, StackError};
-use crate::wait::{WaitQueue, WaitReason};
+use crate::wait::{WaitQueue, WaitReason, Waiter};
 
 pub(crate) type CoroRc = Rc<CoroInner>;
 
@@ -41,6 +42,20 @@ pub enum State {
     Blocked,
     /// Finished, panicked, or cancelled.
     Dead,
+}
+
+impl fmt::Display for State {
+    /// The word `where_all`, `ps` and the backdoor print: `new`, `scheduled`, `running`,
+    /// `blocked`, `dead`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            State::NotStarted => "new",
+            State::Ready => "scheduled",
+            State::Running => "running",
+            State::Blocked => "blocked",
+            State::Dead => "dead",
+        })
+    }
 }
 
 /// A coroutine's name: the one it was given, or `coro-{id}` rendered when asked, so a
@@ -125,7 +140,7 @@ enum BodyState<F, T> {
 impl<F: FnOnce() -> T, T: 'static> Body for BodyState<F, T> {
     fn run(&mut self) {
         if let BodyState::NotRun(f) = core::mem::replace(self, BodyState::Ran(None)) {
-            *self = BodyState::Ran(Some(run_body(f)));
+            *self = BodyState::Ran(Some(hooks::run_body(f)));
         }
     }
 
@@ -140,51 +155,141 @@ impl<F: FnOnce() -> T, T: 'static> Body for BodyState<F, T> {
     }
 }
 
+/// A coroutine as the scheduler keeps it. Its fields are this module's; the scheduler and
+/// the debug features use the operations below, which keep `State` and `WaitReason`
+/// consistent (each transition sets both).
 pub(crate) struct CoroInner {
-    pub(crate) id: u64,
-    pub(crate) slot: Cell<usize>,
-    pub(crate) name: CoroName,
-    pub(crate) state: Cell<State>,
-    pub(crate) started: Cell<bool>,
+    id: u64,
+    slot: Cell<usize>,
+    name: CoroName,
+    state: Cell<State>,
+    started: Cell<bool>,
     /// Saved context while suspended.
-    pub(crate) sp: Cell<usize>,
-    pub(crate) stack: Cell<Option<BoxedStack>>,
-    pub(crate) stack_base: Cell<usize>,
-    pub(crate) stack_limit: Cell<usize>,
+    sp: Cell<usize>,
+    stack: Cell<Option<BoxedStack>>,
+    stack_base: Cell<usize>,
+    stack_limit: Cell<usize>,
     /// The stack's canary word (null if it has a guard page instead), checked per switch.
-    pub(crate) canary: Cell<*const usize>,
+    canary: Cell<*const usize>,
     /// The closure, then its result; out of the cell while the closure runs.
-    pub(crate) body: Cell<Option<Box<dyn Body>>>,
+    body: Cell<Option<Box<dyn Body>>>,
     /// How the current wait ended, set by whoever woke it.
-    pub(crate) resume: Cell<Resume>,
+    resume: Cell<Resume>,
     /// An interruption aimed at this coroutine while it was running (or yielded, or
     /// already resuming with another): its next blocking call returns it.
-    pub(crate) pending: Cell<Option<Interrupted>>,
+    pending: Cell<Option<Interrupted>>,
     /// Interruptions that arrived while `pending` was taken, oldest first, each once.
-    pub(crate) pending_more: RefCell<Vec<Interrupted>>,
+    pending_more: RefCell<Vec<Interrupted>>,
     /// Block sequence number: a waiter entry is live only while this matches.
-    pub(crate) seq: Cell<u64>,
-    pub(crate) wait: Cell<WaitReason>,
-    pub(crate) wait_since: Cell<u64>,
-    pub(crate) wait_at: Cell<Option<&'static Location<'static>>>,
+    seq: Cell<u64>,
+    wait: Cell<WaitReason>,
+    wait_since: Cell<u64>,
+    wait_at: Cell<Option<&'static Location<'static>>>,
     /// Active `with_timeout` ids, innermost last, with "deadline delivered" flags.
-    pub(crate) timeouts: RefCell<Vec<(TimeoutId, bool)>>,
+    timeouts: RefCell<Vec<(TimeoutId, bool)>>,
     /// Coroutines waiting for this one to end.
-    pub(crate) joiners: RefCell<WaitQueue>,
-    pub(crate) selfish: Cell<u32>,
+    joiners: RefCell<WaitQueue>,
+    selfish: Cell<u32>,
     /// 0: use the scheduler's default.
-    pub(crate) max_selfish: Cell<u32>,
-    #[cfg(feature = "std")]
-    pub(crate) force_unwind: Cell<bool>,
-    #[cfg(feature = "latency")]
-    pub(crate) slices: crate::latency::CoroSlices,
+    max_selfish: Cell<u32>,
+    /// Set when its scheduler unwinds it (feature `std`; nothing without it).
+    unwind: hooks::UnwindFlag,
+    /// Slice counters (feature `latency`; nothing without it).
+    slices: hooks::CoroSlices,
 }
 
+/// Identity, state and stack: what the debug features read.
 impl CoroInner {
-    pub(crate) fn is_blocked_in(&self, seq: u64) -> bool {
-        self.seq.get() == seq && self.state.get() == State::Blocked
+    /// A coroutine that has not started, on `stack` (or a dead one without a stack).
+    fn new(
+        id: u64,
+        name: Option<Cow<'static, str>>,
+        stack: Option<BoxedStack>,
+        body: Box<dyn Body>,
+        state: State,
+        since: u64,
+        at: Option<&'static Location<'static>>,
+    ) -> Self {
+        let (base, limit, canary) = match &stack {
+            Some(stack) => (
+                stack.base().as_ptr() as usize,
+                stack.limit().as_ptr() as usize,
+                stack
+                    .canary()
+                    .map_or(core::ptr::null(), |p| p.as_ptr() as *const usize),
+            ),
+            None => (0, 0, core::ptr::null()),
+        };
+        CoroInner {
+            id,
+            slot: Cell::new(usize::MAX),
+            name: CoroName::new(id, name),
+            state: Cell::new(state),
+            started: Cell::new(false),
+            sp: Cell::new(0),
+            stack: Cell::new(stack),
+            stack_base: Cell::new(base),
+            stack_limit: Cell::new(limit),
+            canary: Cell::new(canary),
+            body: Cell::new(Some(body)),
+            resume: Cell::new(Resume::Ok),
+            pending: Cell::new(None),
+            pending_more: RefCell::new(Vec::new()),
+            seq: Cell::new(0),
+            wait: Cell::new(if state == State::Dead {
+                WaitReason::Dead
+            } else {
+                WaitReason::NotStarted
+            }),
+            wait_since: Cell::new(since),
+            wait_at: Cell::new(at),
+            timeouts: RefCell::new(Vec::new()),
+            joiners: RefCell::new(WaitQueue::new()),
+            selfish: Cell::new(0),
+            max_selfish: Cell::new(0),
+            unwind: Default::default(),
+            slices: Default::default(),
+        }
     }
 
+    /// The id: unique for the life of the thread, never reused.
+    #[inline]
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The name (allocation-free).
+    pub(crate) fn name(&self) -> NameRef<'_> {
+        self.name.borrow()
+    }
+
+    /// The name, unless a rename is in progress (for signal handlers).
+    pub(crate) fn try_name(&self) -> Result<NameRef<'_>, BorrowError> {
+        self.name.try_borrow()
+    }
+
+    pub(crate) fn name_str(&self) -> String {
+        String::from(&*self.name.borrow())
+    }
+
+    /// Where it is in its life.
+    #[inline]
+    pub(crate) fn state(&self) -> State {
+        self.state.get()
+    }
+
+    /// It has begun running.
+    #[inline]
+    pub(crate) fn has_started(&self) -> bool {
+        self.started.get()
+    }
+
+    #[inline]
+    pub(crate) fn is_dead(&self) -> bool {
+        self.state.get() == State::Dead
+    }
+
+    /// What it is waiting for.
     pub(crate) fn wait_reason(&self) -> WaitReason {
         match self.state.get() {
             State::NotStarted => WaitReason::NotStarted,
@@ -196,17 +301,211 @@ impl CoroInner {
         }
     }
 
-    pub(crate) fn name_str(&self) -> String {
-        String::from(&*self.name.borrow())
+    /// When its current wait began (scheduler ticks) and the line that blocked.
+    pub(crate) fn waiting_since(&self) -> (u64, Option<&'static Location<'static>>) {
+        (self.wait_since.get(), self.wait_at.get())
     }
 
-    pub(crate) fn timeout_active(&self, id: TimeoutId) -> bool {
-        self.timeouts.borrow().iter().any(|(t, _)| *t == id)
+    /// Its stack, `(limit, base)`; `(0, 0)` once dead.
+    #[inline]
+    pub(crate) fn stack_range(&self) -> (usize, usize) {
+        (self.stack_limit.get(), self.stack_base.get())
     }
 
-    #[cfg(not(feature = "latency"))]
-    pub(crate) fn slice_stats(&self, _s: &crate::sched::SchedState) -> crate::debug::SliceStats {
-        crate::debug::SliceStats::default()
+    /// The saved context (its frame record) while suspended.
+    #[inline]
+    pub(crate) fn saved_context(&self) -> usize {
+        self.sp.get()
+    }
+
+    /// Its slice counters (feature `latency`).
+    #[allow(dead_code)] // read only with feature `latency`
+    pub(crate) fn slices(&self) -> &hooks::CoroSlices {
+        &self.slices
+    }
+
+    /// Shrapnel's `<coro #1 name='…' dead=0 started=1 scheduled=0 at 0x…>`.
+    pub(crate) fn describe(&self, f: &mut dyn fmt::Write) -> fmt::Result {
+        let st = self.state.get();
+        write!(
+            f,
+            "<coro #{} name='{}' dead={} started={} scheduled={} at {:#x}>",
+            self.id,
+            self.name.borrow(),
+            (st == State::Dead) as u8,
+            self.started.get() as u8,
+            (st == State::Ready) as u8,
+            self as *const CoroInner as usize
+        )
+    }
+}
+
+/// The transitions the scheduler makes.
+impl CoroInner {
+    pub(crate) fn slot(&self) -> usize {
+        self.slot.get()
+    }
+
+    pub(crate) fn set_slot(&self, slot: usize) {
+        self.slot.set(slot);
+    }
+
+    /// Into the run queue.
+    #[inline]
+    pub(crate) fn make_ready(&self) {
+        self.state.set(State::Ready);
+    }
+
+    /// About to be switched into: false if it was cancelled or reaped while queued.
+    #[inline]
+    pub(crate) fn enter_running(&self) -> bool {
+        if self.state.get() != State::Ready {
+            return false;
+        }
+        self.state.set(State::Running);
+        self.started.set(true);
+        true
+    }
+
+    /// Ended, or cancelled before it ran.
+    pub(crate) fn set_dead(&self) {
+        self.state.set(State::Dead);
+        self.wait.set(WaitReason::Dead);
+    }
+
+    /// The top of its stack, where the arch's root slot is.
+    #[inline]
+    pub(crate) fn stack_base(&self) -> *mut u8 {
+        self.stack_base.get() as *mut u8
+    }
+
+    /// Where a switch away from it saves its context.
+    #[inline]
+    pub(crate) fn saved_context_slot(&self) -> *mut usize {
+        self.sp.as_ptr()
+    }
+
+    /// Its canary word is intact (or it has none).
+    #[inline]
+    pub(crate) fn canary_intact(&self) -> bool {
+        let canary = self.canary.get();
+        // SAFETY: a non-null canary points into the coroutine's stack, alive until reaped
+        // (`take_stack` clears it first).
+        canary.is_null() || unsafe { canary.read_volatile() } == crate::stack::CANARY
+    }
+
+    /// Its stack, to release once it is dead.
+    pub(crate) fn take_stack(&self) -> Option<BoxedStack> {
+        self.canary.set(core::ptr::null());
+        self.stack.take()
+    }
+
+    /// Its closure or result.
+    pub(crate) fn take_body(&self) -> Option<Box<dyn Body>> {
+        self.body.take()
+    }
+
+    /// `w` waits for it to end.
+    pub(crate) fn add_joiner(&self, w: Waiter) {
+        self.joiners.borrow_mut().push(w, ());
+    }
+
+    /// The next coroutine waiting for it to end.
+    pub(crate) fn next_joiner(&self) -> Option<Waiter> {
+        self.joiners.borrow_mut().pop_live().map(|(w, ())| w)
+    }
+
+    /// Blocks in a wait for `reason`, from `at`: returns the wait's sequence number.
+    #[inline]
+    pub(crate) fn enter_wait(
+        &self,
+        reason: WaitReason,
+        since: u64,
+        at: &'static Location<'static>,
+    ) -> u64 {
+        self.state.set(State::Blocked);
+        self.wait.set(reason);
+        self.wait_since.set(since);
+        self.wait_at.set(Some(at));
+        self.selfish.set(0);
+        self.seq.get()
+    }
+
+    /// Gives up its slice (`yield_slice`); the scheduler puts it back in the run queue.
+    #[inline]
+    pub(crate) fn enter_yield(&self, since: u64, at: &'static Location<'static>) {
+        self.wait.set(WaitReason::Yield);
+        self.wait_since.set(since);
+        self.wait_at.set(Some(at));
+        self.selfish.set(0);
+        self.resume.set(Resume::Ok);
+    }
+
+    /// Running again after a wait or a yield: stale waiters of that wait no longer match.
+    #[inline]
+    pub(crate) fn leave_wait(&self) {
+        self.seq.set(self.seq.get() + 1);
+        self.wait.set(WaitReason::Running);
+    }
+
+    /// Still blocked in the wait with sequence number `seq`.
+    #[inline]
+    pub(crate) fn is_blocked_in(&self, seq: u64) -> bool {
+        self.seq.get() == seq && self.state.get() == State::Blocked
+    }
+
+    /// How its wait ended (set by the waker).
+    #[inline]
+    pub(crate) fn set_resume(&self, r: Resume) {
+        self.resume.set(r);
+    }
+
+    /// How its wait ended, once.
+    #[inline]
+    pub(crate) fn take_resume(&self) -> Resume {
+        self.resume.take()
+    }
+
+    /// Woken from a wait and not resumed yet: resume it with `i` instead (Shrapnel's
+    /// `force`). False if it is not in that position (yielded, or already interrupted).
+    pub(crate) fn revoke_wake(&self, i: Interrupted) -> bool {
+        if self.wait.get() == WaitReason::Yield || self.resume.get() != Resume::Ok {
+            return false;
+        }
+        self.resume.set(Resume::Revoked(i));
+        true
+    }
+
+    /// Set when its scheduler unwinds it.
+    #[inline]
+    pub(crate) fn unwind_flag(&self) -> &hooks::UnwindFlag {
+        &self.unwind
+    }
+
+    /// One I/O operation completed without blocking: true when it has used its allowance
+    /// (its own, or `default`) and must yield.
+    pub(crate) fn count_selfish_act(&self, default: u32) -> bool {
+        let n = self.selfish.get() + 1;
+        let max = match self.max_selfish.get() {
+            0 => default,
+            m => m,
+        };
+        if n >= max {
+            self.selfish.set(0);
+            true
+        } else {
+            self.selfish.set(n);
+            false
+        }
+    }
+}
+
+/// Interruptions that wait for its next blocking call, and its `with_timeout` deadlines.
+impl CoroInner {
+    /// The interruption its next blocking call returns, taken.
+    #[inline]
+    pub(crate) fn take_pending(&self) -> Option<Interrupted> {
+        self.pending.take()
     }
 
     /// Queue `i` for the next blocking call, after any already pending; an interruption
@@ -235,14 +534,33 @@ impl CoroInner {
         }
     }
 
+    /// A `with_timeout` call began.
+    pub(crate) fn begin_timeout(&self, id: TimeoutId) {
+        self.timeouts.borrow_mut().push((id, false));
+    }
+
     /// A `with_timeout` call ended: its deadline, if still queued, no longer applies.
-    pub(crate) fn forget_pending_timeout(&self, id: TimeoutId) {
+    /// Returns whether the deadline was delivered.
+    pub(crate) fn end_timeout(&self, id: TimeoutId) -> bool {
         let t = Interrupted::Timeout(id);
         self.pending_more.borrow_mut().retain(|i| *i != t);
         if self.pending.get() == Some(t) {
             self.pending.set(None);
             self.advance_pending();
         }
+        let mut list = self.timeouts.borrow_mut();
+        // Usually the innermost, the last one.
+        if list.last().is_some_and(|(t, _)| *t == id) {
+            return list.pop().is_some_and(|(_, fired)| fired);
+        }
+        match list.iter().rposition(|(t, _)| *t == id) {
+            Some(pos) => list.remove(pos).1,
+            None => false,
+        }
+    }
+
+    pub(crate) fn timeout_active(&self, id: TimeoutId) -> bool {
+        self.timeouts.borrow().iter().any(|(t, _)| *t == id)
     }
 
     pub(crate) fn mark_timeout_fired(&self, id: TimeoutId) {
@@ -254,6 +572,11 @@ impl CoroInner {
         {
             e.1 = true;
         }
+    }
+
+    /// A waiter for the wait it is blocked in now.
+    pub(crate) fn current_waiter(self: &Rc<Self>) -> Waiter {
+        Waiter::new(self.clone(), self.seq.get())
     }
 }
 
@@ -320,8 +643,7 @@ impl fmt::Display for JoinError {
     }
 }
 
-#[cfg(feature = "std")]
-impl std::error::Error for JoinError {}
+impl core::error::Error for JoinError {}
 
 /// Why a coroutine could not be created.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -338,8 +660,7 @@ impl fmt::Display for SpawnError {
     }
 }
 
-#[cfg(feature = "std")]
-impl std::error::Error for SpawnError {}
+impl core::error::Error for SpawnError {}
 
 /// `set_selfishness(0)` / `set_max_selfish_acts(0)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -354,8 +675,7 @@ impl fmt::Display for SelfishnessError {
     }
 }
 
-#[cfg(feature = "std")]
-impl std::error::Error for SelfishnessError {}
+impl core::error::Error for SelfishnessError {}
 
 /// `start` on a coroutine that already started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -412,22 +732,22 @@ impl CoroRef {
 
     /// Where it is in its life.
     pub fn state(&self) -> State {
-        self.inner.state.get()
+        self.inner.state()
     }
 
     /// It has begun running (Shrapnel's `started`).
     pub fn started(&self) -> bool {
-        self.inner.started.get()
+        self.inner.has_started()
     }
 
     /// It is in the run queue (Shrapnel's `scheduled`).
     pub fn scheduled(&self) -> bool {
-        self.inner.state.get() == State::Ready
+        self.inner.state() == State::Ready
     }
 
     /// It has finished (Shrapnel's `dead`).
     pub fn dead(&self) -> bool {
-        self.inner.state.get() == State::Dead
+        self.inner.is_dead()
     }
 
     /// What it is waiting for.
@@ -437,10 +757,8 @@ impl CoroRef {
 
     /// When its current wait began (scheduler time), and the source line that blocked.
     pub fn waiting_since(&self) -> (crate::clock::Instant, Option<&'static Location<'static>>) {
-        (
-            crate::clock::Instant(self.inner.wait_since.get()),
-            self.inner.wait_at.get(),
-        )
+        let (since, at) = self.inner.waiting_since();
+        (crate::clock::Instant(since), at)
     }
 
     /// Limit the I/O operations it may complete without blocking before yielding
@@ -455,7 +773,7 @@ impl CoroRef {
 
     /// Start a coroutine made with `new`.
     pub fn start(&self) -> Result<(), AlreadyStarted> {
-        if self.inner.state.get() != State::NotStarted {
+        if self.inner.state() != State::NotStarted {
             return Err(AlreadyStarted { id: self.inner.id });
         }
         sched().schedule(self.inner.clone());
@@ -494,7 +812,7 @@ impl CoroRef {
 
     /// Base and limit of its stack (0, 0 once dead).
     pub fn stack_range(&self) -> (usize, usize) {
-        (self.inner.stack_limit.get(), self.inner.stack_base.get())
+        self.inner.stack_range()
     }
 
     /// Wait until it has ended (without taking a value).
@@ -504,13 +822,11 @@ impl CoroRef {
         if self.dead() {
             return Ok(());
         }
-        if core::ptr::eq(s.current.get(), Rc::as_ptr(&self.inner)) {
+        if s.is_running(&self.inner) {
             return Err(JoinError::SelfJoin { id: self.id() });
         }
         let target = self.inner.clone();
-        match s.block(WaitReason::Join(self.id()), |w| {
-            target.joiners.borrow_mut().push(w, ())
-        }) {
+        match s.block(WaitReason::Join(self.id()), |w| target.add_joiner(w)) {
             Resume::Ok => Ok(()),
             Resume::Interrupted(i) | Resume::Revoked(i) => Err(JoinError::Interrupted(i)),
             Resume::Closed => unreachable!("a join is never woken by a close"),
@@ -524,7 +840,7 @@ impl Drop for CoroRef {
     /// its stack, its registry slot, and the closure with what it captured.
     fn drop(&mut self) {
         // Two strong references: the registry's and this handle's.
-        if self.inner.state.get() == State::NotStarted && Rc::strong_count(&self.inner) == 2 {
+        if self.inner.state() == State::NotStarted && Rc::strong_count(&self.inner) == 2 {
             if let Some(s) = crate::sched::try_sched() {
                 s.cancel_unstarted(&self.inner);
             }
@@ -534,17 +850,7 @@ impl Drop for CoroRef {
 
 impl fmt::Debug for CoroRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let st = self.inner.state.get();
-        write!(
-            f,
-            "<coro #{} name='{}' dead={} started={} scheduled={} at {:#x}>",
-            self.id(),
-            self.inner.name.borrow(),
-            (st == State::Dead) as u8,
-            self.inner.started.get() as u8,
-            (st == State::Ready) as u8,
-            Rc::as_ptr(&self.inner) as usize
-        )
+        self.inner.describe(f)
     }
 }
 
@@ -559,7 +865,7 @@ impl<T> Coro<T> {
         if self.taken.replace(true) {
             return Err(JoinError::AlreadyJoined { id: self.id() });
         }
-        let result = self.handle.inner.body.take().and_then(|mut body| {
+        let result = self.handle.inner.take_body().and_then(|mut body| {
             body.result()
                 .downcast_mut::<Option<Result<T, JoinError>>>()
                 .and_then(Option::take)
@@ -581,7 +887,7 @@ impl<T> Drop for Coro<T> {
     /// goes.
     fn drop(&mut self) {
         if self.dead() {
-            drop(self.handle.inner.body.take());
+            drop(self.handle.inner.take_body());
         }
     }
 }
@@ -647,48 +953,24 @@ impl Builder {
 
     fn build_raw(self, body: Box<dyn Body>) -> Result<CoroRc, SpawnError> {
         let s = sched();
-        let size = self.stack_size.unwrap_or(s.default_stack_size);
-        let stack = s.stacks.allocate(size).map_err(SpawnError::Stack)?;
-        let id = s.next_id.get();
-        s.next_id.set(id + 1);
-        s.bump(|st| st.spawned += 1);
+        let stack = s
+            .allocate_stack(self.stack_size)
+            .map_err(SpawnError::Stack)?;
+        let id = s.next_coro_id();
         let base = stack.base().as_ptr();
-        let limit = stack.limit().as_ptr() as usize;
-        let canary = stack
-            .canary()
-            .map_or(core::ptr::null(), |p| p.as_ptr() as *const usize);
         // Written straight into the allocation, not built on the stack and copied (~300 B).
         let mut inner = Rc::<CoroInner>::new_uninit();
         Rc::get_mut(&mut inner)
             .expect("a fresh Rc is unique")
-            .write(CoroInner {
+            .write(CoroInner::new(
                 id,
-                slot: Cell::new(0),
-                name: CoroName::new(id, self.name),
-                state: Cell::new(State::NotStarted),
-                started: Cell::new(false),
-                sp: Cell::new(0),
-                stack: Cell::new(Some(stack)),
-                stack_base: Cell::new(base as usize),
-                stack_limit: Cell::new(limit),
-                canary: Cell::new(canary),
-                body: Cell::new(Some(body)),
-                resume: Cell::new(Resume::Ok),
-                pending: Cell::new(None),
-                pending_more: RefCell::new(Vec::new()),
-                seq: Cell::new(0),
-                wait: Cell::new(WaitReason::NotStarted),
-                wait_since: Cell::new(s.wait_clock()),
-                wait_at: Cell::new(None),
-                timeouts: RefCell::new(Vec::new()),
-                joiners: RefCell::new(WaitQueue::new()),
-                selfish: Cell::new(0),
-                max_selfish: Cell::new(0),
-                #[cfg(feature = "std")]
-                force_unwind: Cell::new(false),
-                #[cfg(feature = "latency")]
-                slices: Default::default(),
-            });
+                self.name,
+                Some(stack),
+                body,
+                State::NotStarted,
+                s.wait_clock(),
+                None,
+            ));
         // SAFETY: written just above.
         let inner = unsafe { inner.assume_init() };
         // SAFETY: the stack is alive and exclusively this coroutine's, `base` is its
@@ -701,27 +983,16 @@ impl Builder {
     }
 }
 
-#[cfg(feature = "std")]
-fn run_body<F: FnOnce() -> T, T>(f: F) -> Result<T, JoinError> {
-    std::panic::catch_unwind(core::panic::AssertUnwindSafe(f)).map_err(crate::panic::on_panic)
-}
-
-#[cfg(not(feature = "std"))]
-fn run_body<F: FnOnce() -> T, T>(f: F) -> Result<T, JoinError> {
-    Ok(f())
-}
-
 /// The first frame of every coroutine, entered from the arch trampoline.
 unsafe extern "C" fn coro_main(_arg: usize, data: *mut u8) -> ! {
     // SAFETY: `data` is the CoroInner pointer given to `init`; the registry holds a strong
     // reference until this coroutine is reaped, after its last switch below.
     let co = unsafe { &*(data as *const CoroInner) };
-    if let Some(mut body) = co.body.take() {
+    if let Some(mut body) = co.take_body() {
         body.run();
         co.body.set(Some(body));
     }
-    co.state.set(State::Dead);
-    co.wait.set(WaitReason::Dead);
+    co.set_dead();
     let s = sched();
     s.finish(co);
     s.suspend_current(co);
@@ -771,39 +1042,19 @@ where
 #[cold]
 fn not_spawned<T: 'static>(error: SpawnError, at: &'static Location<'static>) -> Coro<T> {
     let s = sched();
-    let id = s.next_id.get();
-    s.next_id.set(id + 1);
+    let id = s.next_coro_id();
     s.report_spawn_failure(&error, at);
     let result: Option<Result<T, JoinError>> = Some(Err(JoinError::NotSpawned { id, error }));
     let body: Box<dyn Body> = Box::new(BodyState::<fn() -> T, T>::Ran(result));
-    let inner = Rc::new(CoroInner {
+    let inner = Rc::new(CoroInner::new(
         id,
-        slot: Cell::new(usize::MAX),
-        name: CoroName::new(id, None),
-        state: Cell::new(State::Dead),
-        started: Cell::new(false),
-        sp: Cell::new(0),
-        stack: Cell::new(None),
-        stack_base: Cell::new(0),
-        stack_limit: Cell::new(0),
-        canary: Cell::new(core::ptr::null()),
-        body: Cell::new(Some(body)),
-        resume: Cell::new(Resume::Ok),
-        pending: Cell::new(None),
-        pending_more: RefCell::new(Vec::new()),
-        seq: Cell::new(0),
-        wait: Cell::new(WaitReason::Dead),
-        wait_since: Cell::new(s.wait_clock()),
-        wait_at: Cell::new(Some(at)),
-        timeouts: RefCell::new(Vec::new()),
-        joiners: RefCell::new(WaitQueue::new()),
-        selfish: Cell::new(0),
-        max_selfish: Cell::new(0),
-        #[cfg(feature = "std")]
-        force_unwind: Cell::new(false),
-        #[cfg(feature = "latency")]
-        slices: Default::default(),
-    });
+        None,
+        None,
+        body,
+        State::Dead,
+        s.wait_clock(),
+        Some(at),
+    ));
     Coro {
         handle: CoroRef { inner },
         taken: Cell::new(false),

@@ -59,14 +59,11 @@ pub struct CoroInfo {
 impl fmt::Display for CoroInfo {
     /// `#12 'worker' blocked: readable fd 7 for 1.204s at src/main.rs:40`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self.state {
-            State::NotStarted => "new",
-            State::Ready => "scheduled",
-            State::Running => "running",
-            State::Blocked => "blocked",
-            State::Dead => "dead",
-        };
-        write!(f, "#{} '{}' {}: {}", self.id, self.name, state, self.reason)?;
+        write!(
+            f,
+            "#{} '{}' {}: {}",
+            self.id, self.name, self.state, self.reason
+        )?;
         if let Some(left) = self.sleep_left {
             write!(f, " ({}.{:03}s left)", left.as_secs(), left.subsec_millis())?;
         }
@@ -99,13 +96,8 @@ pub fn where_all() -> Vec<CoroInfo> {
     };
     s.break_slice_chain();
     let now = s.now_ticks();
-    let mut v: Vec<CoroInfo> = s
-        .registry
-        .borrow()
-        .iter()
-        .flatten()
-        .map(|c| info(c, now))
-        .collect();
+    let mut v: Vec<CoroInfo> = Vec::new();
+    s.for_each_live(|co| v.push(info(co, now)));
     v.sort_unstable_by_key(|i| i.id);
     v
 }
@@ -113,30 +105,27 @@ pub fn where_all() -> Vec<CoroInfo> {
 fn info(co: &CoroInner, now: u64) -> CoroInfo {
     let s = sched();
     let reason = co.wait_reason();
-    let state = co.state.get();
-    let since = co.wait_since.get();
+    let state = co.state();
+    let (since, at) = co.waiting_since();
     let waited = match state {
         State::Running => Duration::ZERO,
-        _ => s.rate.duration(now.saturating_sub(since)),
+        _ => s.rate().duration(now.saturating_sub(since)),
     };
     let sleep_left = match reason {
-        WaitReason::Sleep(t) => Some(s.rate.duration(t.0.saturating_sub(now))),
+        WaitReason::Sleep(t) => Some(s.rate().duration(t.0.saturating_sub(now))),
         _ => None,
     };
+    let (limit, base) = co.stack_range();
     CoroInfo {
-        id: co.id,
+        id: co.id(),
         name: co.name_str(),
         state,
         reason,
         waited,
         sleep_left,
-        blocked_at: if state == State::Blocked {
-            co.wait_at.get()
-        } else {
-            None
-        },
-        stack_size: co.stack_base.get().saturating_sub(co.stack_limit.get()),
-        slices: co.slice_stats(s),
+        blocked_at: if state == State::Blocked { at } else { None },
+        stack_size: base.saturating_sub(limit),
+        slices: crate::hooks::slice_stats(s, co),
         frames: suspended_frames(co),
     }
 }
@@ -146,14 +135,14 @@ fn info(co: &CoroInner, now: u64) -> CoroInfo {
 pub(crate) fn suspended_frames(co: &CoroInner) -> Vec<usize> {
     use crate::arch::{ContextSwitch, Native};
     let mut frames = Vec::new();
-    let suspended = co.started.get() && matches!(co.state.get(), State::Blocked | State::Ready);
+    let suspended = co.has_started() && matches!(co.state(), State::Blocked | State::Ready);
     if !suspended {
         return frames;
     }
-    let (lo, hi) = (co.stack_limit.get(), co.stack_base.get());
+    let (lo, hi) = co.stack_range();
     let root = Native::root_slot(hi as *mut u8) as usize;
     let word = core::mem::size_of::<usize>();
-    let mut rec = co.sp.get();
+    let mut rec = co.saved_context();
     while rec >= lo
         && rec + 2 * word <= hi
         && rec.is_multiple_of(word)

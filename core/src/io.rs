@@ -201,7 +201,7 @@ fn index(fd: RawSource) -> usize {
 #[track_caller]
 pub fn register(fd: RawSource) -> Result<(), IoError> {
     let s = sched();
-    let mut io = s.io.borrow_mut();
+    let mut io = s.io().borrow_mut();
     ensure_registered(s, &mut io, fd, 0)
 }
 
@@ -248,14 +248,14 @@ fn ensure_registered(
         e.ready = [false; 2];
         let stale = [e.waiter[0].take(), e.waiter[1].take()];
         io.registered -= 1;
-        let _ = s.poller.deregister(fd);
+        let _ = s.poller().deregister(fd);
         for w in stale.into_iter().flatten() {
             w.wake(Resume::Closed);
         }
     }
     let gen = io.next_gen;
     io.next_gen = io.next_gen.wrapping_add(1).max(1);
-    s.poller
+    s.poller()
         .register(fd, token(fd, gen), Interest::BOTH)
         .map_err(|err| IoError::Os { fd, err })?;
     io.entries[i] = Entry {
@@ -282,7 +282,7 @@ impl<'a> Waiting<'a> {
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.io.borrow_mut().waiting -= 1;
+        self.0.io().borrow_mut().waiting -= 1;
     }
 }
 
@@ -303,7 +303,7 @@ pub fn wait_identified(fd: RawSource, dir: Direction, ident: u64) -> Result<(), 
     let s = sched();
     let d = dir as usize;
     {
-        let mut io = s.io.borrow_mut();
+        let mut io = s.io().borrow_mut();
         ensure_registered(s, &mut io, fd, ident)?;
         let e = &mut io.entries[index(fd)];
         if core::mem::take(&mut e.ready[d]) {
@@ -314,8 +314,8 @@ pub fn wait_identified(fd: RawSource, dir: Direction, ident: u64) -> Result<(), 
                 return Err(IoError::Simultaneous {
                     fd,
                     dir,
-                    waiting: w.co.id,
-                    caller: s.current_ref().id,
+                    waiting: w.coro_id(),
+                    caller: s.current_ref().id(),
                 });
             }
         }
@@ -326,21 +326,19 @@ pub fn wait_identified(fd: RawSource, dir: Direction, ident: u64) -> Result<(), 
     };
     let mut counted = None;
     let r = s.block(reason, |w| {
-        let mut io = s.io.borrow_mut();
+        let mut io = s.io().borrow_mut();
         io.entries[index(fd)].waiter[d] = Some(w);
         counted = Some(Waiting::enter(s, &mut io));
     });
     drop(counted);
-    let mut io = s.io.borrow_mut();
+    let mut io = s.io().borrow_mut();
     if let Some(e) = io.entries.get_mut(index(fd)) {
         // Woken by readiness: this wake consumed it (the caller's next syscall sees all of
         // it). Interrupted: an event that arrived meanwhile stays for the next wait.
         if r == Resume::Ok {
             e.ready[d] = false;
         }
-        let mine = e.waiter[d]
-            .as_ref()
-            .is_some_and(|w| core::ptr::eq(w.co.as_ref(), s.current.get()));
+        let mine = e.waiter[d].as_ref().is_some_and(|w| s.is_running(w.coro()));
         if mine {
             e.waiter[d] = None;
         }
@@ -357,7 +355,7 @@ pub fn wait_identified(fd: RawSource, dir: Direction, ident: u64) -> Result<(), 
 /// Forget any cached readiness for `fd` in `dir` (after a syscall returned EAGAIN).
 pub fn clear_ready(fd: RawSource, dir: Direction) {
     let s = sched();
-    if let Some(e) = s.io.borrow_mut().entries.get_mut(index(fd)) {
+    if let Some(e) = s.io().borrow_mut().entries.get_mut(index(fd)) {
         e.ready[dir as usize] = false;
     }
 }
@@ -369,7 +367,7 @@ pub fn close(fd: RawSource) {
         return;
     };
     let waiters = {
-        let mut io = s.io.borrow_mut();
+        let mut io = s.io().borrow_mut();
         let Some(e) = io.entries.get_mut(index(fd)) else {
             return;
         };
@@ -383,7 +381,7 @@ pub fn close(fd: RawSource) {
         w
     };
     // Deregistration can only fail if the fd is already closed, which also removed it.
-    let _ = s.poller.deregister(fd);
+    let _ = s.poller().deregister(fd);
     for w in waiters.into_iter().flatten() {
         w.wake(Resume::Closed);
     }
@@ -391,5 +389,5 @@ pub fn close(fd: RawSource) {
 
 /// Number of fds registered with the poller.
 pub fn registered() -> usize {
-    sched().io.borrow().len()
+    sched().io().borrow().len()
 }

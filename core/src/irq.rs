@@ -20,11 +20,12 @@
 //! `sched::notifier().notify()` from a context that may (a signal handler may, for the
 //! epoll and kqueue backends: it is one write(2)/kevent(2)).
 
-use core::cell::UnsafeCell;
+use alloc::vec::Vec;
+use core::cell::{RefCell, UnsafeCell};
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::interrupt::Interrupted;
-use crate::sched::{sched, Resume, SchedState};
+use crate::sched::{sched, Resume};
 use crate::wait::{WaitQueue, WaitReason};
 
 /// Set when any event was signalled since the loop last looked.
@@ -75,10 +76,7 @@ impl IrqEvent {
             // SAFETY: only this scheduler thread touches `waiters`, and no other borrow of
             // it is live (the loop's borrow ends before it runs coroutines).
             unsafe { (*self.waiters.get()).push(w, ()) };
-            let mut list = s.irq_events.borrow_mut();
-            if !list.iter().any(|e| core::ptr::eq(*e, self)) {
-                list.push(self);
-            }
+            s.irq().add(self);
         });
         match r {
             Resume::Ok => Ok(()),
@@ -93,32 +91,55 @@ impl IrqEvent {
     }
 }
 
-/// Wake the waiters of signalled events; forget events nobody waits on. Called by the loop
-/// on every iteration, so the common case (nothing signalled, nobody waiting) is a plain
-/// load and a length check, without a locked instruction.
-#[inline]
-pub(crate) fn dispatch(s: &SchedState) {
-    let signalled =
-        ANY_PENDING.load(Ordering::Relaxed) && ANY_PENDING.swap(false, Ordering::AcqRel);
-    if signalled || !s.irq_events.borrow().is_empty() {
-        wake_signalled(s);
-    }
+/// The events some coroutine of one scheduler waits on: the scheduler holds one and the
+/// event loop calls [`dispatch`](Self::dispatch) on every iteration.
+#[derive(Default)]
+pub(crate) struct IrqWaits {
+    events: RefCell<Vec<&'static IrqEvent>>,
 }
 
-#[inline(never)]
-fn wake_signalled(s: &SchedState) {
-    let events: alloc::vec::Vec<&'static IrqEvent> = s.irq_events.borrow().clone();
-    for e in &events {
-        // SAFETY: scheduler thread only (see `IrqEvent`'s Sync impl).
-        let q = unsafe { &mut *e.waiters.get() };
-        if q.has_live() && e.pending.swap(false, Ordering::AcqRel) {
-            while let Some((w, ())) = q.pop_live() {
-                w.wake(Resume::Ok);
-            }
+impl IrqWaits {
+    /// A coroutine waits on `e`.
+    fn add(&self, e: &'static IrqEvent) {
+        let mut list = self.events.borrow_mut();
+        if !list.iter().any(|x| core::ptr::eq(*x, e)) {
+            list.push(e);
         }
     }
-    s.irq_events.borrow_mut().retain(|e| {
-        // SAFETY: as above.
-        unsafe { (*e.waiters.get()).has_live() }
-    });
+
+    /// Some coroutine waits on an event (the loop must not end for lack of work).
+    #[inline]
+    pub(crate) fn is_waited_on(&self) -> bool {
+        !self.events.borrow().is_empty()
+    }
+
+    /// Wake the waiters of signalled events; forget events nobody waits on. Called by the
+    /// loop on every iteration, so the common case (nothing signalled, nobody waiting) is a
+    /// plain load and a length check, without a locked instruction.
+    #[inline]
+    pub(crate) fn dispatch(&self) {
+        let signalled =
+            ANY_PENDING.load(Ordering::Relaxed) && ANY_PENDING.swap(false, Ordering::AcqRel);
+        if signalled || self.is_waited_on() {
+            self.wake_signalled();
+        }
+    }
+
+    #[inline(never)]
+    fn wake_signalled(&self) {
+        let events: Vec<&'static IrqEvent> = self.events.borrow().clone();
+        for e in &events {
+            // SAFETY: scheduler thread only (see `IrqEvent`'s Sync impl).
+            let q = unsafe { &mut *e.waiters.get() };
+            if q.has_live() && e.pending.swap(false, Ordering::AcqRel) {
+                while let Some((w, ())) = q.pop_live() {
+                    w.wake(Resume::Ok);
+                }
+            }
+        }
+        self.events.borrow_mut().retain(|e| {
+            // SAFETY: as above.
+            unsafe { (*e.waiters.get()).has_live() }
+        });
+    }
 }

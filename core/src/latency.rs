@@ -29,7 +29,9 @@ use core::fmt::{self, Write as _};
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 
-use crate::coro::{CoroInner, State};
+use crate::clock::TickRate;
+use crate::coro::CoroInner;
+use crate::debug::SliceStats;
 use crate::sched::{sched, SchedState};
 
 /// Seconds of the threshold per unit of factor (Shrapnel's 0.2 s).
@@ -109,30 +111,31 @@ pub fn set_latency_warning(factor: f64) -> Result<f64, LatencyFactorError> {
         return Err(LatencyFactorError(factor));
     }
     let s = sched();
-    let old = s.latency.factor.replace(factor);
-    let ticks = s.rate.ticks(BASE_THRESHOLD.mul_f64(factor));
-    s.latency.threshold.set(ticks);
+    let l = s.latency();
+    let old = l.factor.replace(factor);
+    let ticks = s.rate().ticks(BASE_THRESHOLD.mul_f64(factor));
+    l.threshold.set(ticks);
     #[cfg(feature = "std")]
-    s.latency.probe.threshold.store(ticks, Ordering::Relaxed);
+    l.probe.threshold.store(ticks, Ordering::Relaxed);
     Ok(old)
 }
 
 /// The current factor.
 #[track_caller]
 pub fn latency_warning() -> f64 {
-    sched().latency.factor.get()
+    sched().latency().factor.get()
 }
 
 /// Replace the report printer (`None`: the default line on the debug sink).
 #[track_caller]
 pub fn set_latency_hook(hook: Option<fn(&LatencyReport)>) -> Option<fn(&LatencyReport)> {
-    sched().latency.hook.replace(hook)
+    sched().latency().hook.replace(hook)
 }
 
 /// The probe of this thread's scheduler.
 #[cfg(feature = "std")]
 pub fn slice_probe() -> alloc::sync::Arc<SliceProbe> {
-    sched().latency.probe.clone()
+    sched().latency().probe.clone()
 }
 
 /// The scheduler's latency state.
@@ -141,7 +144,7 @@ pub(crate) struct Latency {
     threshold: core::cell::Cell<u64>,
     hook: core::cell::Cell<Option<fn(&LatencyReport)>>,
     #[cfg(feature = "std")]
-    pub(crate) probe: alloc::sync::Arc<SliceProbe>,
+    probe: alloc::sync::Arc<SliceProbe>,
     /// How far the clock's coarse reading may lag behind `now` (ticks).
     lag: u64,
     /// Slices started (odd while one runs); the probe's `seq` mirrors it with std.
@@ -150,11 +153,23 @@ pub(crate) struct Latency {
     /// scheduler's bookkeeping has run since: the next slice starts there, and the event
     /// loop takes it as its time. `None` once something that takes time outside a slice
     /// has run (a poll, a report, `where_all`) or the event loop is not running.
-    pub(crate) chain: core::cell::Cell<Option<u64>>,
+    chain: core::cell::Cell<Option<u64>>,
 }
 
 impl Latency {
-    pub(crate) fn new(rate: crate::clock::TickRate, lag: u64) -> Self {
+    /// The end of the last slice, while only the scheduler's bookkeeping ran since.
+    #[inline]
+    pub(crate) fn chain(&self) -> Option<u64> {
+        self.chain.get()
+    }
+
+    /// Something took time outside a slice: the next slice reads the clock.
+    #[inline]
+    pub(crate) fn break_chain(&self) {
+        self.chain.set(None);
+    }
+
+    pub(crate) fn new(rate: TickRate, lag: u64) -> Self {
         let threshold = rate.ticks(BASE_THRESHOLD);
         #[cfg(feature = "std")]
         let probe = alloc::sync::Arc::new(SliceProbe::default());
@@ -181,12 +196,22 @@ pub(crate) struct CoroSlices {
     max: core::cell::Cell<u64>,
 }
 
-impl CoroInner {
-    pub(crate) fn slice_stats(&self, s: &SchedState) -> crate::debug::SliceStats {
-        crate::debug::SliceStats {
-            count: self.slices.count.get(),
-            total: s.rate.duration(self.slices.total.get()),
-            max: s.rate.duration(self.slices.max.get()),
+impl CoroSlices {
+    /// The counters as durations.
+    pub(crate) fn stats(&self, rate: TickRate) -> SliceStats {
+        SliceStats {
+            count: self.count.get(),
+            total: rate.duration(self.total.get()),
+            max: rate.duration(self.max.get()),
+        }
+    }
+
+    /// One slice of `dt` ticks ran.
+    fn account(&self, dt: u64) {
+        self.count.set(self.count.get() + 1);
+        self.total.set(self.total.get() + dt);
+        if dt > self.max.get() {
+            self.max.set(dt);
         }
     }
 }
@@ -196,22 +221,22 @@ impl CoroInner {
 /// reading.
 #[inline]
 pub(crate) fn slice_begin(s: &SchedState, co: &CoroInner) -> u64 {
-    let t0 = match s.latency.chain.get() {
+    let l = s.latency();
+    let t0 = match l.chain.get() {
         Some(t) => t,
-        None => s.clock.now(),
+        None => s.clock().now(),
     };
-    let seq = s.latency.seq.get() + 1;
-    s.latency.seq.set(seq);
+    let seq = l.seq.get() + 1;
+    l.seq.set(seq);
     // Plain stores: this thread is the probe's only writer.
     #[cfg(feature = "std")]
     {
-        let p = &*s.latency.probe;
+        let p = &*l.probe;
+        let (limit, base) = co.stack_range();
         p.start.store(t0, Ordering::Relaxed);
-        p.coro.store(co.id, Ordering::Relaxed);
-        p.stack_limit
-            .store(co.stack_limit.get() as u64, Ordering::Relaxed);
-        p.stack_base
-            .store(co.stack_base.get() as u64, Ordering::Relaxed);
+        p.coro.store(co.id(), Ordering::Relaxed);
+        p.stack_limit.store(limit as u64, Ordering::Relaxed);
+        p.stack_base.store(base as u64, Ordering::Relaxed);
         p.seq.store(seq, Ordering::Release);
     }
     #[cfg(not(feature = "std"))]
@@ -219,78 +244,65 @@ pub(crate) fn slice_begin(s: &SchedState, co: &CoroInner) -> u64 {
     t0
 }
 
-/// Called by `run` after `co` switched back.
+/// Called by `run` after `co` switched back; returns when the slice ended.
 #[inline]
-pub(crate) fn slice_end(s: &SchedState, co: &CoroInner, t0: u64) {
-    let coarse = s.clock.now_coarse();
-    let threshold = s.latency.threshold.get();
-    let lag = s.latency.lag;
+pub(crate) fn slice_end(s: &SchedState, co: &CoroInner, t0: u64) -> u64 {
+    let l = s.latency();
+    let clock = s.clock();
+    let coarse = clock.now_coarse();
+    let threshold = l.threshold.get();
+    let lag = l.lag;
     let t1 = if lag == 0 {
         // The coarse reading is the precise one.
         coarse.max(t0)
     } else if coarse > t0 || (threshold != 0 && lag >= threshold) {
         // A tick of the coarse clock passed during the slice (or the threshold is shorter
         // than one): measure it with the precise clock.
-        s.clock.now().max(coarse)
+        clock.now().max(coarse)
     } else {
         // Shorter than a tick: counted as nothing.
         t0
     };
-    let seq = s.latency.seq.get();
-    s.latency.seq.set(seq + 1);
+    let seq = l.seq.get();
+    l.seq.set(seq + 1);
     #[cfg(feature = "std")]
-    s.latency.probe.seq.store(seq + 1, Ordering::Release);
-    s.latency.chain.set(Some(t1));
-    s.loop_now.set(Some(t1));
+    l.probe.seq.store(seq + 1, Ordering::Release);
+    l.chain.set(Some(t1));
     let dt = t1 - t0;
-    let c = &co.slices;
-    c.count.set(c.count.get() + 1);
-    c.total.set(c.total.get() + dt);
-    if dt > c.max.get() {
-        c.max.set(dt);
-    }
+    co.slices().account(dt);
     if threshold != 0 && dt > threshold {
         report(s, co, dt, seq);
         // The report took time of its own (a hook may symbolize a stack).
-        s.latency.chain.set(None);
+        l.chain.set(None);
     }
+    t1
 }
 
 #[cold]
 fn report(s: &SchedState, co: &CoroInner, dt: u64, seq: u64) {
     let mut coro = heapless::String::new();
-    let st = co.state.get();
-    let _ = write!(
-        coro,
-        "<coro #{} name='{}' dead={} started={} scheduled={} at {:#x}>",
-        co.id,
-        co.name.borrow(),
-        (st == State::Dead) as u8,
-        co.started.get() as u8,
-        (st == State::Ready) as u8,
-        co as *const CoroInner as usize
-    );
+    let _ = co.describe(&mut coro);
     let r = LatencyReport {
-        duration: s.rate.duration(dt),
+        duration: s.rate().duration(dt),
         coro,
-        id: co.id,
+        id: co.id(),
         seq,
     };
-    match s.latency.hook.get() {
+    match s.latency().hook.get() {
         Some(hook) => hook(&r),
         None => {
             let mut line: heapless::String<320> = heapless::String::new();
-            match s.clock.wall_clock() {
+            match s.clock().wall_clock() {
                 Some(secs) => {
                     let _ = crate::clock::write_ctime(&mut line, secs);
                 }
                 None => {
-                    let up = s.rate.duration(s.now_ticks().saturating_sub(s.started_at));
+                    let up = s.rate().duration(s.uptime_ticks());
                     let _ = write!(line, "+{}.{:03}s", up.as_secs(), up.subsec_millis());
                 }
             }
             let _ = writeln!(line, " {}", r.body());
-            s.sink.write(line.as_bytes());
+            s.sink().write(line.as_bytes());
         }
     }
 }

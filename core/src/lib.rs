@@ -23,6 +23,8 @@ pub mod arch;
 pub mod clock;
 pub mod coro;
 pub mod debug;
+mod doc_scheduler;
+mod hooks;
 pub mod interrupt;
 pub mod io;
 pub mod irq;

@@ -11,9 +11,16 @@ use alloc::boxed::Box;
 use alloc::rc::Rc;
 use alloc::string::{String, ToString};
 use core::any::Any;
+use core::cell::RefCell;
 
 use crate::coro::JoinError;
 use crate::sched::{sched, try_sched};
+
+/// The scheduler's part: the exception notifier (`None`: the default).
+#[derive(Default)]
+pub(crate) struct PanicState {
+    notifier: RefCell<Option<Rc<Box<Notifier>>>>,
+}
 
 /// The payload used to unwind a suspended coroutine whose scheduler is being dropped.
 pub(crate) struct ForcedUnwind;
@@ -65,7 +72,7 @@ pub type Notifier = dyn Fn(&PanicReport);
 /// by the default for that report, as Shrapnel does.
 pub fn set_exception_notifier(f: Option<Box<Notifier>>) -> Option<Box<Notifier>> {
     let s = sched();
-    let old = s.notifier.replace(f.map(Rc::new));
+    let old = s.panic_part().notifier.replace(f.map(Rc::new));
     old.map(|rc| match Rc::try_unwrap(rc) {
         Ok(b) => b,
         // It is running right now (a notifier replacing itself): hand back a forwarder.
@@ -91,8 +98,8 @@ fn print_line(line: &str) {
         Some(print) => print(line),
         None => {
             if let Some(s) = try_sched() {
-                s.sink.write(line.as_bytes());
-                s.sink.write(b"\n");
+                s.sink().write(line.as_bytes());
+                s.sink().write(b"\n");
             }
         }
     }
@@ -136,7 +143,7 @@ fn admit_default_report(s: &crate::sched::SchedState) -> bool {
     let now = s.now_ticks();
     let (start, printed, suppressed) = BUDGET.with(|b| b.get());
     let (start, printed, suppressed) = match start {
-        Some(t) if now.saturating_sub(t) < s.rate.ticks(WINDOW) => (t, printed, suppressed),
+        Some(t) if now.saturating_sub(t) < s.rate().ticks(WINDOW) => (t, printed, suppressed),
         _ => {
             if suppressed > 0 {
                 print_line(&alloc::format!(
@@ -164,13 +171,13 @@ pub(crate) fn on_panic(payload: Box<dyn Any + Send>) -> JoinError {
     let s = sched();
     let co = s.current_ref();
     if payload.is::<ForcedUnwind>() {
-        return JoinError::Cancelled { id: co.id };
+        return JoinError::Cancelled { id: co.id() };
     }
-    let custom = s.notifier.borrow().clone();
+    let custom = s.panic_part().notifier.borrow().clone();
     if custom.is_none() && !admit_default_report(s) {
         // Counted for the next summary; not worth a traceback.
         return JoinError::Panicked {
-            id: co.id,
+            id: co.id(),
             name: co.name_str(),
             message: payload_message(&*payload),
         };
@@ -180,7 +187,7 @@ pub(crate) fn on_panic(payload: Box<dyn Any + Send>) -> JoinError {
         .and_then(|f| f())
         .unwrap_or_default();
     let report = PanicReport {
-        id: co.id,
+        id: co.id(),
         name: co.name_str(),
         message: payload_message(&*payload),
         traceback,

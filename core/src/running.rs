@@ -22,24 +22,22 @@ pub struct RunningInfo {
 /// scheduler's `current` pointer and plain fields of that coroutine; the name is copied
 /// only if no `set_name` is in progress at the moment of the signal.
 pub fn running_for_signal() -> Option<RunningInfo> {
-    let s = crate::sched::try_sched()?;
-    let p = s.current.get();
-    // SAFETY: `current` is non-null only while that coroutine runs, and the registry keeps
-    // it alive for at least that long; the handler runs on this same thread, so the
-    // coroutine cannot be freed under it.
-    let co = unsafe { p.as_ref()? };
+    // The handler runs on the scheduler's own thread, so the running coroutine cannot be
+    // freed under it.
+    let co = crate::sched::try_sched()?.running()?;
     let mut name = heapless::String::new();
-    if let Ok(n) = co.name.try_borrow() {
+    if let Ok(n) = co.try_name() {
         for ch in n.chars() {
             if name.push(ch).is_err() {
                 break;
             }
         }
     }
+    let (stack_limit, stack_base) = co.stack_range();
     Some(RunningInfo {
-        id: co.id,
+        id: co.id(),
         name,
-        stack_limit: co.stack_limit.get(),
-        stack_base: co.stack_base.get(),
+        stack_limit,
+        stack_base,
     })
 }

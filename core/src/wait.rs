@@ -81,11 +81,26 @@ impl core::fmt::Display for WaitReason {
 /// One blocked wait of one coroutine.
 #[derive(Clone)]
 pub(crate) struct Waiter {
-    pub(crate) co: CoroRc,
-    pub(crate) seq: u64,
+    co: CoroRc,
+    seq: u64,
 }
 
 impl Waiter {
+    /// `co`, blocked in the wait with sequence number `seq`.
+    pub(crate) fn new(co: CoroRc, seq: u64) -> Self {
+        Waiter { co, seq }
+    }
+
+    /// The waiting coroutine.
+    pub(crate) fn coro(&self) -> &CoroRc {
+        &self.co
+    }
+
+    /// The waiting coroutine's id.
+    pub(crate) fn coro_id(&self) -> u64 {
+        self.co.id()
+    }
+
     /// Still blocked in the wait this entry was made for.
     pub(crate) fn is_live(&self) -> bool {
         self.co.is_blocked_in(self.seq)

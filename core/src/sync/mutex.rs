@@ -38,7 +38,7 @@ impl<T> Mutex<T> {
     #[track_caller]
     pub fn lock(&self) -> Result<MutexGuard<'_, T>, Interrupted> {
         let s = sched();
-        let me = s.current_ref().id;
+        let me = s.current_ref().id();
         match self.owner.get() {
             None => {
                 self.owner.set(Some(me));
@@ -62,7 +62,7 @@ impl<T> Mutex<T> {
 
     /// Lock it if that needs no wait.
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-        let me = sched().current_ref().id;
+        let me = sched().current_ref().id();
         match self.owner.get() {
             None => {
                 self.owner.set(Some(me));
@@ -94,7 +94,7 @@ impl<T> Mutex<T> {
             let next = self.waiters.borrow_mut().pop_live();
             match next {
                 Some((w, ())) => {
-                    self.owner.set(Some(w.co.id));
+                    self.owner.set(Some(w.coro_id()));
                     self.depth.set(1);
                     if w.wake(Resume::Ok) {
                         return;

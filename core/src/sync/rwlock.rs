@@ -60,7 +60,7 @@ impl<T> RwLock<T> {
 
     /// Re-enter if the running coroutine holds the write lock.
     fn reenter(&self) -> bool {
-        let me = sched().current_ref().id;
+        let me = sched().current_ref().id();
         if self.writer.get() == Some(me) {
             self.depth.set(self.depth.get() + 1);
             return true;
@@ -108,7 +108,7 @@ impl<T> RwLock<T> {
             && self.readers.get() == 0
             && !self.waiters.borrow_mut().has_live()
         {
-            self.writer.set(Some(sched().current_ref().id));
+            self.writer.set(Some(sched().current_ref().id()));
             self.depth.set(1);
         } else {
             // `grant` makes us the writer before waking us.
@@ -169,7 +169,7 @@ impl<T> RwLock<T> {
                 }
                 let (w, _) = q.pop_live().expect("front_live just saw it");
                 drop(q);
-                self.writer.set(Some(w.co.id));
+                self.writer.set(Some(w.coro_id()));
                 self.depth.set(1);
                 if w.wake(Resume::Ok) {
                     return;

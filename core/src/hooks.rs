@@ -1,0 +1,239 @@
+//! Where cargo features reach the scheduler: every `cfg(feature = …)` that changes what the
+//! scheduler or a coroutine does lives here, so `sched/` and `coro.rs` call these functions
+//! unconditionally and read as one program (embassy's `raw/trace.rs` does the same for its
+//! tracing).
+//!
+//! With a feature off, its hooks are empty `#[inline(always)]` functions and its parts are
+//! zero-sized, so the switch path compiles to the same instructions as if the calls were not
+//! there (`bench/code-size.sh` checks `event_loop` and `yield_slice`).
+//!
+//! - `latency`: each slice is timed around the switch ([`slice_begin`], [`slice_end`]),
+//!   the scheduler's latency state ([`LatencyPart`]) and each coroutine's slice counters
+//!   ([`CoroSlices`]).
+//! - `std`: the scheduler is found through a thread-local (bare metal: one static);
+//!   a coroutine's panic is caught at its root ([`run_body`]); a suspended coroutine can be
+//!   unwound when its scheduler is uninstalled ([`UnwindFlag`], [`unwinding_at_block`]);
+//!   the exception notifier's state ([`PanicPart`]).
+
+use crate::coro::{CoroInner, JoinError};
+use crate::debug::SliceStats;
+use crate::sched::{Resume, SchedState};
+
+/// Marks a function of the switch path that hosted builds inline into their callers
+/// (bare-metal builds optimise for size and leave the choice to the compiler).
+macro_rules! hot_path {
+    ($(#[$meta:meta])* $vis:vis fn $($rest:tt)*) => {
+        $(#[$meta])*
+        #[cfg_attr(feature = "std", inline(always))]
+        $vis fn $($rest)*
+    };
+}
+pub(crate) use hot_path;
+
+// ---- where the scheduler lives ----------------------------------------------------------
+
+cfg_if::cfg_if! {
+    if #[cfg(feature = "std")] {
+        std::thread_local! {
+            static CURRENT: core::cell::Cell<*const SchedState> =
+                const { core::cell::Cell::new(core::ptr::null()) };
+        }
+        /// This thread's scheduler (null if none).
+        #[inline(always)]
+        pub(crate) fn sched_ptr() -> *const SchedState {
+            CURRENT.with(|c| c.get())
+        }
+        /// Install (or, with null, remove) this thread's scheduler.
+        pub(crate) fn set_sched_ptr(p: *const SchedState) {
+            CURRENT.with(|c| c.set(p))
+        }
+    } else {
+        static CURRENT: core::sync::atomic::AtomicPtr<SchedState> =
+            core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+        /// The scheduler (bare metal: one per program, single core).
+        #[inline(always)]
+        pub(crate) fn sched_ptr() -> *const SchedState {
+            CURRENT.load(core::sync::atomic::Ordering::Relaxed)
+        }
+        /// Install (or, with null, remove) the scheduler.
+        pub(crate) fn set_sched_ptr(p: *const SchedState) {
+            CURRENT.store(p as *mut _, core::sync::atomic::Ordering::Relaxed)
+        }
+    }
+}
+
+// ---- latency: slices timed around the switch --------------------------------------------
+
+cfg_if::cfg_if! {
+    if #[cfg(feature = "latency")] {
+        /// The scheduler's latency state (threshold, probe, the chain of slices).
+        pub(crate) type LatencyPart = crate::latency::Latency;
+        /// A coroutine's slice counters.
+        pub(crate) type CoroSlices = crate::latency::CoroSlices;
+        /// When the running slice began (ticks).
+        pub(crate) type SliceStart = u64;
+
+        /// Called right before switching into `co`.
+        #[inline(always)]
+        pub(crate) fn slice_begin(s: &SchedState, co: &CoroInner) -> SliceStart {
+            crate::latency::slice_begin(s, co)
+        }
+
+        /// Called after `co` switched back; returns the time the slice ended, which the
+        /// loop takes as its time (no clock read of its own).
+        #[inline(always)]
+        pub(crate) fn slice_end(s: &SchedState, co: &CoroInner, t0: SliceStart) -> Option<u64> {
+            Some(crate::latency::slice_end(s, co, t0))
+        }
+
+        /// The end of the last slice, while only the scheduler's bookkeeping ran since.
+        #[inline(always)]
+        pub(crate) fn slice_chain(s: &SchedState) -> Option<u64> {
+            s.latency().chain()
+        }
+
+        /// Something that takes time outside any slice ran: the next slice reads the clock.
+        #[inline(always)]
+        pub(crate) fn break_slice_chain(s: &SchedState) {
+            s.latency().break_chain()
+        }
+
+        /// `co`'s slice statistics.
+        pub(crate) fn slice_stats(s: &SchedState, co: &CoroInner) -> SliceStats {
+            co.slices().stats(s.rate())
+        }
+    } else {
+        /// Without `latency`: nothing.
+        #[derive(Default)]
+        pub(crate) struct LatencyPart;
+        impl LatencyPart {
+            #[inline(always)]
+            pub(crate) fn new(_rate: crate::clock::TickRate, _lag: u64) -> Self {
+                LatencyPart
+            }
+        }
+        /// Without `latency`: nothing.
+        #[derive(Default)]
+        pub(crate) struct CoroSlices;
+        /// Without `latency`: nothing.
+        #[derive(Clone, Copy)]
+        pub(crate) struct SliceStart;
+
+        #[inline(always)]
+        pub(crate) fn slice_begin(_s: &SchedState, _co: &CoroInner) -> SliceStart {
+            SliceStart
+        }
+
+        #[inline(always)]
+        pub(crate) fn slice_end(_s: &SchedState, _co: &CoroInner, _t0: SliceStart) -> Option<u64> {
+            None
+        }
+
+        #[inline(always)]
+        pub(crate) fn slice_chain(_s: &SchedState) -> Option<u64> {
+            None
+        }
+
+        #[inline(always)]
+        pub(crate) fn break_slice_chain(_s: &SchedState) {}
+
+        /// Zeros: slices are not counted without `latency`.
+        pub(crate) fn slice_stats(_s: &SchedState, _co: &CoroInner) -> SliceStats {
+            SliceStats::default()
+        }
+    }
+}
+
+// ---- std: panics caught at the root, suspended coroutines unwound ----------------------
+
+cfg_if::cfg_if! {
+    if #[cfg(feature = "std")] {
+        /// The exception notifier.
+        pub(crate) type PanicPart = crate::panic::PanicState;
+
+        pub(crate) fn panic_part() -> PanicPart {
+            PanicPart::default()
+        }
+
+        /// Suspended coroutines can be unwound (their destructors run) when the scheduler
+        /// is uninstalled.
+        pub(crate) const CAN_UNWIND: bool = true;
+
+        /// "This coroutine is being unwound": set when its scheduler is uninstalled.
+        #[derive(Default)]
+        pub(crate) struct UnwindFlag(core::cell::Cell<bool>);
+        impl UnwindFlag {
+            #[inline(always)]
+            pub(crate) fn get(&self) -> bool {
+                self.0.get()
+            }
+            pub(crate) fn set(&self) {
+                self.0.set(true)
+            }
+        }
+
+        /// Run a coroutine's closure, catching a panic (reported to the exception notifier
+        /// and turned into the join error).
+        pub(crate) fn run_body<F: FnOnce() -> T, T>(f: F) -> Result<T, JoinError> {
+            std::panic::catch_unwind(core::panic::AssertUnwindSafe(f))
+                .map_err(crate::panic::on_panic)
+        }
+
+        /// At a blocking call: a coroutine being unwound unwinds on (or, if it is already
+        /// panicking, gets a shutdown instead of blocking again).
+        #[inline(always)]
+        pub(crate) fn unwinding_at_block(co: &CoroInner) -> Option<Resume> {
+            if co.unwind_flag().get() {
+                return Some(unwind_now());
+            }
+            None
+        }
+
+        #[cold]
+        fn unwind_now() -> Resume {
+            if std::thread::panicking() {
+                return Resume::Interrupted(crate::interrupt::Interrupted::Shutdown);
+            }
+            std::panic::resume_unwind(alloc::boxed::Box::new(crate::panic::ForcedUnwind));
+        }
+
+        /// After a wait: a coroutine the scheduler began unwinding while it waited unwinds.
+        #[inline(always)]
+        pub(crate) fn unwinding_after_wait(co: &CoroInner) {
+            if co.unwind_flag().get() && !std::thread::panicking() {
+                std::panic::resume_unwind(alloc::boxed::Box::new(crate::panic::ForcedUnwind));
+            }
+        }
+    } else {
+        /// Without `std`: no notifier.
+        pub(crate) struct PanicPart;
+
+        pub(crate) fn panic_part() -> PanicPart {
+            PanicPart
+        }
+
+        /// Without unwinding, a suspended coroutine's frames are abandoned when the
+        /// scheduler is uninstalled; its stack is freed.
+        pub(crate) const CAN_UNWIND: bool = false;
+
+        /// Without `std`: never set.
+        #[derive(Default)]
+        pub(crate) struct UnwindFlag;
+        impl UnwindFlag {
+            pub(crate) fn set(&self) {}
+        }
+
+        /// Run a coroutine's closure (a panic is the panic handler's: no unwinding).
+        pub(crate) fn run_body<F: FnOnce() -> T, T>(f: F) -> Result<T, JoinError> {
+            Ok(f())
+        }
+
+        #[inline(always)]
+        pub(crate) fn unwinding_at_block(_co: &CoroInner) -> Option<Resume> {
+            None
+        }
+
+        #[inline(always)]
+        pub(crate) fn unwinding_after_wait(_co: &CoroInner) {}
+    }
+}
