@@ -19,7 +19,7 @@ use core::panic::Location;
 
 use crate::arch::{ContextSwitch, Native};
 use crate::hooks;
-use crate::interrupt::{Interrupted, TimeoutId};
+use crate::interruption::{Interrupted, TimeoutId};
 use crate::sched::{sched, Delivery, Resume};
 use crate::stack::{BoxedStack, StackError};
 use crate::wait::{WaitQueue, WaitReason, Waiter};

@@ -192,7 +192,7 @@ cfg_if::cfg_if! {
         #[cold]
         fn unwind_now() -> Resume {
             if std::thread::panicking() {
-                return Resume::Interrupted(crate::interrupt::Interrupted::Shutdown);
+                return Resume::Interrupted(crate::interruption::Interrupted::Shutdown);
             }
             std::panic::resume_unwind(alloc::boxed::Box::new(crate::panic::ForcedUnwind));
         }

@@ -21,7 +21,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::interrupt::Interrupted;
+use crate::interruption::Interrupted;
 use crate::poller::{Event, Interest, OsError, RawSource, Token};
 use crate::sched::{sched, Resume};
 use crate::wait::{WaitReason, Waiter};

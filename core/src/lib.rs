@@ -25,9 +25,9 @@ pub mod coro;
 pub mod debug;
 mod doc_scheduler;
 mod hooks;
-pub mod interrupt;
+pub mod interruption;
 pub mod io;
-pub mod irq;
+pub mod irq_event;
 #[cfg(feature = "latency")]
 pub mod latency;
 #[cfg(feature = "std")]
@@ -44,7 +44,7 @@ pub mod wait;
 pub use clock::Instant;
 pub use coro::{new, spawn, Builder, Coro, CoroRef, JoinError, SpawnError, State};
 pub use debug::{where_all, where_is, CoroInfo};
-pub use interrupt::{Interrupted, Timeout, TimeoutId};
+pub use interruption::{Interrupted, Timeout, TimeoutId};
 pub use running::{running_for_signal, RunningInfo};
 pub use sched::{
     coro_by_id, current, event_loop, live_coros, now, selfish_act, set_exit, set_selfishness,

@@ -28,7 +28,7 @@ use core::time::Duration;
 use crate::clock::Instant;
 use crate::coro::{CoroInner, CoroRef, SelfishnessError};
 use crate::hooks;
-use crate::interrupt::{Interrupted, Timeout, TimeoutId};
+use crate::interruption::{Interrupted, Timeout, TimeoutId};
 use crate::wait::WaitReason;
 use state::TimerAction;
 

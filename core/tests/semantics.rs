@@ -531,7 +531,7 @@ fn the_canary_catches_an_overflowing_coroutine_and_names_it() {
 
 #[test]
 fn an_irq_event_wakes_its_waiter_and_keeps_the_loop_alive() {
-    use shrapnel_core::irq::IrqEvent;
+    use shrapnel_core::irq_event::IrqEvent;
     static EVENT: IrqEvent = IrqEvent::new();
     setup();
     let waiter = spawn(|| {

@@ -9,7 +9,7 @@
 use std::fmt::{self, Write as _};
 use std::time::Duration;
 
-use shrapnel_core::{CoroInfo, CoroRef, State};
+use shrapnel_core::{CoroInfo, CoroRef};
 
 use super::line::{Request, BUILTINS};
 use super::Shared;
@@ -130,16 +130,6 @@ fn table(out: &mut String, columns: &[Column], rows: &[Vec<String>]) -> fmt::Res
     Ok(())
 }
 
-pub(crate) fn state_name(s: State) -> &'static str {
-    match s {
-        State::NotStarted => "new",
-        State::Ready => "scheduled",
-        State::Running => "running",
-        State::Blocked => "blocked",
-        State::Dead => "dead",
-    }
-}
-
 fn help(out: &mut String, shared: &Shared) -> fmt::Result {
     writeln!(out, "commands:")?;
     for (usage, what) in BUILTINS {
@@ -188,7 +178,7 @@ fn ps_table(out: &mut String, coros: &[CoroInfo]) -> fmt::Result {
             vec![
                 info.id.to_string(),
                 cut(&info.name, 24),
-                state_name(info.state).into(),
+                info.state.to_string(),
                 cut(&info.reason.to_string(), 20),
                 secs(info.waited),
                 count,
@@ -383,6 +373,7 @@ fn lever(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shrapnel_core::State;
 
     #[test]
     fn durations_read_like_a_person_says_them() {

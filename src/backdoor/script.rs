@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, Scope, FLOAT, INT};
 use shrapnel_core::CoroInfo;
 
-use super::commands::{human, lever_refusal, state_name};
+use super::commands::{human, lever_refusal};
 use super::Shared;
 
 /// Longest string a script may build.
@@ -246,7 +246,7 @@ fn coro_map(info: &CoroInfo) -> Dynamic {
     let mut m = Map::new();
     m.insert("id".into(), (info.id as INT).into());
     m.insert("name".into(), info.name.clone().into());
-    m.insert("state".into(), state_name(info.state).into());
+    m.insert("state".into(), info.state.to_string().into());
     m.insert("reason".into(), info.reason.to_string().into());
     m.insert("waited".into(), seconds(info.waited).into());
     m.insert("slices".into(), (info.slices.count as INT).into());

@@ -11,7 +11,7 @@ use core::time::Duration;
 
 use super::state::{sched, SchedState, TimerAction};
 use crate::hooks;
-use crate::interrupt::Interrupted;
+use crate::interruption::Interrupted;
 use crate::sched::Resume;
 
 /// Run the scheduler until `set_exit` is called or nothing can ever run again; returns

@@ -3,7 +3,7 @@
 //!
 //! [`SchedState`]'s fields are private to the scheduler (`sched/`); the rest of the core
 //! reaches it through the operations below and through the parts each subsystem owns (the
-//! I/O table of `io`, the interrupt events of `irq`, the latency state of `latency`), which
+//! I/O table of `io`, the interrupt events of `irq_event`, the latency state of `latency`), which
 //! the scheduler holds without looking inside. Nothing is borrowed across a context switch:
 //! every `RefCell` borrow here ends before `switch` is called.
 
@@ -19,9 +19,9 @@ use crate::arch::{ContextSwitch, Native};
 use crate::clock::{Clock, TickRate};
 use crate::coro::{CoroInner, CoroRc, SpawnError};
 use crate::hooks::{self, hot_path};
-use crate::interrupt::{Interrupted, TimeoutId};
+use crate::interruption::{Interrupted, TimeoutId};
 use crate::io::IoTable;
-use crate::irq::IrqWaits;
+use crate::irq_event::IrqWaits;
 use crate::poller::{Event, Poller};
 use crate::sink::DebugSink;
 use crate::stack::{BoxedStack, StackAllocator, StackError};
@@ -96,7 +96,7 @@ pub(crate) struct SchedState {
     pub(super) timers: RefCell<TimerQueue<TimerAction>>,
     /// The fds being waited on (owned by `io`).
     io: RefCell<IoTable>,
-    /// Interrupt events some coroutine waits on (owned by `irq`).
+    /// Interrupt events some coroutine waits on (owned by `irq_event`).
     irq: IrqWaits,
     /// The running coroutine, or null in the scheduler's own context.
     pub(super) current: Cell<*const CoroInner>,
@@ -232,7 +232,7 @@ impl SchedState {
         &self.io
     }
 
-    /// The interrupt events waited on (the `irq` module's).
+    /// The interrupt events waited on (the `irq_event` module's).
     #[inline]
     pub(crate) fn irq(&self) -> &IrqWaits {
         &self.irq

@@ -4,7 +4,7 @@
 use alloc::rc::Rc;
 use core::cell::{Cell, RefCell};
 
-use crate::interrupt::Interrupted;
+use crate::interruption::Interrupted;
 use crate::sched::{sched, Resume};
 use crate::wait::{WaitQueue, WaitReason};
 

@@ -22,7 +22,7 @@ pub use mutex::{Mutex, MutexGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{InvertedSemaphore, Semaphore, SemaphoreGuard};
 
-use crate::interrupt::Interrupted;
+use crate::interruption::Interrupted;
 use crate::sched::Resume;
 
 /// The result of a wait that hands the waiter nothing (or whose caller has already dealt

@@ -16,7 +16,7 @@
 use core::cell::{Cell, RefCell};
 use core::ops::Deref;
 
-use crate::interrupt::Interrupted;
+use crate::interruption::Interrupted;
 use crate::sched::{sched, Resume};
 use crate::wait::{WaitQueue, WaitReason};
 

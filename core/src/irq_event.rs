@@ -24,7 +24,7 @@ use alloc::vec::Vec;
 use core::cell::{RefCell, UnsafeCell};
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use crate::interrupt::Interrupted;
+use crate::interruption::Interrupted;
 use crate::sched::{sched, Resume};
 use crate::wait::{WaitQueue, WaitReason};
 
