@@ -790,6 +790,21 @@ impl CoroRef {
     /// - not started: it is cancelled (`join` gives `JoinError::Cancelled`).
     ///
     /// Returns false if it is dead.
+    ///
+    /// ```
+    /// # shrapnel_core::doc_scheduler!();
+    /// # use shrapnel_core as shrapnel;
+    /// use std::time::Duration;
+    ///
+    /// let sleeper = shrapnel::spawn(|| shrapnel::sleep(Duration::from_secs(3600)));
+    /// let handle = sleeper.handle();
+    /// shrapnel::spawn(move || {
+    ///     shrapnel::yield_slice(); // the sleeper is asleep now
+    ///     assert!(handle.interrupt(7));
+    /// });
+    /// shrapnel::event_loop(); // returns at once, not in an hour
+    /// assert_eq!(sleeper.join().unwrap(), Err(shrapnel::Interrupted::Interrupt(7)));
+    /// ```
     pub fn interrupt(&self, code: u64) -> bool {
         self.deliver(Interrupted::Interrupt(code))
     }
@@ -856,6 +871,20 @@ impl fmt::Debug for CoroRef {
 
 impl<T> Coro<T> {
     /// Wait for it to finish and take its value.
+    ///
+    /// ```
+    /// # shrapnel_core::doc_scheduler!();
+    /// # use shrapnel_core as shrapnel;
+    /// use std::time::Duration;
+    ///
+    /// let slow = shrapnel::spawn(|| {
+    ///     shrapnel::sleep(Duration::from_millis(5)).unwrap();
+    ///     "slept"
+    /// });
+    /// let joiner = shrapnel::spawn(move || slow.join()); // blocks only this coroutine
+    /// shrapnel::event_loop();
+    /// assert_eq!(joiner.join().unwrap(), Ok("slept"));
+    /// ```
     #[track_caller]
     pub fn join(&self) -> Result<T, JoinError>
     where
@@ -899,6 +928,18 @@ impl<T> fmt::Debug for Coro<T> {
 }
 
 /// Configures a coroutine before it is created.
+///
+/// ```
+/// # shrapnel_core::doc_scheduler!();
+/// # use shrapnel_core as shrapnel;
+/// let named = shrapnel::Builder::new()
+///     .name("resolver")
+///     .stack_size(64 * 1024)
+///     .spawn(|| shrapnel::current().unwrap().name())
+///     .expect("a stack is available");
+/// shrapnel::event_loop();
+/// assert_eq!(named.join().unwrap(), "resolver");
+/// ```
 #[derive(Default)]
 pub struct Builder {
     name: Option<Cow<'static, str>>,
@@ -1010,6 +1051,14 @@ unsafe extern "C" fn coro_main(_arg: usize, data: *mut u8) -> ! {
 /// is of a coroutine that is already dead, whose `join` gives [`JoinError::NotSpawned`]
 /// naming the limit and the remedies. The caller — an accept loop, say — keeps running.
 /// [`Builder::spawn`] returns the error instead.
+///
+/// ```
+/// # shrapnel_core::doc_scheduler!();
+/// # use shrapnel_core as shrapnel;
+/// let worker = shrapnel::spawn(|| 6 * 7);
+/// shrapnel::event_loop();
+/// assert_eq!(worker.join().unwrap(), 42);
+/// ```
 #[track_caller]
 pub fn spawn<F, T>(f: F) -> Coro<T>
 where

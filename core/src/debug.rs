@@ -90,6 +90,26 @@ pub fn where_is(co: &CoroRef) -> CoroInfo {
 }
 
 /// Every live coroutine, sorted by id.
+///
+/// ```
+/// # shrapnel_core::doc_scheduler!();
+/// # use shrapnel_core as shrapnel;
+/// use std::time::Duration;
+///
+/// let napper = shrapnel::Builder::new()
+///     .name("napper")
+///     .spawn(|| shrapnel::sleep(Duration::from_millis(50)))
+///     .unwrap();
+/// shrapnel::spawn(move || {
+///     shrapnel::yield_slice();
+///     let all = shrapnel::where_all();
+///     let nap = all.iter().find(|c| c.id == napper.id()).unwrap();
+///     assert_eq!(nap.name, "napper");
+///     assert!(nap.to_string().contains("blocked: sleeping"), "{nap}");
+///     napper.shutdown();
+/// });
+/// shrapnel::event_loop();
+/// ```
 pub fn where_all() -> Vec<CoroInfo> {
     let Some(s) = try_sched() else {
         return Vec::new();

@@ -11,6 +11,29 @@ use crate::wait::{WaitQueue, WaitReason};
 use super::resume_to_result;
 
 /// Coroutines wait until another wakes them, in FIFO order, receiving a `T`.
+///
+/// ```
+/// # shrapnel_core::doc_scheduler!();
+/// # use shrapnel_core as shrapnel;
+/// use std::rc::Rc;
+/// use shrapnel::sync::Condvar;
+///
+/// let ready: Rc<Condvar<&str>> = Rc::new(Condvar::new());
+/// let waiters: Vec<_> = (0..2)
+///     .map(|_| {
+///         let ready = ready.clone();
+///         shrapnel::spawn(move || ready.wait())
+///     })
+///     .collect();
+/// shrapnel::spawn(move || {
+///     shrapnel::yield_slice(); // let both start waiting
+///     assert_eq!(ready.wake_all("go"), 2);
+/// });
+/// shrapnel::event_loop();
+/// for w in &waiters {
+///     assert_eq!(w.join().unwrap(), Ok("go"));
+/// }
+/// ```
 pub struct Condvar<T = ()> {
     waiters: RefCell<WaitQueue<Rc<Cell<Option<T>>>>>,
 }

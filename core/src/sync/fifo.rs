@@ -12,6 +12,33 @@ use super::resume_to_result;
 
 /// Items in, items out, in order; a pop on an empty fifo waits. An item pushed while
 /// coroutines wait is handed straight to the first of them, so no later popper can take it.
+///
+/// ```
+/// # shrapnel_core::doc_scheduler!();
+/// # use shrapnel_core as shrapnel;
+/// use std::rc::Rc;
+/// use shrapnel::sync::Fifo;
+///
+/// let jobs = Rc::new(Fifo::new());
+/// let consumer = {
+///     let jobs = jobs.clone();
+///     shrapnel::spawn(move || {
+///         let mut done = Vec::new();
+///         while let Some(n) = jobs.pop()? {
+///             done.push(n * 10);
+///         }
+///         Ok::<_, shrapnel::Interrupted>(done)
+///     })
+/// };
+/// shrapnel::spawn(move || {
+///     for n in 1..=3 {
+///         jobs.push(Some(n));
+///     }
+///     jobs.push(None); // no more
+/// });
+/// shrapnel::event_loop();
+/// assert_eq!(consumer.join().unwrap(), Ok(vec![10, 20, 30]));
+/// ```
 pub struct Fifo<T> {
     items: RefCell<VecDeque<T>>,
     waiters: RefCell<WaitQueue<Rc<Cell<Option<T>>>>>,

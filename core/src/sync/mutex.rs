@@ -11,6 +11,28 @@ use super::resume_to_result;
 
 /// A recursive, FIFO-fair mutex protecting a `T` (read through the guard; put a `RefCell`
 /// inside for mutation, since a recursive lock can hand out several guards at once).
+///
+/// ```
+/// # shrapnel_core::doc_scheduler!();
+/// # use shrapnel_core as shrapnel;
+/// use std::{cell::RefCell, rc::Rc, time::Duration};
+/// use shrapnel::sync::Mutex;
+///
+/// let lock = Rc::new(Mutex::new(()));
+/// let log = Rc::new(RefCell::new(Vec::new()));
+/// for who in ["first", "second"] {
+///     let (lock, log) = (lock.clone(), log.clone());
+///     shrapnel::spawn(move || {
+///         let _held = lock.lock()?; // the second waits here while the first sleeps
+///         log.borrow_mut().push(format!("{who} in"));
+///         shrapnel::sleep(Duration::from_millis(5))?;
+///         log.borrow_mut().push(format!("{who} out"));
+///         Ok::<_, shrapnel::Interrupted>(())
+///     });
+/// }
+/// shrapnel::event_loop();
+/// assert_eq!(*log.borrow(), ["first in", "first out", "second in", "second out"]);
+/// ```
 pub struct Mutex<T = ()> {
     owner: Cell<Option<u64>>,
     depth: Cell<usize>,

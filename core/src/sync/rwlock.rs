@@ -23,6 +23,36 @@ use crate::wait::{WaitQueue, WaitReason};
 use super::resume_to_result;
 
 /// Many readers or one writer (which may re-enter).
+///
+/// ```
+/// # shrapnel_core::doc_scheduler!();
+/// # use shrapnel_core as shrapnel;
+/// use std::{cell::Cell, rc::Rc};
+/// use shrapnel::sync::RwLock;
+///
+/// let config = Rc::new(RwLock::new(Cell::new(1)));
+/// let readers: Vec<_> = (0..3)
+///     .map(|_| {
+///         let config = config.clone();
+///         shrapnel::spawn(move || {
+///             let seen = config.read()?.get(); // readers share the lock
+///             Ok::<_, shrapnel::Interrupted>(seen)
+///         })
+///     })
+///     .collect();
+/// let writer = {
+///     let config = config.clone();
+///     shrapnel::spawn(move || {
+///         let guard = config.write()?; // waits for no reader to hold it
+///         guard.set(2);
+///         Ok::<_, shrapnel::Interrupted>(())
+///     })
+/// };
+/// shrapnel::event_loop();
+/// assert!(readers.iter().all(|r| r.join().unwrap() == Ok(1)));
+/// assert_eq!(writer.join().unwrap(), Ok(()));
+/// assert!(!config.is_write_locked());
+/// ```
 pub struct RwLock<T> {
     readers: Cell<usize>,
     /// The coroutine holding the write lock.

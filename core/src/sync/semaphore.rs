@@ -11,6 +11,30 @@ use super::resume_to_result;
 
 /// A FIFO-fair counting semaphore: `acquire(n)` waits until `n` units are available and no
 /// earlier waiter is still queued (so a large request is not starved by small ones).
+///
+/// ```
+/// # shrapnel_core::doc_scheduler!();
+/// # use shrapnel_core as shrapnel;
+/// use std::{cell::Cell, rc::Rc, time::Duration};
+/// use shrapnel::sync::Semaphore;
+///
+/// // At most two of the five workers in the critical section at once.
+/// let slots = Rc::new(Semaphore::new(2));
+/// let (inside, most) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+/// for _ in 0..5 {
+///     let (slots, inside, most) = (slots.clone(), inside.clone(), most.clone());
+///     shrapnel::spawn(move || {
+///         let _permit = slots.acquire(1)?;
+///         inside.set(inside.get() + 1);
+///         most.set(most.get().max(inside.get()));
+///         shrapnel::sleep(Duration::from_millis(2))?;
+///         inside.set(inside.get() - 1);
+///         Ok::<_, shrapnel::Interrupted>(())
+///     });
+/// }
+/// shrapnel::event_loop();
+/// assert_eq!(most.get(), 2);
+/// ```
 pub struct Semaphore {
     avail: Cell<usize>,
     waiters: RefCell<WaitQueue<usize>>,
@@ -92,6 +116,27 @@ impl Drop for SemaphoreGuard<'_> {
 
 /// A counter that coroutines can wait on to become zero (Shrapnel's `inverted_semaphore`):
 /// `acquire` raises it, `release` lowers it, `block_till_zero` waits for zero.
+///
+/// ```
+/// # shrapnel_core::doc_scheduler!();
+/// # use shrapnel_core as shrapnel;
+/// use std::{rc::Rc, time::Duration};
+/// use shrapnel::sync::InvertedSemaphore;
+///
+/// // Wait for three jobs in flight to finish.
+/// let in_flight = Rc::new(InvertedSemaphore::new());
+/// for ms in [3, 1, 2] {
+///     in_flight.acquire(1);
+///     let in_flight = in_flight.clone();
+///     shrapnel::spawn(move || {
+///         let _ = shrapnel::sleep(Duration::from_millis(ms));
+///         in_flight.release(1);
+///     });
+/// }
+/// let waiter = shrapnel::spawn(move || in_flight.block_till_zero().map(|()| in_flight.count()));
+/// shrapnel::event_loop();
+/// assert_eq!(waiter.join().unwrap(), Ok(0));
+/// ```
 pub struct InvertedSemaphore {
     count: Cell<usize>,
     waiters: RefCell<WaitQueue>,
