@@ -35,7 +35,7 @@ fn main() {
 
     // Slices longer than 1 × 0.2 s are reported on stderr.
     shrapnel::ensure();
-    if let Err(e) = shrapnel::core_api::latency::set_latency_warning(1.0) {
+    if let Err(e) = shrapnel::latency::set_latency_warning(1.0) {
         eprintln!("demo: {e}");
     }
 

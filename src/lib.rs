@@ -28,8 +28,9 @@
 //!
 //! Each OS thread has its own scheduler, installed on first use with the OS poller (epoll
 //! on Linux, kqueue on the BSDs and macOS), guarded mmap stacks from a per-thread pool, the
-//! monotonic clock, and a saved copy of stderr for debug output. The scheduling core is
-//! [`shrapnel_core`], re-exported here.
+//! monotonic clock, and a saved copy of stderr for debug output. What a program calls is
+//! at the crate root; the scheduling core ([`shrapnel_core`]) underneath is reached through
+//! [`platform`] by those who build runtimes, backends or firmware.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
@@ -42,6 +43,7 @@ pub mod fd;
 #[cfg(feature = "latency")]
 pub mod latency;
 pub mod net;
+pub mod platform;
 mod runtime;
 pub mod stack;
 pub mod stderr;
@@ -55,15 +57,16 @@ pub use runtime::{
     configure, ensure, event_loop, reset, sleep_relative, MonotonicClock, RuntimeConfig,
     RuntimeError,
 };
-pub use shrapnel_core as core_api;
-pub use shrapnel_core::coro::SelfishnessError;
 pub use shrapnel_core::panic::PanicReport;
-pub use shrapnel_core::sched::{set_exit, sleep, sleep_until, with_timeout, yield_slice};
-pub use shrapnel_core::sync;
-pub use shrapnel_core::{
-    coro_by_id, current, live_coros, now, Coro, CoroRef, Instant, Interrupted, JoinError,
-    SpawnError, State, Timeout, WaitReason,
+pub use shrapnel_core::sched::{
+    duration_between, instant_after, selfish_act, set_exit, sleep, sleep_until, stats, uptime,
+    with_timeout, yield_slice, Stats,
 };
+pub use shrapnel_core::{
+    coro_by_id, current, live_coros, now, Coro, CoroInfo, CoroRef, Instant, Interrupted, JoinError,
+    SelfishnessError, SpawnError, State, Timeout, TimeoutId, WaitReason,
+};
+pub use shrapnel_core::{interruption, sync};
 
 /// Set the default number of non-blocking I/O completions before a forced yield.
 pub fn set_selfishness(n: u32) -> Result<u32, SelfishnessError> {

@@ -57,23 +57,46 @@ impl Default for RuntimeConfig {
 
 /// Why the runtime could not start on this thread.
 #[derive(Debug)]
-pub struct RuntimeError(pub String);
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// This thread's scheduler already exists (something spawned or ran the loop first).
+    AlreadyConfigured,
+    /// The OS poller (epoll, kqueue) could not be created.
+    Poller(shrapnel_core::poller::OsError),
+}
 
 impl std::fmt::Display for RuntimeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            RuntimeError::AlreadyConfigured => f.write_str(
+                "shrapnel: this thread's scheduler already exists; call configure() before \
+                 any spawn or event_loop",
+            ),
+            RuntimeError::Poller(e) => write!(
+                f,
+                "shrapnel: cannot create the poller: {e} ({}; check the process's fd \
+                 limit, `ulimit -n`)",
+                std::io::Error::from_raw_os_error(e.errno)
+            ),
+        }
     }
 }
 
-impl std::error::Error for RuntimeError {}
+impl std::error::Error for RuntimeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RuntimeError::AlreadyConfigured => None,
+            RuntimeError::Poller(e) => Some(e),
+        }
+    }
+}
 
 /// Install this thread's scheduler with `config`. Fails if one is already installed.
 pub fn configure(config: RuntimeConfig) -> Result<(), RuntimeError> {
     if sched::is_installed() {
-        return Err(RuntimeError("shrapnel: this thread's scheduler already exists; call configure() before any spawn or event_loop".into()));
+        return Err(RuntimeError::AlreadyConfigured);
     }
-    let poller = OsPoller::new()
-        .map_err(|e| RuntimeError(format!("shrapnel: cannot create the poller: {e}")))?;
+    let poller = OsPoller::new().map_err(RuntimeError::Poller)?;
     sched::install(Config {
         poller: Box::new(poller),
         clock: Box::new(MonotonicClock),
@@ -81,7 +104,7 @@ pub fn configure(config: RuntimeConfig) -> Result<(), RuntimeError> {
         sink: Box::new(SavedStderr::get()),
         default_stack_size: config.default_stack_size,
     })
-    .map_err(|e| RuntimeError(e.to_string()))?;
+    .map_err(|_| RuntimeError::AlreadyConfigured)?;
     crate::debug::on_scheduler_start();
     shrapnel_core::panic::set_default_printer(Some(crate::stderr::print_stderr));
     crate::stack::ensure_altstack().ok();

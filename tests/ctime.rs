@@ -2,7 +2,7 @@
 //! prints `Clock::wall_clock` through `clock::write_ctime`) and `print_stderr`'s are both
 //! local time. Checked in a child process run in a time zone five hours east of UTC.
 
-use shrapnel::core_api::clock::{write_ctime, Clock};
+use shrapnel::platform::clock::{write_ctime, Clock};
 use shrapnel::MonotonicClock;
 
 const CHILD: &str = "SHRAPNEL_CTIME_CHILD";

@@ -117,9 +117,9 @@ fn waiting_on_an_invalid_fd_is_a_typed_error() {
     );
     match e
         .get_ref()
-        .and_then(|i| i.downcast_ref::<shrapnel::core_api::io::IoError>())
+        .and_then(|i| i.downcast_ref::<shrapnel::platform::io::IoError>())
     {
-        Some(shrapnel::core_api::io::IoError::Os { err, .. }) => assert_eq!(err.errno, libc::EBADF),
+        Some(shrapnel::platform::io::IoError::Os { err, .. }) => assert_eq!(err.errno, libc::EBADF),
         other => panic!("{other:?}"),
     }
 }

@@ -35,7 +35,7 @@ fn a_blocking_call_outside_a_coroutine_names_the_remedy_at_the_callers_line() {
     // A core setting made first, before anything started the scheduler.
     #[cfg(feature = "latency")]
     {
-        let r = std::thread::spawn(|| shrapnel::core_api::latency::set_latency_warning(2.0)).join();
+        let r = std::thread::spawn(|| shrapnel::platform::latency::set_latency_warning(2.0)).join();
         assert!(r.is_err());
     }
     let _ = std::panic::take_hook();

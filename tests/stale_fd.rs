@@ -131,7 +131,7 @@ fn sockets_moved_between_threads() {
     clients.join().unwrap();
     assert_eq!(b.join().unwrap(), 25);
     assert_eq!(
-        shrapnel::core_api::io::registered(),
+        shrapnel::platform::io::registered(),
         0,
         "nothing is left registered here"
     );

@@ -99,7 +99,7 @@ fn where_all(c: &mut Criterion) {
             with_sleepers(move || {
                 let start = Instant::now();
                 for _ in 0..iters {
-                    black_box(shrapnel::core_api::where_all());
+                    black_box(shrapnel::platform::debug::where_all());
                 }
                 start.elapsed()
             })

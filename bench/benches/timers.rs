@@ -111,7 +111,7 @@ fn timers(c: &mut Criterion) {
             let first = measure_shrapnel(1);
             assert!(first < HOUR, "the fillers are asleep, not timed out");
             assert_eq!(
-                shrapnel::core_api::sched::timers_pending(),
+                shrapnel::platform::timers_pending(),
                 n,
                 "n timers pending"
             );

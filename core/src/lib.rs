@@ -42,7 +42,9 @@ pub mod timer;
 pub mod wait;
 
 pub use clock::Instant;
-pub use coro::{new, spawn, Builder, Coro, CoroRef, JoinError, SpawnError, State};
+pub use coro::{
+    new, spawn, Builder, Coro, CoroRef, JoinError, SelfishnessError, SpawnError, State,
+};
 pub use debug::{where_all, where_is, CoroInfo};
 pub use interruption::{Interrupted, Timeout, TimeoutId};
 pub use running::{running_for_signal, RunningInfo};

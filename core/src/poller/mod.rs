@@ -75,6 +75,8 @@ impl fmt::Display for OsError {
     }
 }
 
+impl core::error::Error for OsError {}
+
 /// Wakes a [`Poller::poll`] that is blocked, from any thread.
 pub trait Notify: Send + Sync {
     /// Make the current or next `poll` on the owning poller return promptly.
