@@ -1,36 +1,4 @@
-//! shrapnel: stackful coroutines that read like threads, with Shrapnel's debugging compiled in.
-//!
-//! ```no_run
-//! use std::io::{Read, Write};
-//! use std::time::Duration;
-//!
-//! let listener = shrapnel::net::TcpListener::bind("127.0.0.1:7000").unwrap();
-//! shrapnel::spawn(move || loop {
-//!     let (conn, _) = match listener.accept() {
-//!         Ok(c) => c,
-//!         Err(e) => {
-//!             // Out of fds, say: the message names the limit; keep serving.
-//!             shrapnel::print_stderr!("accept: {e}");
-//!             let _ = shrapnel::sleep(Duration::from_millis(100));
-//!             continue;
-//!         }
-//!     };
-//!     shrapnel::spawn(move || {
-//!         let mut buf = [0; 4096];
-//!         while let Ok(n @ 1..) = (&conn).read(&mut buf) {
-//!             (&conn).write_all(&buf[..n]).unwrap();
-//!         }
-//!     });
-//! });
-//! shrapnel::spawn(|| shrapnel::sleep(Duration::from_secs(1)));
-//! shrapnel::event_loop();
-//! ```
-//!
-//! Each OS thread has its own scheduler, installed on first use with the OS poller (epoll
-//! on Linux, kqueue on the BSDs and macOS), guarded mmap stacks from a per-thread pool, the
-//! monotonic clock, and a saved copy of stderr for debug output. What a program calls is
-//! at the crate root; the scheduling core ([`shrapnel_core`]) underneath is reached through
-//! [`platform`] by those who build runtimes, backends or firmware.
+#![doc = include_str!("../README.md")]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 

@@ -277,6 +277,28 @@ macro_rules! stream_io {
 }
 
 /// A listening TCP socket.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use shrapnel::net::{TcpListener, TcpStream};
+///
+/// let listener = TcpListener::bind("127.0.0.1:0")?;
+/// let addr = listener.local_addr()?;
+/// let server = shrapnel::spawn(move || -> std::io::Result<String> {
+///     let (conn, _peer) = listener.accept()?; // blocks only this coroutine
+///     let mut got = String::new();
+///     (&conn).read_to_string(&mut got)?;
+///     Ok(got)
+/// });
+/// shrapnel::spawn(move || -> std::io::Result<()> {
+///     let conn = TcpStream::connect(addr)?;
+///     (&conn).write_all(b"ping")?;
+///     conn.shutdown(std::net::Shutdown::Write)
+/// });
+/// shrapnel::event_loop();
+/// assert_eq!(server.join().unwrap()?, "ping");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct TcpListener {
     fd: OwnedFd,
@@ -407,6 +429,31 @@ impl TcpStream {
 }
 
 /// A listening Unix-domain socket.
+///
+/// ```
+/// use std::io::{BufRead, BufReader, Write};
+/// use std::os::unix::fs::PermissionsExt;
+/// use shrapnel::net::{UnixListener, UnixStream};
+///
+/// let path = std::env::temp_dir().join(format!("shrapnel-doc-{}.sock", std::process::id()));
+/// let listener = UnixListener::bind(&path)?;
+/// // Owner only, whatever the umask.
+/// assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
+/// shrapnel::spawn(move || -> std::io::Result<()> {
+///     let conn = listener.accept()?;
+///     (&conn).write_all(b"welcome\n")
+/// });
+/// let p = path.clone();
+/// let client = shrapnel::spawn(move || -> std::io::Result<String> {
+///     let mut line = String::new();
+///     BufReader::new(&UnixStream::connect(&p)?).read_line(&mut line)?;
+///     Ok(line)
+/// });
+/// shrapnel::event_loop();
+/// assert_eq!(client.join().unwrap()?, "welcome\n");
+/// std::fs::remove_file(&path)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct UnixListener {
     fd: OwnedFd,
@@ -477,6 +524,27 @@ impl UnixStream {
 }
 
 /// A connected pair of Unix-domain streams.
+///
+/// ```
+/// use std::io::{Read, Write};
+///
+/// let (mut left, mut right) = shrapnel::net::socketpair()?;
+/// let echo = shrapnel::spawn(move || -> std::io::Result<()> {
+///     let mut buf = [0; 5];
+///     right.read_exact(&mut buf)?;
+///     right.write_all(&buf)
+/// });
+/// let asker = shrapnel::spawn(move || -> std::io::Result<[u8; 5]> {
+///     left.write_all(b"hello")?;
+///     let mut back = [0; 5];
+///     left.read_exact(&mut back)?;
+///     Ok(back)
+/// });
+/// shrapnel::event_loop();
+/// echo.join().unwrap()?;
+/// assert_eq!(&asker.join().unwrap()?, b"hello");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn socketpair() -> io::Result<(UnixStream, UnixStream)> {
     let (a, b) = Socket::pair(Domain::UNIX, Type::STREAM, None)?;
     a.set_nonblocking(true)?;

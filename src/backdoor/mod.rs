@@ -513,6 +513,28 @@ impl Backdoor {
     /// accepting goes on, so a stray one does not take the console away; the console's own
     /// `interrupt`/`shutdown` (and `eval`'s) refuse to target this coroutine. Open sessions
     /// go on until their clients leave. Only one coroutine may serve a backdoor.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use shrapnel::backdoor::{Backdoor, Options};
+    ///
+    /// let path = std::env::temp_dir().join(format!("shrapnel-doc-bd-{}.sock", std::process::id()));
+    /// let console = Backdoor::bind(Options::unix(&path))?;
+    /// let server = console.clone();
+    /// shrapnel::Builder::new().name("console").spawn(move || server.serve())?;
+    /// let client = shrapnel::spawn(move || -> std::io::Result<String> {
+    ///     let conn = shrapnel::net::UnixStream::connect(&path)?;
+    ///     (&conn).write_all(b"ps\nquit\n")?; // what a person types into `nc -U`
+    ///     let mut out = String::new();
+    ///     (&conn).read_to_string(&mut out)?;
+    ///     console.close(); // stop accepting; the socket file is removed
+    ///     Ok(out)
+    /// });
+    /// shrapnel::event_loop();
+    /// let out = client.join().unwrap()?;
+    /// assert!(out.contains("STATE") && out.contains("console"), "{out}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn serve(&self) -> io::Result<()> {
         self.inner.serve()
     }
