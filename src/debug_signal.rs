@@ -41,6 +41,12 @@ use crate::sys::signals;
 /// the BSDs and macOS.
 pub const DEFAULT: c_int = signals::DEFAULT_DEBUG_SIGNAL;
 
+/// The dump handler restarts the system calls it interrupts.
+const RESTART: signals::Flags = signals::Flags {
+    on_altstack: false,
+    restart: true,
+};
+
 /// The signal handled now (0: none).
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
 /// Bumped by each delivery; each scheduler thread compares it with the value it last saw.
@@ -112,15 +118,17 @@ pub fn set(sig: Option<c_int>) -> Result<Option<c_int>, DebugSignalError> {
             signal: new,
             source,
         })?;
-        signals::set_handler(new, Some(on_signal)).map_err(|source| DebugSignalError {
-            signal: new,
-            source,
-        })?;
+        signals::install(new, signals::Handler::Plain(on_signal), RESTART)
+            .map(drop)
+            .map_err(|source| DebugSignalError {
+                signal: new,
+                source,
+            })?;
     }
     SIGNAL.store(sig.unwrap_or(0), Ordering::Release);
     if old != 0 {
         // Putting back a default action is never refused for a signal we could handle.
-        let _ = signals::set_handler(old, None);
+        let _ = signals::install(old, signals::Handler::Default, RESTART);
     }
     Ok((old != 0).then_some(old))
 }
@@ -142,7 +150,7 @@ fn install_default() {
     if !signals::is_default(DEFAULT) || prepare().is_err() {
         return;
     }
-    if signals::set_handler(DEFAULT, Some(on_signal)).is_ok() {
+    if signals::install(DEFAULT, signals::Handler::Plain(on_signal), RESTART).is_ok() {
         SIGNAL.store(DEFAULT, Ordering::Release);
     }
 }
@@ -234,7 +242,7 @@ extern "C" fn on_signal(sig: c_int) {
             "shrapnel: signal {sig}: no coroutine running on the thread that took it; where_all follows from each event loop"
         ),
     };
-    write_all(STDERR_FD.load(Ordering::Relaxed), line.as_bytes());
+    signals::write_all(STDERR_FD.load(Ordering::Relaxed), line.as_bytes());
     GENERATION.fetch_add(1, Ordering::AcqRel);
     let fd = PIPE_WRITE.load(Ordering::Acquire);
     if fd >= 0 {
@@ -242,21 +250,6 @@ extern "C" fn on_signal(sig: c_int) {
         unsafe { libc::write(fd, b"!".as_ptr().cast(), 1) };
     }
     signals::set_errno(saved_errno);
-}
-
-/// write(2) all of `bytes`, retrying on EINTR and giving up on any other error.
-fn write_all(fd: c_int, mut bytes: &[u8]) {
-    while !bytes.is_empty() {
-        // SAFETY: writes from a live slice.
-        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
-        if n > 0 {
-            bytes = &bytes[n as usize..];
-        } else if n < 0 && signals::errno() == libc::EINTR {
-            continue;
-        } else {
-            return;
-        }
-    }
 }
 
 /// Per scheduler thread, when the runtime configures it: install the default signal (once

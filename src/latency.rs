@@ -260,14 +260,16 @@ pub(crate) fn start() {
 fn install_handler() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        // SAFETY: a zeroed sigaction is a valid starting point; we fill handler, flags and
-        // an empty mask, and install it for SIGURG only.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_sample_signal as *const () as usize;
-            sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(libc::SIGURG, &sa, std::ptr::null_mut());
+        let flags = crate::sys::signals::Flags {
+            on_altstack: true,
+            restart: true,
+        };
+        let handler = crate::sys::signals::Handler::Info(on_sample_signal);
+        if let Err(e) = crate::sys::signals::install(libc::SIGURG, handler, flags) {
+            SavedStderr::get().write(
+                format!("shrapnel: latency sampler not installed ({e}); stalls are reported without a stack\n")
+                    .as_bytes(),
+            );
         }
     });
 }

@@ -4,7 +4,6 @@
 
 #[cfg(feature = "backdoor")]
 pub mod backdoor;
-mod backend;
 pub mod debug;
 pub mod debug_signal;
 pub mod fd;
@@ -18,7 +17,6 @@ pub mod stderr;
 mod sys;
 pub mod tb;
 
-pub use backend::OsPoller;
 pub use debug::{set_exception_notifier, where_all, where_is, Where, WhereAll};
 pub use fd::{wait_readable, wait_writable};
 pub use runtime::{
@@ -35,6 +33,7 @@ pub use shrapnel_core::{
     SelfishnessError, SpawnError, State, Timeout, TimeoutId, WaitReason,
 };
 pub use shrapnel_core::{interruption, sync};
+pub use sys::backend::OsPoller;
 
 /// Set the default number of non-blocking I/O completions before a forced yield.
 pub fn set_selfishness(n: u32) -> Result<u32, SelfishnessError> {

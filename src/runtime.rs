@@ -6,9 +6,9 @@ use std::time::Duration;
 use shrapnel_core::clock::Clock;
 use shrapnel_core::sched::{self, Config};
 
-use crate::backend::OsPoller;
 use crate::stack::{StackPool, DEFAULT_STACK_SIZE};
 use crate::stderr::SavedStderr;
+use crate::sys::backend::OsPoller;
 
 /// `CLOCK_MONOTONIC` in nanoseconds; its coarse reading is the same clock as of the
 /// kernel's last tick (`CLOCK_MONOTONIC_COARSE` on Linux, `CLOCK_MONOTONIC_FAST` on FreeBSD).
@@ -107,7 +107,7 @@ pub fn configure(config: RuntimeConfig) -> Result<(), RuntimeError> {
     .map_err(|_| RuntimeError::AlreadyConfigured)?;
     crate::debug::on_scheduler_start();
     shrapnel_core::panic::set_default_printer(Some(crate::stderr::print_stderr));
-    crate::stack::ensure_altstack().ok();
+    crate::sys::altstack::ensure_altstack().ok();
     #[cfg(feature = "latency")]
     crate::latency::start();
     Ok(())

@@ -48,18 +48,9 @@ impl SavedStderr {
 }
 
 impl DebugSink for SavedStderr {
-    fn write(&self, mut bytes: &[u8]) {
-        while !bytes.is_empty() {
-            // SAFETY: writes from a live slice; the fd is ours for the life of the process.
-            let n = unsafe { libc::write(self.0, bytes.as_ptr().cast(), bytes.len()) };
-            if n > 0 {
-                bytes = &bytes[n as usize..];
-            } else if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
-            } else {
-                return; // disk full, closed, ...: swallowed
-            }
-        }
+    fn write(&self, bytes: &[u8]) {
+        // Disk full, closed, ...: swallowed.
+        crate::sys::signals::write_all(self.0, bytes);
     }
 }
 

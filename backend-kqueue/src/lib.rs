@@ -11,8 +11,7 @@
 //! # Example
 //!
 //! ```no_run
-//! # #[cfg(any(target_os = "freebsd", target_os = "macos", target_os = "netbsd",
-//! #           target_os = "openbsd", target_os = "dragonfly"))]
+//! # #[cfg(kqueue_os)]
 //! # fn main() -> Result<(), shrapnel_core::poller::OsError> {
 //! use shrapnel_core::poller::{Interest, Poller, Token};
 //! use shrapnel_kqueue::KqueuePoller;
@@ -47,8 +46,7 @@
 //! unsafe { libc::close(reader); libc::close(writer) };
 //! # Ok(())
 //! # }
-//! # #[cfg(not(any(target_os = "freebsd", target_os = "macos", target_os = "netbsd",
-//! #               target_os = "openbsd", target_os = "dragonfly")))]
+//! # #[cfg(not(kqueue_os))]
 //! # fn main() {}
 //! ```
 //!
@@ -82,19 +80,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
-#[cfg(any(
-    target_os = "freebsd",
-    target_os = "macos",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-))]
+#[cfg(kqueue_os)]
 mod kqueue;
-#[cfg(any(
-    target_os = "freebsd",
-    target_os = "macos",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-))]
+#[cfg(kqueue_os)]
 pub use kqueue::KqueuePoller;

@@ -2,13 +2,7 @@
 //!
 //! Runs only on the BSDs and macOS; this project's CI builds it for FreeBSD and macOS but has
 //! no such kernel to run it on.
-#![cfg(any(
-    target_os = "freebsd",
-    target_os = "macos",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-))]
+#![cfg(kqueue_os)]
 
 shrapnel_core::poller_conformance_tests!(
     shrapnel_kqueue::KqueuePoller::new().expect("kqueue failed (too many open files?)")

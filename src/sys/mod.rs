@@ -1,11 +1,17 @@
 //! What differs between the operating systems the runtime runs on, and nothing else.
 //!
-//! This folder is the only place in the `shrapnel` crate with `cfg(target_os)` (DESIGN.md §1,
-//! STYLE.md "mio"): the stack code in `stack.rs` asks here for the page size, the flags an
-//! anonymous stack mapping takes, which signals a guard-page hit raises and where the fault
-//! address lives in `siginfo_t`, and (Linux only) how many memory mappings a process may
-//! have. Everything here is a thin, documented wrapper over one libc call or one file.
+//! This folder is the only place in the `shrapnel` crate with `cfg(target_os)` (or the
+//! `kqueue_os` alias build.rs sets for the kqueue systems; ARCHITECTURE.md §1): which
+//! Poller the target runs (`backend.rs`); every signal handler's installation, `errno` and
+//! the async-signal-safe write (`signals.rs`); the alternate signal stack the handlers run
+//! on (`altstack.rs`); the clocks (`clock.rs`); the registers of an interrupted context
+//! (`context.rs`); and for the stacks (`stack/`): the page size, the flags an anonymous
+//! stack mapping takes, which signals a guard-page hit raises and where the fault address
+//! lives in `siginfo_t`, and (Linux only) how many memory mappings a process may have.
+//! Everything here is a thin, documented wrapper over one libc call or one file.
 
+pub(crate) mod altstack;
+pub(crate) mod backend;
 pub(crate) mod clock;
 #[cfg_attr(not(feature = "latency"), allow(dead_code))]
 pub(crate) mod context;

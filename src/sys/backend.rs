@@ -1,4 +1,5 @@
-//! Which Poller this build uses: among the enabled `epoll`/`kqueue` features the one the
+//! Which Poller this build uses (`kqueue_os` is set by the crate's build.rs for the
+//! operating systems with kqueue): among the enabled `epoll`/`kqueue` features the one the
 //! target OS can run, or with neither, the target OS's own. Features are additive: turning
 //! both on (as `--all-features` does) is fine; only a set of backends none of which the
 //! target can run is an error.
@@ -9,9 +10,9 @@ cfg_if::cfg_if! {
     } else if #[cfg(target_os = "linux")] {
         /// The Poller of this build.
         pub type OsPoller = shrapnel_epoll::EpollPoller;
-    } else if #[cfg(all(any(target_os = "freebsd", target_os = "macos", target_os = "netbsd", target_os = "openbsd", target_os = "dragonfly"), feature = "epoll", not(feature = "kqueue")))] {
+    } else if #[cfg(all(kqueue_os, feature = "epoll", not(feature = "kqueue")))] {
         compile_error!("shrapnel: the `epoll` backend needs Linux; on FreeBSD, macOS and the other BSDs enable `kqueue`, or neither backend feature and let the target pick.");
-    } else if #[cfg(any(target_os = "freebsd", target_os = "macos", target_os = "netbsd", target_os = "openbsd", target_os = "dragonfly"))] {
+    } else if #[cfg(kqueue_os)] {
         /// The Poller of this build.
         pub type OsPoller = shrapnel_kqueue::KqueuePoller;
     } else {
