@@ -1,9 +1,9 @@
 //! Raw context switch: one resume plus one suspend, shrapnel-core's `arch::Native` against
-//! corosensei (DESIGN.md §7, target ≤ 1.1×).
+//! corosensei (target ≤ 1.1×, BENCHMARKS.md).
 //!
 //! Both sides do the same work per iteration: the caller resumes the coroutine with a
 //! word, the coroutine adds one and suspends back with it. No scheduler is involved; ours
-//! uses the `ContextSwitch` protocol directly, exactly as `sched.rs` does
+//! uses the `ContextSwitch` protocol directly, exactly as `sched/state.rs` does
 //! (`switch(root_slot(base), sp, arg)` to resume, `switch(&mut sp, *root_slot(base), arg)` to
 //! suspend).
 

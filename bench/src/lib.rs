@@ -2,7 +2,7 @@
 //!
 //! Every workload is one criterion group holding our implementation and its peer, so both
 //! run in one process, one after the other; `ci/bench.sh` reads the estimates and prints
-//! the ratios against the targets of DESIGN.md §7.
+//! the ratios against the targets in BENCHMARKS.md.
 
 use std::time::Duration;
 
