@@ -94,6 +94,7 @@
 //! are panic=abort and unwind nothing at run time. No ARM EHABI entries (`.ARM.exidx`) are
 //! written for the two functions, for the same reason.
 
+use super::selftest::{self, Checks, Failure, Isa, Registers};
 use super::{ContextSwitch, EntryFn};
 use core::arch::naked_asm;
 
@@ -298,5 +299,138 @@ unsafe extern "C" fn trampoline() {
         "2:",
         "udf #0",
         ".cfi_endproc",
+    )
+}
+
+// ---- test hooks: the switch self-test on the target -------------------------------------
+//
+// `arch::selftest` holds the checks every ISA runs; what they need from ARMv7-M (sp at a
+// call, a frame-record prologue, the register patterns and the assembly that loads and
+// reads them) is here, next to the switch it tests, and reaches the test binary
+// (examples/cortex-m/src/bin/switch.rs, run in QEMU) as hidden items of `ArmV7M`.
+
+#[doc(hidden)]
+impl ArmV7M {
+    /// What `arch::selftest` needs from ARMv7-M beyond [`ContextSwitch`].
+    // SAFETY: `sp_at_call` only reads sp; `frame_record_entry` is the prologue `Isa::new`
+    // asks for, with sp 8-aligned at its call.
+    pub const SELFTEST_ISA: Isa = unsafe { Isa::new(8, sp_at_call, frame_record_entry) };
+
+    /// The registers [`ArmV7M::selftest_callee_saved_registers`] checks, as a report names
+    /// them.
+    #[cfg(not(target_abi = "eabihf"))]
+    pub const SELFTEST_REGISTERS: &'static str = "r4-r11";
+    #[cfg(target_abi = "eabihf")]
+    pub const SELFTEST_REGISTERS: &'static str = "r4-r11 and d8-d15";
+
+    /// `selftest::callee_saved_registers_survive_both_ways` with ARMv7-M's registers:
+    /// r4-r11, and d8-d15 with the hard-float ABI.
+    pub fn selftest_callee_saved_registers(checks: &mut Checks) -> Result<(), Failure> {
+        // SAFETY: `switch_with_patterns` is a pattern switch around this file's `switch`.
+        unsafe {
+            selftest::callee_saved_registers_survive_both_ways::<ArmV7M, Regs>(
+                switch_with_patterns,
+                checks,
+            )
+        }
+        .map(drop)
+    }
+}
+
+/// sp at the caller's `bl`, which does not move it.
+// SAFETY: reads sp into r0 and returns; touches nothing else.
+#[unsafe(naked)]
+extern "C" fn sp_at_call() -> usize {
+    naked_asm!("mov r0, sp", "bx lr")
+}
+
+/// `push {r7, lr}; mov r7, sp`, then `frame_walk_body(arg, data, r7)`.
+// SAFETY: entered from the trampoline with sp 8-aligned; the 8-byte record keeps it aligned
+// at our call; never returns.
+#[unsafe(naked)]
+unsafe extern "C" fn frame_record_entry(arg: usize, data: *mut u8) -> ! {
+    naked_asm!(
+        "push {{r7, lr}}",
+        "mov r7, sp",
+        "mov r2, r7",
+        "bl {body}",
+        "udf #1",
+        body = sym selftest::frame_walk_body,
+    )
+}
+
+/// d8-d15 in the register patterns: eight with the hard-float ABI, none without.
+#[cfg(target_abi = "eabihf")]
+const FP_REGS: usize = 8;
+#[cfg(not(target_abi = "eabihf"))]
+const FP_REGS: usize = 0;
+
+/// Patterns to load into the callee-saved registers and what was found in them after the
+/// switch came back: r4-r11, then d8-d15 with the hard-float ABI.
+#[repr(C)]
+struct Regs {
+    load: [u32; 8],
+    load_fp: [u64; FP_REGS],
+    seen: [u32; 8],
+    seen_fp: [u64; FP_REGS],
+}
+
+impl Registers for Regs {
+    fn pattern(n: usize) -> Self {
+        Regs {
+            load: core::array::from_fn(|i| selftest::pattern_word(n, i) as u32),
+            load_fp: core::array::from_fn(|i| selftest::pattern_word(n, 8 + i)),
+            seen: [0; 8],
+            seen_fp: [0; FP_REGS],
+        }
+    }
+
+    fn survived(&self, check: &'static str, checks: &mut Checks) -> Result<(), Failure> {
+        for (i, (seen, load)) in self.seen.into_iter().zip(self.load).enumerate() {
+            checks
+                .equal(check, seen.into(), load.into())
+                .map_err(|failure| failure.at("r", 4 + i))?;
+        }
+        for (i, (seen, load)) in self.seen_fp.into_iter().zip(self.load_fp).enumerate() {
+            checks
+                .equal(check, seen, load)
+                .map_err(|failure| failure.at("d", 8 + i))?;
+        }
+        Ok(())
+    }
+}
+
+/// Load `regs.load` into the callee-saved registers, `switch`, and record what the registers
+/// hold when this side is resumed; then restore the caller's registers.
+// SAFETY: saves and restores every callee-saved register of its caller, keeps sp 8-aligned
+// at the call (ten words pushed, plus 64 bytes with the FPU), and returns switch's result in
+// r0.
+#[unsafe(naked)]
+unsafe extern "C" fn switch_with_patterns(
+    save: *mut usize,
+    to: usize,
+    arg: usize,
+    regs: *mut Regs,
+) -> usize {
+    naked_asm!(
+        // r3 (regs) is saved with the callee-saved registers: it is needed after the call.
+        "push {{r3, r4, r5, r6, r7, r8, r9, r10, r11, lr}}",
+        // The VFP instructions are encoded, as in `switch`: vpush {d8-d15}.
+        with_fpu!(".inst.w 0xed2d8b10"),
+        "ldm r3, {{r4, r5, r6, r7, r8, r9, r10, r11}}",
+        "/* the d8-d15 patterns are at regs + {load_fp} */",
+        // vldm r12, {d8-d15}
+        with_fpu!("add r12, r3, #{load_fp}", ".inst.w 0xec9c8b10"),
+        "bl {switch}",
+        "ldr r3, [sp, #{fp_bytes}]",
+        "add r3, r3, #{seen}",
+        "stm r3, {{r4, r5, r6, r7, r8, r9, r10, r11}}",
+        // vstm r3, {d8-d15}; vpop {d8-d15}
+        with_fpu!("add r3, r3, #32", ".inst.w 0xec838b10", ".inst.w 0xecbd8b10"),
+        "pop {{r3, r4, r5, r6, r7, r8, r9, r10, r11, pc}}",
+        switch = sym switch,
+        seen = const core::mem::offset_of!(Regs, seen),
+        load_fp = const core::mem::offset_of!(Regs, load_fp),
+        fp_bytes = const FP_REGS * 8,
     )
 }
