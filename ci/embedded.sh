@@ -108,7 +108,7 @@ step "canary test (a coroutine overruns its stack)"
 expect_overflow() {
     expect "$1" "spawned #1 'deep'" \
         "^coroutine #1 'deep' overflowed its stack \(4 KiB\): the canary at its limit was overwritten$" \
-        "^panicked: panicked at .*sched\.rs:[0-9]+:[0-9]+:$" \
+        "^panicked: panicked at .*sched/state\.rs:[0-9]+:[0-9]+:$" \
         "^coroutine #1 'deep' overflowed its stack \(4 KiB\)$" \
         "overflow: passed, the canary caught 'deep'"
 }

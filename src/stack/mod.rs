@@ -25,7 +25,7 @@
 //! so and what to do, never a bare ENOMEM. One guard page is enough for Rust code: the compiler probes
 //! every page of a large frame in order, so a frame cannot jump over the guard.
 //!
-//! [`StackPool`] is the [`StackAllocator`] a scheduler owns: a capped free list per stack
+//! [`StackPool`] is the [`StackAllocator`](shrapnel_core::stack::StackAllocator) a scheduler owns: a capped free list per stack
 //! size, so spawning a coroutine usually costs no system call at all.
 //!
 //! Every live stack's guard range is recorded in a per-thread table the fault handler can
