@@ -138,14 +138,23 @@ impl Raw {
     /// pointer that names another function (a heuristic, as crash reporters' stack scans
     /// are), then the frame-record chain. Without it, a frameless function hides its caller:
     /// the chain starts at the caller's caller.
+    ///
+    /// The symbolizer takes every address as a return address and looks one byte back, to
+    /// land inside the call; the sampled program counter is the instruction about to run, so
+    /// it is handed over one byte on. (Looked up as it is, a program counter at a function's
+    /// first instruction names whatever function precedes it in the binary.)
     fn addresses(&self) -> Vec<usize> {
         let mut v = self.chain.clone();
         let Some(&pc) = v.first() else { return v };
-        let top = crate::tb::symbolize(&[pc]);
+        v[0] = pc.wrapping_add(1);
+        let top = crate::tb::symbolize(&v[..1]);
         let frameless = match top.first() {
             None => true,
             Some(f) => {
-                f.function == "?" || f.line.is_none() || f.path.as_deref().is_some_and(is_prebuilt)
+                f.function == "?"
+                    || f.line.is_none()
+                    || f.path.as_deref().is_some_and(is_prebuilt)
+                    || outside_frame_record(pc)
             }
         };
         if !frameless {
@@ -162,6 +171,55 @@ impl Raw {
             }
         }
         v
+    }
+}
+
+/// Whether the instruction at `pc` runs while its function has no frame record of its
+/// own: at the first instructions of the prologue (`push rbp; mov rbp, rsp` or
+/// `stp x29, x30, [sp, #-n]!; mov x29, sp` not yet run) or at the return instruction (the
+/// record already popped). The frame-pointer register then still names the caller's
+/// record, so the chain skips the caller; its return address is on the stack (x86_64) or in
+/// the link register (aarch64), where the scan finds it. Read from the code itself: the
+/// symbolizer gives no function start addresses.
+fn outside_frame_record(pc: usize) -> bool {
+    const PAGE: usize = 4096;
+    // Bytes of the page holding `pc`, or None past it: that page is mapped and readable (the
+    // thread was executing `pc` when the sample was taken; text is mapped read-execute and
+    // stays mapped while the program runs), its neighbours need not be.
+    let byte = |at: usize| -> Option<u8> {
+        (at / PAGE == pc / PAGE).then(|| {
+            // SAFETY: `at` is in the same page as an instruction that was executing, which
+            // is mapped readable (above).
+            unsafe { std::ptr::read_volatile(at as *const u8) }
+        })
+    };
+    let bytes_at = |at: usize, pat: &[u8]| {
+        pat.iter()
+            .enumerate()
+            .all(|(i, &b)| byte(at.wrapping_add(i)) == Some(b))
+    };
+    if cfg!(target_arch = "x86_64") {
+        const PUSH_RBP: &[u8] = &[0x55];
+        const MOV_RBP_RSP: &[u8] = &[0x48, 0x89, 0xe5];
+        let before_push = bytes_at(pc, PUSH_RBP) && bytes_at(pc + 1, MOV_RBP_RSP);
+        let before_mov = bytes_at(pc, MOV_RBP_RSP) && bytes_at(pc.wrapping_sub(1), PUSH_RBP);
+        let ret = matches!(byte(pc), Some(0xc3 | 0xc2));
+        before_push || before_mov || ret
+    } else if cfg!(target_arch = "aarch64") && pc.is_multiple_of(4) {
+        let word = |at: usize| -> Option<u32> {
+            let b: Option<Vec<u8>> = (0..4).map(|i| byte(at.wrapping_add(i))).collect();
+            b.map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        // stp x29, x30, [sp, #imm]! (pre-indexed, any offset); mov x29, sp; ret.
+        let is_stp_fp_lr = |w: Option<u32>| w.is_some_and(|w| w & 0xffc0_7fff == 0xa980_7bfd);
+        const MOV_FP_SP: u32 = 0x9100_03fd;
+        const RET: u32 = 0xd65f_03c0;
+        let insn = word(pc);
+        is_stp_fp_lr(insn)
+            || (insn == Some(MOV_FP_SP) && is_stp_fp_lr(word(pc.wrapping_sub(4))))
+            || insn == Some(RET)
+    } else {
+        false
     }
 }
 
@@ -482,4 +540,92 @@ fn ctime_now() -> String {
     let secs = MonotonicClock.wall_clock().unwrap_or(0);
     let _ = shrapnel_core::clock::write_ctime(&mut s, secs);
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Return addresses of the stack at the call of `capture` inside `callee`: `[into
+    /// capture's caller chain…]`, found by name so inlining of the helpers does not matter.
+    #[inline(never)]
+    fn callee() -> Vec<usize> {
+        std::hint::black_box(crate::tb::capture())
+    }
+
+    #[inline(never)]
+    fn caller() -> Vec<usize> {
+        std::hint::black_box(callee())
+    }
+
+    fn names(addrs: &[usize]) -> Vec<String> {
+        crate::tb::symbolize(addrs)
+            .into_iter()
+            .map(|f| f.full_name)
+            .collect()
+    }
+
+    /// A sample taken at `callee`'s first instruction: the frame pointer still names
+    /// `caller`'s record, whose return address leads into the test; `caller` is found only
+    /// as the return address at the stack pointer. The report must name both, innermost
+    /// first, and must not name the function that precedes `callee` in the binary.
+    #[test]
+    fn a_sample_at_a_function_entry_names_the_function_and_its_caller() {
+        let stack = caller();
+        let into = |name: &str| {
+            stack
+                .iter()
+                .copied()
+                .find(|&a| names(&[a]).iter().any(|n| n.ends_with(name)))
+                .unwrap_or_else(|| panic!("no return address into {name} in {:?}", names(&stack)))
+        };
+        let into_caller = into("latency::tests::caller");
+        let into_test = into("a_sample_at_a_function_entry_names_the_function_and_its_caller");
+        let entry = callee as fn() -> Vec<usize> as usize;
+        assert!(outside_frame_record(entry));
+        let raw = Raw {
+            chain: vec![entry, into_test],
+            leaf: if cfg!(target_arch = "aarch64") {
+                into_caller
+            } else {
+                0
+            },
+            words: vec![into_caller, 0x10, entry],
+        };
+        let got = names(&raw.addresses());
+        let pos = |name: &str| got.iter().position(|n| n.ends_with(name));
+        let (Some(a), Some(b), Some(c)) = (
+            pos("latency::tests::callee"),
+            pos("latency::tests::caller"),
+            pos("a_sample_at_a_function_entry_names_the_function_and_its_caller"),
+        ) else {
+            panic!("callee, caller and the test, innermost first: {got:?}");
+        };
+        assert!(a < b && b < c, "{got:?}");
+    }
+
+    /// A sample in the middle of a function with its frame record keeps the chain as it is.
+    #[test]
+    fn a_sample_inside_a_framed_function_adds_nothing() {
+        let stack = caller();
+        let into_caller = stack
+            .iter()
+            .copied()
+            .find(|&a| {
+                names(&[a])
+                    .iter()
+                    .any(|n| n.ends_with("latency::tests::caller"))
+            })
+            .unwrap();
+        // One byte before the return address into `caller` is inside its call instruction:
+        // a program counter in the body of `caller`, past its prologue.
+        let pc = into_caller - 1;
+        assert!(!outside_frame_record(pc));
+        let raw = Raw {
+            chain: vec![pc, 0],
+            leaf: 0,
+            words: vec![callee as fn() -> Vec<usize> as usize + 1],
+        };
+        assert_eq!(raw.addresses(), vec![pc + 1, 0]);
+    }
 }

@@ -103,10 +103,10 @@ fn resolve_one(addr: usize) -> Arc<[Frame]> {
         return hit;
     }
     let mut out = Vec::new();
-    // One byte back is inside the call instruction: its line is the call's line, and
-    // the lookup cannot fall into the next function when the call was the last instruction.
-    let pc = addr.saturating_sub(1);
-    backtrace::resolve(pc as *mut std::ffi::c_void, |sym| {
+    // `backtrace::resolve` looks one byte back, inside the call instruction: its line is
+    // the call's line, and the lookup cannot fall into the next function when the call was
+    // the last instruction. (An address that is not a return address is passed one byte on.)
+    backtrace::resolve(addr as *mut std::ffi::c_void, |sym| {
         let full_name = match sym.name() {
             Some(n) => format!("{n:#}"),
             None => String::new(),

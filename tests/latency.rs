@@ -20,6 +20,19 @@ fn busy_hog_function(d: Duration) -> u64 {
     n
 }
 
+/// Spends nearly all its time inside the clock call (precompiled std, libc, the vDSO):
+/// samples land in code without our frame records, and the report must still name this
+/// function, found by the stack scan.
+#[inline(never)]
+fn clock_bound_hog_function(d: Duration) -> u64 {
+    let t = Instant::now();
+    let mut n = 0u64;
+    while t.elapsed() < d {
+        n = std::hint::black_box(n + 1);
+    }
+    n
+}
+
 fn child(name: &str) -> (String, std::process::ExitStatus) {
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", name, "--nocapture", "--test-threads=1"])
@@ -76,6 +89,36 @@ fn a_250ms_stall_warns_once_with_the_sampled_stack() {
         lines[0].contains("busy_hog_function"),
         "the sampled stack names the hog: {err}"
     );
+}
+
+#[test]
+fn child_clock_bound_stall() {
+    if !in_child() {
+        return;
+    }
+    shrapnel::Builder::new()
+        .name("clock")
+        .spawn(|| clock_bound_hog_function(Duration::from_millis(250)))
+        .unwrap();
+    assert_eq!(shrapnel::event_loop(), 0);
+}
+
+#[test]
+fn a_stall_inside_the_clock_call_names_the_caller() {
+    if in_child() {
+        return;
+    }
+    for _ in 0..3 {
+        let (err, status) = child("child_clock_bound_stall");
+        assert!(status.success(), "{err}");
+        let lines: Vec<&str> = err.lines().filter(|l| l.contains("High Latency")).collect();
+        assert_eq!(lines.len(), 1, "{err}");
+        assert_shrapnel_line(lines[0], "clock");
+        assert!(
+            lines[0].contains("clock_bound_hog_function"),
+            "the sampled stack names the function that called the clock: {err}"
+        );
+    }
 }
 
 #[test]
