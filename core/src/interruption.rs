@@ -9,7 +9,7 @@
 //! `read_to_end`, `read_line`, `lines()` and `io::copy` retry `ErrorKind::Interrupted`
 //! forever, so a shut-down coroutine inside one would block again: a timeout is
 //! `ErrorKind::TimedOut`, an interrupt, shutdown or wake-up is `ErrorKind::Other`. Get the
-//! interruption back with [`Interrupted::from_io_error`]:
+//! interruption back with `Interrupted::from_io_error` (feature `std`, defined in `io`):
 //!
 //! ```ignore
 //! match conn.read_exact(&mut buf) {
@@ -60,19 +60,6 @@ impl Interrupted {
         match self {
             Interrupted::Timeout(_) => std::io::ErrorKind::TimedOut,
             _ => std::io::ErrorKind::Other,
-        }
-    }
-
-    /// The interruption an `io::Error` from a shrapnel call carries, if it is one (made
-    /// from an [`Interrupted`], or from a wait on an fd that was interrupted).
-    pub fn from_io_error(e: &std::io::Error) -> Option<Interrupted> {
-        let inner = e.get_ref()?;
-        if let Some(i) = inner.downcast_ref::<Interrupted>() {
-            return Some(*i);
-        }
-        match inner.downcast_ref::<crate::io::IoError>()? {
-            crate::io::IoError::Interrupted { reason, .. } => Some(*reason),
-            _ => None,
         }
     }
 }

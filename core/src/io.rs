@@ -102,6 +102,24 @@ impl fmt::Display for IoError {
 }
 
 #[cfg(feature = "std")]
+impl Interrupted {
+    /// The interruption an `io::Error` from a shrapnel call carries, if it is one (made
+    /// from an [`Interrupted`], or from a wait on an fd that was interrupted).
+    ///
+    /// (Defined here, beside [`IoError`], so that `interruption` needs nothing of `io`.)
+    pub fn from_io_error(e: &std::io::Error) -> Option<Interrupted> {
+        let inner = e.get_ref()?;
+        if let Some(i) = inner.downcast_ref::<Interrupted>() {
+            return Some(*i);
+        }
+        match inner.downcast_ref::<IoError>()? {
+            IoError::Interrupted { reason, .. } => Some(*reason),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(feature = "std")]
 impl std::error::Error for IoError {}
 
 #[cfg(feature = "std")]
