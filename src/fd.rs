@@ -115,7 +115,9 @@ impl OwnedFd {
         }
     }
 
-    /// Run `op` until it does not report `EAGAIN`, waiting for `dir` in between.
+    /// Run `op` until it does not report `EAGAIN`, waiting for `dir` in between — and
+    /// before it, when the last call in `dir` drained the fd and no event came since
+    /// (`shrapnel_core::io::drained`): that syscall would only have returned `EAGAIN`.
     #[track_caller]
     pub(crate) fn io<T>(
         &self,
@@ -124,57 +126,68 @@ impl OwnedFd {
     ) -> io::Result<T> {
         loop {
             let fd = self.get()?;
-            match op(fd) {
-                Ok(v) => {
-                    shrapnel_core::selfish_act();
-                    return Ok(v);
+            if !core_io::is_drained(fd, dir) {
+                match op(fd) {
+                    Ok(v) => {
+                        shrapnel_core::selfish_act();
+                        return Ok(v);
+                    }
+                    Err(e) if is_would_block(&e) => core_io::would_block(fd, dir),
+                    Err(e)
+                        if e.kind() == io::ErrorKind::Interrupted
+                            && e.raw_os_error() == Some(libc::EINTR) =>
+                    {
+                        continue
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) if is_would_block(&e) => match core_io::wait(fd, dir) {
-                    Ok(()) => continue,
-                    Err(shrapnel_core::io::IoError::Closed { fd }) => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::NotConnected,
-                            format!(
+            }
+            match core_io::wait(fd, dir) {
+                Ok(()) => {}
+                Err(shrapnel_core::io::IoError::Closed { fd }) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotConnected,
+                        format!(
                             "fd {fd} was closed by another coroutine while this one waited on it"
                         ),
-                        ))
-                    }
-                    Err(e) => return Err(e.into()),
-                },
-                Err(e)
-                    if e.kind() == io::ErrorKind::Interrupted
-                        && e.raw_os_error() == Some(libc::EINTR) =>
-                {
-                    continue
+                    ))
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
     }
 
+    /// One `read(2)`; a short one marks the fd drained for reading.
     #[track_caller]
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.io(Direction::Read, |fd| {
             // SAFETY: reads into a live, writable slice of the given length.
             let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
             if n < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(n as usize)
+                return Err(io::Error::last_os_error());
             }
+            let n = n as usize;
+            if n > 0 && n < buf.len() {
+                core_io::drained(fd, Direction::Read);
+            }
+            Ok(n)
         })
     }
 
+    /// One `write(2)`; a short one marks the fd drained (send buffer full) for writing.
     #[track_caller]
     pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
         self.io(Direction::Write, |fd| {
             // SAFETY: writes from a live slice of the given length.
             let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
             if n < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(n as usize)
+                return Err(io::Error::last_os_error());
             }
+            let n = n as usize;
+            if n > 0 && n < buf.len() {
+                core_io::drained(fd, Direction::Write);
+            }
+            Ok(n)
         })
     }
 

@@ -8,7 +8,10 @@
 //! error naming both. Closing an fd wakes its waiters with [`IoError::Closed`].
 //!
 //! The usual pattern (what `shrapnel::net` does): try the non-blocking syscall; on
-//! `EAGAIN`, `wait(fd, dir)`; try again.
+//! `EAGAIN`, [`would_block`] and `wait(fd, dir)`; try again. A read or write that moved
+//! fewer bytes than asked drained the socket's buffer: the caller says so with
+//! [`drained`], and its next call waits first ([`is_drained`]) instead of making a syscall
+//! that would return `EAGAIN` — a steady echo round trip is one read and one write.
 //!
 //! An fd number outlives its fd: closed without [`close`] (a std socket dropped, a raw
 //! `close(2)`), the number comes back for the next fd the process opens, and a table entry
@@ -144,6 +147,10 @@ struct Entry {
     /// The open file the registration was made for, if a caller named it (0: unknown).
     ident: u64,
     ready: [bool; 2],
+    /// The last syscall in this direction moved fewer bytes than asked (or returned
+    /// `EAGAIN`) and no event came since: the next one would find nothing to do, so the
+    /// caller waits first. Never set together with `ready`.
+    drained: [bool; 2],
     waiter: [Option<Waiter>; 2],
 }
 
@@ -153,6 +160,8 @@ pub(crate) struct IoTable {
     registered: usize,
     waiting: usize,
     next_gen: u32,
+    /// Syscalls that returned `EAGAIN` (see [`would_block`]).
+    would_block: u64,
 }
 
 const HALF: u32 = usize::BITS / 2;
@@ -168,6 +177,7 @@ impl IoTable {
             registered: 0,
             waiting: 0,
             next_gen: 1,
+            would_block: 0,
         }
     }
 
@@ -202,6 +212,7 @@ impl IoTable {
         {
             if ready {
                 e.ready[i] = true;
+                e.drained[i] = false;
                 if let Some(w) = e.waiter[i].take() {
                     w.wake(Resume::Ok);
                 }
@@ -264,6 +275,7 @@ fn ensure_registered(
         // with it.
         e.registered = false;
         e.ready = [false; 2];
+        e.drained = [false; 2];
         let stale = [e.waiter[0].take(), e.waiter[1].take()];
         io.registered -= 1;
         let _ = s.poller().deregister(fd);
@@ -281,6 +293,7 @@ fn ensure_registered(
         registered: true,
         ident,
         ready: [false; 2],
+        drained: [false; 2],
         waiter: [None, None],
     };
     io.registered += 1;
@@ -370,12 +383,48 @@ pub fn wait_identified(fd: RawSource, dir: Direction, ident: u64) -> Result<(), 
     }
 }
 
-/// Forget any cached readiness for `fd` in `dir` (after a syscall returned EAGAIN).
-pub fn clear_ready(fd: RawSource, dir: Direction) {
+/// The last syscall on `fd` in `dir` moved fewer bytes than it asked for: the socket's
+/// receive buffer is empty (read) or its send buffer full (write), so the next syscall
+/// would return `EAGAIN` unless an event arrives first. Until one does, [`is_drained`]
+/// says so and the caller waits instead of trying (one syscall less per round trip; the
+/// edge-triggered registration reports the next arrival). Ignored for an fd not yet
+/// registered (its first `EAGAIN` registers it).
+pub fn drained(fd: RawSource, dir: Direction) {
     let s = sched();
     if let Some(e) = s.io().borrow_mut().entries.get_mut(index(fd)) {
-        e.ready[dir as usize] = false;
+        if e.registered {
+            e.ready[dir as usize] = false;
+            e.drained[dir as usize] = true;
+        }
     }
+}
+
+/// A syscall on `fd` in `dir` returned `EAGAIN`: forget the cached readiness, count it for
+/// [`would_block_count`], and mark the direction [`drained`]. The caller waits next.
+pub fn would_block(fd: RawSource, dir: Direction) {
+    let s = sched();
+    let mut io = s.io().borrow_mut();
+    io.would_block += 1;
+    if let Some(e) = io.entries.get_mut(index(fd)) {
+        e.ready[dir as usize] = false;
+        e.drained[dir as usize] = e.registered;
+    }
+}
+
+/// Whether the last syscall on `fd` in `dir` left nothing to do and no event came since
+/// (see [`drained`]): wait before the next one.
+pub fn is_drained(fd: RawSource, dir: Direction) -> bool {
+    let s = sched();
+    let io = s.io().borrow();
+    io.entries
+        .get(index(fd))
+        .is_some_and(|e| e.drained[dir as usize])
+}
+
+/// Syscalls that returned `EAGAIN` on this scheduler's thread since it started (each one a
+/// syscall that found nothing to do; the backdoor's `stats` shows it).
+pub fn would_block_count() -> u64 {
+    sched().io().borrow().would_block
 }
 
 /// Deregister `fd` before it is closed, waking any coroutine waiting on it with
@@ -394,6 +443,7 @@ pub fn close(fd: RawSource) {
         }
         e.registered = false;
         e.ready = [false; 2];
+        e.drained = [false; 2];
         let w = [e.waiter[0].take(), e.waiter[1].take()];
         io.registered -= 1;
         w

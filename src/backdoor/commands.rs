@@ -285,7 +285,7 @@ fn top(out: &mut String, n: usize) -> fmt::Result {
 fn stats(out: &mut String, shared: &Shared) -> fmt::Result {
     use shrapnel_core::sched;
     let st = sched::stats();
-    let rows: [(&str, String); 12] = [
+    let rows: [(&str, String); 13] = [
         ("uptime", secs(sched::uptime())),
         ("switches", st.switches.to_string()),
         ("polls", st.polls.to_string()),
@@ -298,6 +298,10 @@ fn stats(out: &mut String, shared: &Shared) -> fmt::Result {
         (
             "fds registered",
             shrapnel_core::io::registered().to_string(),
+        ),
+        (
+            "EAGAIN syscalls",
+            shrapnel_core::io::would_block_count().to_string(),
         ),
         ("backdoor sessions", shared.sessions.get().to_string()),
         ("backdoor logins", shared.pending_logins.get().to_string()),
