@@ -31,6 +31,10 @@ cargo clippy -p shrapnel-core --all-targets --features std,fp-control -- -D warn
 cargo test -p shrapnel --features latency,stacks
 cargo test -p shrapnel --features backdoor-script,latency
 
+step "the core's semantics, sync and interruption suites again, every coroutine on the shared stack"
+SHRAPNEL_TEST_SHARED_STACK=1 cargo test -p shrapnel-core --features std,latency,stacks \
+    --test semantics --test sync --test interrupt --test latency --test shared_stack
+
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --features latency,stacks,backdoor-script
 

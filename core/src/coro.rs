@@ -155,6 +155,16 @@ impl<F: FnOnce() -> T, T: 'static> Body for BodyState<F, T> {
     }
 }
 
+/// Where a new coroutine's frames live.
+enum StackHome {
+    /// On a stack of its own.
+    Own(BoxedStack),
+    /// On the scheduler's run stack `(limit, base, canary)` (`shared_stack`).
+    Shared((usize, usize, *const usize)),
+    /// Nowhere: it never runs.
+    None,
+}
+
 /// A coroutine as the scheduler keeps it. Its fields are this module's; the scheduler and
 /// the debug features use the operations below, which keep `State` and `WaitReason`
 /// consistent (each transition sets both).
@@ -167,6 +177,11 @@ pub(crate) struct CoroInner {
     /// Saved context while suspended.
     sp: Cell<usize>,
     stack: Cell<Option<BoxedStack>>,
+    /// Runs on the scheduler's run stack (shared-stack mode) instead of `stack`.
+    shared: bool,
+    /// Shared-stack mode, while another coroutine owns the run stack: a copy of its live
+    /// frames, `[context - SAVED_BELOW, base)` of the run stack (`shared_stack`).
+    saved_frames: Cell<Option<Box<[u8]>>>,
     stack_base: Cell<usize>,
     stack_limit: Cell<usize>,
     /// The stack's canary word (null if it has a guard page instead), checked per switch.
@@ -200,25 +215,30 @@ pub(crate) struct CoroInner {
 
 /// Identity, state and stack: what the debug features read.
 impl CoroInner {
-    /// A coroutine that has not started, on `stack` (or a dead one without a stack).
+    /// A coroutine that has not started: on its own stack, on the run stack `(limit, base,
+    /// canary)` (shared-stack mode), or (a dead one) without a stack.
     fn new(
         id: u64,
         name: Option<Cow<'static, str>>,
-        stack: Option<BoxedStack>,
+        home: StackHome,
         body: Box<dyn Body>,
         state: State,
         since: u64,
         at: Option<&'static Location<'static>>,
     ) -> Self {
-        let (base, limit, canary) = match &stack {
-            Some(stack) => (
-                stack.base().as_ptr() as usize,
-                stack.limit().as_ptr() as usize,
-                stack
-                    .canary()
-                    .map_or(core::ptr::null(), |p| p.as_ptr() as *const usize),
-            ),
-            None => (0, 0, core::ptr::null()),
+        let (stack, shared, (limit, base, canary)) = match home {
+            StackHome::Own(stack) => {
+                let range = (
+                    stack.limit().as_ptr() as usize,
+                    stack.base().as_ptr() as usize,
+                    stack
+                        .canary()
+                        .map_or(core::ptr::null(), |p| p.as_ptr() as *const usize),
+                );
+                (Some(stack), false, range)
+            }
+            StackHome::Shared(range) => (None, true, range),
+            StackHome::None => (None, false, (0, 0, core::ptr::null())),
         };
         CoroInner {
             id,
@@ -228,6 +248,8 @@ impl CoroInner {
             started: Cell::new(false),
             sp: Cell::new(0),
             stack: Cell::new(stack),
+            shared,
+            saved_frames: Cell::new(None),
             stack_base: Cell::new(base),
             stack_limit: Cell::new(limit),
             canary: Cell::new(canary),
@@ -398,6 +420,70 @@ impl CoroInner {
     pub(crate) fn take_stack(&self) -> Option<BoxedStack> {
         self.canary.set(core::ptr::null());
         self.stack.take()
+    }
+
+    /// Runs on the scheduler's run stack (shared-stack mode).
+    #[inline]
+    pub(crate) fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// Shared-stack mode: keep `frames`, its live frames copied off the run stack.
+    pub(crate) fn set_saved_frames(&self, frames: Box<[u8]>) {
+        self.saved_frames.set(Some(frames));
+    }
+
+    /// Shared-stack mode: its saved frames, to copy back onto the run stack (`None` if it
+    /// has none: it never ran, or they are still on the run stack).
+    pub(crate) fn take_saved_frames(&self) -> Option<Box<[u8]>> {
+        self.saved_frames.take()
+    }
+
+    /// Shared-stack mode, first run: lay out its initial frame at the top of the run stack
+    /// (`base`), which the caller owns for it now.
+    pub(crate) fn lay_out_first_frame(&self, base: usize) {
+        if self.sp.get() != 0 {
+            return; // it has run: its frames are on the run stack already
+        }
+        // SAFETY: `base` is the 16-aligned top of the run stack, which is alive for the
+        // scheduler's life and owned by this coroutine now (shared_stack::RunStack::enter
+        // saved the previous owner's frames); `data` is this record, which the registry
+        // keeps alive until the coroutine is reaped, after `coro_main` stopped running.
+        let sp = unsafe {
+            Native::init(
+                base as *mut u8,
+                coro_main,
+                self as *const CoroInner as *mut u8,
+            )
+        };
+        self.sp.set(sp);
+    }
+
+    /// The word at `addr` of its suspended stack, read from the saved copy when its frames
+    /// are off the run stack; `None` outside its live frames. For the debug walker.
+    #[allow(dead_code)] // read only with feature `stacks`
+    pub(crate) fn suspended_word(&self, addr: usize) -> Option<usize> {
+        let word = core::mem::size_of::<usize>();
+        let (lo, hi) = self.stack_range();
+        if addr < lo || addr.checked_add(word)? > hi || !addr.is_multiple_of(word) {
+            return None;
+        }
+        let from_copy = |frames: &[u8]| {
+            let at = addr.checked_sub(hi - frames.len())?;
+            let mut bytes = [0u8; core::mem::size_of::<usize>()];
+            bytes.copy_from_slice(frames.get(at..at + word)?);
+            Some(usize::from_ne_bytes(bytes))
+        };
+        let saved = self.saved_frames.take();
+        let value = match &saved {
+            Some(frames) => from_copy(frames),
+            // SAFETY: `addr` is a word inside its stack (checked above), which is mapped;
+            // the coroutine is suspended and its frames are on that stack (own stack, or
+            // the run stack while it owns it), so nothing writes it meanwhile.
+            None => Some(unsafe { (addr as *const usize).read() }),
+        };
+        self.saved_frames.set(saved);
+        value
     }
 
     /// Its closure or result.
@@ -944,6 +1030,8 @@ impl<T> fmt::Debug for Coro<T> {
 pub struct Builder {
     name: Option<Cow<'static, str>>,
     stack_size: Option<usize>,
+    /// `None`: the scheduler's default (`sched::set_shared_stack_default`).
+    shared: Option<bool>,
 }
 
 impl Builder {
@@ -958,9 +1046,21 @@ impl Builder {
         self
     }
 
-    /// Ask for a stack of `bytes` (at least `stack::MIN_STACK_SIZE`).
+    /// Ask for a stack of `bytes` (at least `stack::MIN_STACK_SIZE`). A size asked for
+    /// means a stack of its own even when the scheduler's default is the shared stack;
+    /// with `shared_stack(true)` it is not used (the run stack has the scheduler's default
+    /// size).
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Run on the scheduler's shared run stack (`true`), keeping only a heap copy of the
+    /// frames it uses while suspended, or on a stack of its own (`false`); unset, the
+    /// scheduler's default ([`set_shared_stack_default`](crate::sched::set_shared_stack_default)).
+    /// See [`shared_stack`](crate::shared_stack) for what the mode costs and forbids.
+    pub fn shared_stack(mut self, on: bool) -> Self {
+        self.shared = Some(on);
         self
     }
 
@@ -994,11 +1094,20 @@ impl Builder {
 
     fn build_raw(self, body: Box<dyn Body>) -> Result<CoroRc, SpawnError> {
         let s = sched();
-        let stack = s
-            .allocate_stack(self.stack_size)
-            .map_err(SpawnError::Stack)?;
+        // A coroutine that asks for a stack size wants a stack of its own, whatever the
+        // scheduler's default.
+        let shared = self
+            .shared
+            .unwrap_or_else(|| self.stack_size.is_none() && s.shared_stack_default());
+        let home = if shared {
+            StackHome::Shared(s.run_stack_range().map_err(SpawnError::Stack)?)
+        } else {
+            StackHome::Own(
+                s.allocate_stack(self.stack_size)
+                    .map_err(SpawnError::Stack)?,
+            )
+        };
         let id = s.next_coro_id();
-        let base = stack.base().as_ptr();
         // Written straight into the allocation, not built on the stack and copied (~300 B).
         let mut inner = Rc::<CoroInner>::new_uninit();
         Rc::get_mut(&mut inner)
@@ -1006,7 +1115,7 @@ impl Builder {
             .write(CoroInner::new(
                 id,
                 self.name,
-                Some(stack),
+                home,
                 body,
                 State::NotStarted,
                 s.wait_clock(),
@@ -1014,11 +1123,17 @@ impl Builder {
             ));
         // SAFETY: written just above.
         let inner = unsafe { inner.assume_init() };
-        // SAFETY: the stack is alive and exclusively this coroutine's, `base` is its
-        // 16-aligned top, and `data` points at the CoroInner the registry keeps alive until
-        // the coroutine is reaped, which happens only after `coro_main` stopped running.
-        let sp = unsafe { Native::init(base, coro_main, Rc::as_ptr(&inner) as *mut u8) };
-        inner.sp.set(sp);
+        if !inner.is_shared() {
+            // SAFETY: the stack is alive and exclusively this coroutine's, `stack_base` is
+            // its 16-aligned top, and `data` points at the CoroInner the registry keeps alive
+            // until the coroutine is reaped, which happens only after `coro_main` stopped
+            // running. (A shared-stack coroutine lays out its first frame when it first
+            // runs: `lay_out_first_frame`.)
+            let sp = unsafe {
+                Native::init(inner.stack_base(), coro_main, Rc::as_ptr(&inner) as *mut u8)
+            };
+            inner.sp.set(sp);
+        }
         s.register(&inner);
         Ok(inner)
     }
@@ -1098,7 +1213,7 @@ fn not_spawned<T: 'static>(error: SpawnError, at: &'static Location<'static>) ->
     let inner = Rc::new(CoroInner::new(
         id,
         None,
-        None,
+        StackHome::None,
         body,
         State::Dead,
         s.wait_clock(),

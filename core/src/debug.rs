@@ -169,10 +169,13 @@ pub(crate) fn suspended_frames(co: &CoroInner) -> Vec<usize> {
         && rec != root
         && frames.len() < 128
     {
-        // SAFETY: `rec` lies inside the suspended coroutine's own stack, which is mapped
-        // and not running (this thread runs the scheduler or another coroutine), so the
-        // two words are readable; a corrupt chain is cut off by the bounds checks above.
-        let (next, ret) = unsafe { (*(rec as *const usize), *((rec + word) as *const usize)) };
+        // Read from its stack, or from the copy of its frames when a shared-stack
+        // coroutine's are off the run stack; a corrupt chain is cut off by the bounds
+        // checks above and by `suspended_word`'s.
+        let (Some(next), Some(ret)) = (co.suspended_word(rec), co.suspended_word(rec + word))
+        else {
+            break;
+        };
         if ret == 0 {
             break;
         }

@@ -35,6 +35,7 @@ pub mod panic;
 pub mod poller;
 pub mod running;
 pub mod sched;
+pub mod shared_stack;
 pub mod sink;
 pub mod stack;
 pub mod sync;

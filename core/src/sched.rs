@@ -264,7 +264,20 @@ pub fn coro_by_id(id: u64) -> Option<CoroRef> {
 
 /// Scheduler counters.
 pub fn stats() -> Stats {
-    sched().stats.get()
+    let s = sched();
+    let (stack_copies, stack_bytes_copied) = s.stack_copies();
+    Stats {
+        stack_copies,
+        stack_bytes_copied,
+        ..s.stats.get()
+    }
+}
+
+/// Whether coroutines spawned from now on run on the scheduler's shared run stack unless
+/// their [`Builder`](crate::Builder) says otherwise (see [`shared_stack`](crate::shared_stack));
+/// returns the previous setting. Off by default.
+pub fn set_shared_stack_default(on: bool) -> bool {
+    sched().set_shared_stack_default(on)
 }
 
 /// How long the scheduler has existed.

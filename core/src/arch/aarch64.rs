@@ -111,6 +111,8 @@ unsafe impl ContextSwitch for Aarch64 {
     /// (144).
     const INIT_SIZE: usize = 176;
 
+    const SAVED_BELOW: usize = BELOW_RECORD;
+
     #[inline]
     unsafe fn init(base: *mut u8, entry: EntryFn, data: *mut u8) -> usize {
         debug_assert_eq!(base as usize % 16, 0, "stack base must be 16-byte aligned");

@@ -141,6 +141,8 @@ unsafe impl ContextSwitch for ArmV7M {
     /// (32, or 96 with the hard-float ABI).
     const INIT_SIZE: usize = 16 + BELOW_RECORD;
 
+    const SAVED_BELOW: usize = BELOW_RECORD;
+
     #[inline]
     unsafe fn init(base: *mut u8, entry: EntryFn, data: *mut u8) -> usize {
         debug_assert_eq!(base as usize % 16, 0, "stack base must be 16-byte aligned");

@@ -60,6 +60,8 @@ pub type EntryFn = unsafe extern "C" fn(arg: usize, data: *mut u8) -> !;
 ///   it, so it is switched only with the core feature `fp-control` (x86_64);
 /// - the stored context word is the address of a frame record `[frame pointer, return
 ///   address]` on the suspended stack;
+/// - while a context is suspended, nothing below `context - SAVED_BELOW` on its stack is
+///   live (no red zone is used across `switch`);
 /// - `init` writes only inside `[base - INIT_SIZE, base)` and produces a context whose first
 ///   resumption calls `entry(arg, data)` with the stack pointer aligned as the ABI requires at
 ///   a call;
@@ -69,6 +71,11 @@ pub type EntryFn = unsafe extern "C" fn(arg: usize, data: *mut u8) -> !;
 pub unsafe trait ContextSwitch {
     /// Bytes at the top of a stack that `init` uses (root record and initial frame).
     const INIT_SIZE: usize;
+
+    /// Bytes of a suspended context below its context word (the callee-saved registers
+    /// `switch` pushed under the frame record): a suspended stack's live contents are
+    /// exactly `[context - SAVED_BELOW, base)`, which is what the shared-stack mode copies.
+    const SAVED_BELOW: usize;
 
     /// Prepare the stack whose highest address (exclusive, 16-aligned) is `base`.
     ///

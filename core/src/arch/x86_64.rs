@@ -119,6 +119,8 @@ unsafe impl ContextSwitch for X86_64 {
     /// (40, or 48 with `fp-control`).
     const INIT_SIZE: usize = 32 + BELOW_RECORD;
 
+    const SAVED_BELOW: usize = BELOW_RECORD;
+
     #[inline]
     unsafe fn init(base: *mut u8, entry: EntryFn, data: *mut u8) -> usize {
         debug_assert_eq!(base as usize % 16, 0, "stack base must be 16-byte aligned");

@@ -23,6 +23,7 @@ use crate::interruption::{Interrupted, TimeoutId};
 use crate::io::IoTable;
 use crate::irq_event::IrqWaits;
 use crate::poller::{Event, Poller};
+use crate::shared_stack::RunStack;
 use crate::sink::DebugSink;
 use crate::stack::{BoxedStack, StackAllocator, StackError};
 use crate::timer::TimerQueue;
@@ -68,6 +69,10 @@ pub struct Stats {
     pub passes: u64,
     /// Coroutines spawned since start.
     pub spawned: u64,
+    /// Shared-stack mode: frame copies to and from the run stack (saves plus restores).
+    pub stack_copies: u64,
+    /// Shared-stack mode: bytes those copies moved.
+    pub stack_bytes_copied: u64,
 }
 
 /// What a scheduler is built from.
@@ -98,6 +103,11 @@ pub(crate) struct SchedState {
     io: RefCell<IoTable>,
     /// Interrupt events some coroutine waits on (owned by `irq_event`).
     irq: IrqWaits,
+    /// The run stack of shared-stack coroutines and whose frames are on it (owned by
+    /// `shared_stack`).
+    run_stack: RunStack,
+    /// New coroutines run on the run stack unless their `Builder` says otherwise.
+    shared_default: Cell<bool>,
     /// The running coroutine, or null in the scheduler's own context.
     pub(super) current: Cell<*const CoroInner>,
     /// Live coroutines by registry slot (strong: the registry owns them until they die).
@@ -181,6 +191,8 @@ pub fn install(config: Config) -> Result<(), AlreadyInstalled> {
         timers: RefCell::new(TimerQueue::new()),
         io: RefCell::new(IoTable::new()),
         irq: IrqWaits::default(),
+        run_stack: RunStack::new(),
+        shared_default: Cell::new(false),
         current: Cell::new(core::ptr::null()),
         registry: RefCell::new(Vec::new()),
         registry_free: RefCell::new(Vec::new()),
@@ -217,6 +229,9 @@ pub fn uninstall() {
         "shrapnel: uninstall() called from inside a coroutine or event_loop"
     );
     s.unwind_all();
+    if let Some(stack) = s.run_stack.take() {
+        s.stacks.release(stack);
+    }
     hooks::set_sched_ptr(core::ptr::null());
     // SAFETY: the pointer came from Box::into_raw in `install`, was cleared above so no new
     // reference can be made, and no coroutine (the only other holders of `&SchedState`
@@ -404,6 +419,28 @@ impl SchedState {
         id
     }
 
+    /// The run stack `(limit, base, canary)` for a new shared-stack coroutine (allocated,
+    /// at the default stack size, by the first).
+    pub(crate) fn run_stack_range(&self) -> Result<(usize, usize, *const usize), StackError> {
+        self.run_stack
+            .range(|| self.stacks.allocate(self.default_stack_size))
+    }
+
+    /// Whether new coroutines run on the run stack by default.
+    pub(crate) fn shared_stack_default(&self) -> bool {
+        self.shared_default.get()
+    }
+
+    /// Set that default; returns the previous one.
+    pub(crate) fn set_shared_stack_default(&self, on: bool) -> bool {
+        self.shared_default.replace(on)
+    }
+
+    /// Copies the shared-stack mode made (saves plus restores) and bytes copied.
+    pub(crate) fn stack_copies(&self) -> (u64, u64) {
+        self.run_stack.copied()
+    }
+
     /// A stack for a new coroutine (`None`: the default size).
     pub(crate) fn allocate_stack(&self, size: Option<usize>) -> Result<BoxedStack, StackError> {
         self.stacks
@@ -439,11 +476,16 @@ impl SchedState {
             if !co.enter_running() {
                 return; // cancelled or reaped while queued
             }
+            if co.is_shared() {
+                self.run_stack.enter(&co);
+            }
             self.current.set(Rc::as_ptr(&co));
             let t0 = hooks::slice_begin(self, &co);
             // SAFETY: `co` was Ready, so its saved context was produced by `init` or saved
-            // by its last suspend, and its stack is alive (it is released only after death).
-            // The root slot lies inside that stack.
+            // by its last suspend, and its stack is alive (it is released only after death;
+            // the run stack, after the scheduler) with its frames in place (a shared-stack
+            // coroutine's were put back by `enter` above). The root slot lies inside that
+            // stack.
             unsafe {
                 Native::switch(Native::root_slot(co.stack_base()), co.saved_context(), 0);
             }
@@ -513,6 +555,10 @@ impl SchedState {
     pub(crate) fn reap(&self, co: &CoroInner) {
         if let Some(stack) = co.take_stack() {
             self.stacks.release(stack);
+        }
+        if co.is_shared() {
+            self.run_stack.forget(co);
+            drop(co.take_saved_frames());
         }
         let slot = co.slot();
         let removed = self.registry.borrow_mut()[slot].take();

@@ -55,6 +55,10 @@ pub fn setup() -> Recorder {
         default_stack_size: 64 * 1024,
     })
     .unwrap();
+    // The same suites again in shared-stack mode (ci/test.sh runs them both ways).
+    if std::env::var_os("SHRAPNEL_TEST_SHARED_STACK").is_some() {
+        sched::set_shared_stack_default(true);
+    }
     rec
 }
 
