@@ -41,6 +41,15 @@ pub fn set_selfishness(n: u32) -> Result<u32, SelfishnessError> {
     shrapnel_core::set_selfishness(n)
 }
 
+/// Whether coroutines spawned from now on run on the scheduler's shared run stack unless
+/// their [`Builder`] says otherwise; returns the previous setting (off by default). One
+/// sleeping coroutine then costs about a kilobyte of heap instead of a guarded stack and two
+/// kernel mappings. See [`shrapnel_core::shared_stack`].
+pub fn set_shared_stack_default(on: bool) -> bool {
+    runtime::ensure();
+    shrapnel_core::sched::set_shared_stack_default(on)
+}
+
 /// Create and schedule a coroutine running `f` on this thread's scheduler.
 #[track_caller]
 pub fn spawn<F, T>(f: F) -> Coro<T>
@@ -76,9 +85,17 @@ impl Builder {
     pub fn name(self, name: impl Into<std::borrow::Cow<'static, str>>) -> Self {
         Builder(self.0.name(name))
     }
-    /// Ask for a stack of `bytes` (at least 16 KiB).
+    /// Ask for a stack of `bytes` (at least 16 KiB): a stack of its own, even when the
+    /// scheduler's default is the shared stack.
     pub fn stack_size(self, bytes: usize) -> Self {
         Builder(self.0.stack_size(bytes))
+    }
+    /// Run on the scheduler's shared run stack (Shrapnel's shared stack: a suspended
+    /// coroutine keeps only a heap copy of the frames it uses), or on a guarded stack of its
+    /// own; unset, the scheduler's default ([`set_shared_stack_default`]). See
+    /// [`shrapnel_core::shared_stack`] for what it costs and the one rule it adds.
+    pub fn shared_stack(self, on: bool) -> Self {
+        Builder(self.0.shared_stack(on))
     }
     /// Create it and schedule it.
     pub fn spawn<F, T>(self, f: F) -> Result<Coro<T>, SpawnError>

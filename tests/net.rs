@@ -12,6 +12,22 @@ fn ms(n: u64) -> Duration {
 #[test]
 fn tcp_echo_many_clients() {
     shrapnel::reset();
+    tcp_echo_100_clients();
+}
+
+/// The same with every coroutine (acceptor, 100 echo handlers, 100 clients) on the shared
+/// run stack: their frames are copied off and back at every switch between them.
+#[test]
+fn tcp_echo_many_clients_on_the_shared_stack() {
+    shrapnel::reset();
+    shrapnel::set_shared_stack_default(true);
+    let before = shrapnel::stats().stack_copies;
+    tcp_echo_100_clients();
+    assert!(shrapnel::stats().stack_copies - before > 200);
+    shrapnel::set_shared_stack_default(false);
+}
+
+fn tcp_echo_100_clients() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let server = shrapnel::spawn(move || {

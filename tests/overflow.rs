@@ -53,3 +53,48 @@ fn stack_overflow_names_the_coroutine_and_aborts() {
         out.status
     );
 }
+
+#[test]
+fn overflow_shared_child() {
+    if std::env::var_os("SHRAPNEL_OVERFLOW_SHARED_CHILD").is_none() {
+        return;
+    }
+    // Another shared-stack coroutine parked first, so the run stack changes hands.
+    shrapnel::Builder::new()
+        .name("parked")
+        .shared_stack(true)
+        .spawn(|| shrapnel::sleep(std::time::Duration::from_secs(5)))
+        .unwrap();
+    shrapnel::Builder::new()
+        .name("shared-recursor")
+        .shared_stack(true)
+        .spawn(|| {
+            shrapnel::yield_slice();
+            recurse(0, &mut [0; 512])
+        })
+        .unwrap();
+    shrapnel::event_loop();
+    unreachable!("the overflow should have aborted the process");
+}
+
+/// On the shared run stack (256 KiB, the default size), the overflow report names the
+/// coroutine that was running on it.
+#[test]
+fn a_shared_stack_overflow_names_the_running_coroutine() {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "overflow_shared_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("SHRAPNEL_OVERFLOW_SHARED_CHILD", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("coroutine #2 'shared-recursor' overflowed its stack (256 KiB)"),
+        "stderr was: {stderr}"
+    );
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{stderr}");
+}
