@@ -110,11 +110,7 @@ fn timers(c: &mut Criterion) {
             fill_shrapnel(n);
             let first = measure_shrapnel(1);
             assert!(first < HOUR, "the fillers are asleep, not timed out");
-            assert_eq!(
-                shrapnel::platform::timers_pending(),
-                n,
-                "n timers pending"
-            );
+            assert_eq!(shrapnel::platform::timers_pending(), n, "n timers pending");
             b.iter_custom(measure_shrapnel);
             shrapnel::reset();
         });
