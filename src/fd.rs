@@ -157,7 +157,9 @@ impl OwnedFd {
         }
     }
 
-    /// One `read(2)`; a short one marks the fd drained for reading.
+    /// One `read(2)` of a stream socket; a short one marks the fd drained for reading.
+    /// (Not for datagram sockets, whose reads are short whenever a datagram is smaller than
+    /// the buffer, whatever else is queued.)
     #[track_caller]
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.io(Direction::Read, |fd| {
@@ -174,7 +176,8 @@ impl OwnedFd {
         })
     }
 
-    /// One `write(2)`; a short one marks the fd drained (send buffer full) for writing.
+    /// One `write(2)` of a stream socket; a short one marks the fd drained (send buffer
+    /// full) for writing.
     #[track_caller]
     pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
         self.io(Direction::Write, |fd| {

@@ -290,3 +290,65 @@ fn a_short_read_saves_the_syscall_that_would_return_eagain() {
     assert_eq!(shrapnel::event_loop(), 0);
     c.join().unwrap();
 }
+
+/// A read shorter than its buffer does not mean "nothing left" when the peer's FIN came
+/// with the data: the EOF is a final state that no later event repeats, so the next read
+/// must make the syscall (and get 0), not wait for an event that never comes. The reader is
+/// registered and blocked before the peer writes and shuts down, so one poll reports data
+/// and hang-up together. (With this case wrong, `read_to_string` would hang; the timeout
+/// turns that into a failure.)
+#[test]
+fn a_short_read_with_the_peer_gone_still_reaches_eof() {
+    for kind in ["tcp", "socketpair"] {
+        shrapnel::reset();
+        let (server_side, client_side): (Box<dyn ReadShut>, Box<dyn ReadShut>) = if kind == "tcp" {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let accepted = shrapnel::spawn(move || l.accept().unwrap().0);
+            let client = shrapnel::spawn(move || TcpStream::connect(addr).unwrap());
+            assert_eq!(shrapnel::event_loop(), 0);
+            (
+                Box::new(accepted.join().unwrap()),
+                Box::new(client.join().unwrap()),
+            )
+        } else {
+            let (a, b) = socketpair().unwrap();
+            (Box::new(a), Box::new(b))
+        };
+        let got = shrapnel::spawn(move || {
+            let mut s = server_side;
+            shrapnel::with_timeout(Duration::from_secs(5), move || {
+                let mut all = String::new();
+                s.read_to_string(&mut all).map(|_| all)
+            })
+        });
+        shrapnel::spawn(move || {
+            let mut c = client_side;
+            shrapnel::yield_slice(); // the reader is blocked on its fd by now
+            c.write_all(b"ping").unwrap();
+            c.shut_write();
+        });
+        assert_eq!(shrapnel::event_loop(), 0);
+        let r = got.join().unwrap();
+        assert_eq!(
+            r.map(|r| r.ok()),
+            Ok(Some("ping".to_string())),
+            "{kind}: the reader must see the data and then EOF"
+        );
+    }
+}
+
+/// Read, write and shut down the write side, for both socket kinds.
+trait ReadShut: Read + Write {
+    fn shut_write(&self);
+}
+impl ReadShut for TcpStream {
+    fn shut_write(&self) {
+        self.shutdown(std::net::Shutdown::Write).unwrap();
+    }
+}
+impl ReadShut for shrapnel::net::UnixStream {
+    fn shut_write(&self) {
+        self.shutdown(std::net::Shutdown::Write).unwrap();
+    }
+}

@@ -151,6 +151,10 @@ struct Entry {
     /// `EAGAIN`) and no event came since: the next one would find nothing to do, so the
     /// caller waits first. Never set together with `ready`.
     drained: [bool; 2],
+    /// The poller reported a hang-up or an error: a final state that no later event
+    /// repeats (an EOF stays pending after the data before it is read), so the fd is never
+    /// marked drained again and every call makes its syscall.
+    hung_up: bool,
     waiter: [Option<Waiter>; 2],
 }
 
@@ -206,6 +210,7 @@ impl IoTable {
         if !e.registered || (e.gen & (mask as u32)) != (gen & (mask as u32)) {
             return;
         }
+        e.hung_up |= ev.hangup;
         for (i, ready) in [ev.readable || ev.hangup, ev.writable || ev.hangup]
             .into_iter()
             .enumerate()
@@ -294,6 +299,7 @@ fn ensure_registered(
         ident,
         ready: [false; 2],
         drained: [false; 2],
+        hung_up: false,
         waiter: [None, None],
     };
     io.registered += 1;
@@ -388,11 +394,13 @@ pub fn wait_identified(fd: RawSource, dir: Direction, ident: u64) -> Result<(), 
 /// would return `EAGAIN` unless an event arrives first. Until one does, [`is_drained`]
 /// says so and the caller waits instead of trying (one syscall less per round trip; the
 /// edge-triggered registration reports the next arrival). Ignored for an fd not yet
-/// registered (its first `EAGAIN` registers it).
+/// registered (its first `EAGAIN` registers it) and for one the poller reported hung up:
+/// a peer's FIN that came with the data leaves an EOF pending after a short read, and no
+/// event will announce it again.
 pub fn drained(fd: RawSource, dir: Direction) {
     let s = sched();
     if let Some(e) = s.io().borrow_mut().entries.get_mut(index(fd)) {
-        if e.registered {
+        if e.registered && !e.hung_up {
             e.ready[dir as usize] = false;
             e.drained[dir as usize] = true;
         }
@@ -407,7 +415,7 @@ pub fn would_block(fd: RawSource, dir: Direction) {
     io.would_block += 1;
     if let Some(e) = io.entries.get_mut(index(fd)) {
         e.ready[dir as usize] = false;
-        e.drained[dir as usize] = e.registered;
+        e.drained[dir as usize] = e.registered && !e.hung_up;
     }
 }
 
