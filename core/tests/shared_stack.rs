@@ -5,7 +5,6 @@
 mod support;
 
 use std::cell::Cell;
-use std::rc::Rc;
 
 use shrapnel_core::sched::{self, event_loop, sleep, yield_slice};
 use shrapnel_core::*;
@@ -184,8 +183,9 @@ fn modes_mix_and_the_default_applies_to_spawn() {
     assert_eq!(shared_one.join().unwrap() + own.join().unwrap(), 3);
 }
 
+#[cfg(feature = "stacks")]
 #[inline(never)]
-fn park(flag: Rc<Cell<bool>>) {
+fn park(flag: std::rc::Rc<Cell<bool>>) {
     while !flag.get() {
         let _ = sleep(ms(1));
     }
@@ -198,7 +198,7 @@ fn park(flag: Rc<Cell<bool>>) {
 #[test]
 fn where_all_walks_the_saved_copy() {
     setup();
-    let flag = Rc::new(Cell::new(false));
+    let flag = std::rc::Rc::new(Cell::new(false));
     let a = {
         let f = flag.clone();
         shared().name("a").spawn(move || park(f)).unwrap()
@@ -208,7 +208,7 @@ fn where_all_walks_the_saved_copy() {
         shared().name("b").spawn(move || park(f)).unwrap()
     };
     let (ida, idb) = (a.handle().id(), b.handle().id());
-    let seen = Rc::new(Cell::new(false));
+    let seen = std::rc::Rc::new(Cell::new(false));
     let s2 = seen.clone();
     Builder::new()
         .spawn(move || {
