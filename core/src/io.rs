@@ -398,7 +398,9 @@ pub fn wait_identified(fd: RawSource, dir: Direction, ident: u64) -> Result<(), 
 /// a peer's FIN that came with the data leaves an EOF pending after a short read, and no
 /// event will announce it again.
 pub fn drained(fd: RawSource, dir: Direction) {
-    let s = sched();
+    let Some(s) = crate::sched::try_sched() else {
+        return Default::default(); // no scheduler on this thread: nothing is cached
+    };
     if let Some(e) = s.io().borrow_mut().entries.get_mut(index(fd)) {
         if e.registered && !e.hung_up {
             e.ready[dir as usize] = false;
@@ -410,7 +412,9 @@ pub fn drained(fd: RawSource, dir: Direction) {
 /// A syscall on `fd` in `dir` returned `EAGAIN`: forget the cached readiness, count it for
 /// [`would_block_count`], and mark the direction [`drained`]. The caller waits next.
 pub fn would_block(fd: RawSource, dir: Direction) {
-    let s = sched();
+    let Some(s) = crate::sched::try_sched() else {
+        return Default::default(); // no scheduler on this thread: nothing is cached
+    };
     let mut io = s.io().borrow_mut();
     io.would_block += 1;
     if let Some(e) = io.entries.get_mut(index(fd)) {
@@ -422,7 +426,9 @@ pub fn would_block(fd: RawSource, dir: Direction) {
 /// Whether the last syscall on `fd` in `dir` left nothing to do and no event came since
 /// (see [`drained`]): wait before the next one.
 pub fn is_drained(fd: RawSource, dir: Direction) -> bool {
-    let s = sched();
+    let Some(s) = crate::sched::try_sched() else {
+        return Default::default(); // no scheduler on this thread: nothing is cached
+    };
     let io = s.io().borrow();
     io.entries
         .get(index(fd))
