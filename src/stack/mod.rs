@@ -17,16 +17,20 @@
 //!  low addresses
 //! ```
 //!
-//! The guard splits the mapping in two, so every guarded stack costs two of the kernel's
-//! memory mappings; on Linux `vm.max_map_count` (65530 by default) therefore caps a process
-//! near 32k stacks. The [`budget`] stops short of that, keeping a reserve of mappings for
-//! the allocator and the rest of the program (past the kernel's limit malloc's own `mmap`
-//! fails and the process aborts): a stack beyond it is a [`StackError::Exhausted`] that says
-//! so and what to do, never a bare ENOMEM. One guard page is enough for Rust code: the compiler probes
-//! every page of a large frame in order, so a frame cannot jump over the guard.
+//! Made with `mprotect(PROT_NONE)`, the guard splits the mapping in two, so the stack costs
+//! two of the kernel's memory mappings, and on Linux `vm.max_map_count` (65530 by default)
+//! caps a process near 32k such stacks. Where the kernel can make a guard page in place
+//! (Linux 6.13's `MADV_GUARD_INSTALL`) it costs none, and the pool's stacks come in slabs of
+//! 64 to a mapping (`slab.rs`), so the limit stops mattering. The [`budget`] keeps a reserve
+//! of mappings for the allocator and the rest of the program (past the kernel's limit
+//! malloc's own `mmap` fails and the process aborts): a stack beyond it is a
+//! [`StackError::Exhausted`] that says so and what to do, never a bare ENOMEM. One guard
+//! page is enough for Rust code: the compiler probes every page of a large frame in order,
+//! so a frame cannot jump over the guard.
 //!
 //! [`StackPool`] is the [`StackAllocator`](shrapnel_core::stack::StackAllocator) a scheduler owns: a capped free list per stack
-//! size, so spawning a coroutine usually costs no system call at all.
+//! size, so spawning a coroutine usually costs no system call at all, and slabs that fresh
+//! stacks are carved from, so a fresh one costs no `mmap` of its own either.
 //!
 //! Every live stack's guard range is recorded in a per-thread table the fault handler can
 //! read without locks or allocation. When a coroutine overruns its stack, the handler
@@ -47,6 +51,7 @@ pub mod budget;
 mod guard_table;
 mod overflow;
 mod pool;
+mod slab;
 #[cfg(test)]
 mod tests;
 
@@ -66,7 +71,9 @@ pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 /// How many free stacks a [`StackPool`] keeps by default before unmapping released ones.
 pub const DEFAULT_POOL_CAP: usize = 64;
 
-/// A coroutine stack in its own anonymous mapping, with a `PROT_NONE` guard page below it.
+/// A coroutine stack in its own anonymous mapping, with a guard page below it (in place
+/// where the kernel can, else `PROT_NONE`). [`StackPool`] carves its stacks from slabs
+/// instead; this is the stack for a program that wants one outside any pool.
 ///
 /// The mapping is created by [`MmapStack::new`] and unmapped on drop. The value is neither
 /// `Send` nor `Sync`: its guard is registered with the creating thread's overflow table,
@@ -78,6 +85,8 @@ pub struct MmapStack {
     len: usize,
     /// Length of the guard at the low end.
     guard_len: usize,
+    /// Kernel mappings claimed from the budget for it.
+    mappings: usize,
     /// Where the guard is recorded for the fault handler; `None` if the thread was exiting.
     slot: Option<guard_table::SlotId>,
 }
@@ -90,63 +99,83 @@ impl MmapStack {
     /// [`StackError::Exhausted`] when the OS refuses, whose `detail` names the limit that was
     /// hit (on Linux usually `vm.max_map_count`) and the remedies.
     pub fn new(size: usize) -> Result<MmapStack, StackError> {
-        let budget = budget::claim(size)?;
-        let stack = MmapStack::map(size)?;
-        budget.keep();
-        Ok(stack)
-    }
-
-    /// Map the stack; its budget place is claimed by the caller.
-    fn map(size: usize) -> Result<MmapStack, StackError> {
         let usable = round_size(size)?;
-        if sys::physical_memory().is_some_and(|memory| usable > memory) {
-            return Err(StackError::Exhausted {
-                requested: size,
-                detail: LARGER_THAN_MEMORY,
-                errno: libc::ENOMEM,
-            });
-        }
+        let stack_claim = budget::claim_stack(size)?;
+        let mappings = mappings_per_guarded_region();
+        let mapping_claim = budget::claim_mappings(size, mappings)?;
+        let (raw, len) = map_region(size, usable, 1)?;
         let guard_len = sys::page_size();
-        let len = usable.checked_add(guard_len).ok_or(StackError::Exhausted {
-            requested: size,
-            detail: BEYOND_ADDRESS_SPACE,
-            errno: libc::ENOMEM,
-        })?;
-
-        // SAFETY: an anonymous mapping at an address of the kernel's choosing touches no
-        // existing memory; the result is checked against MAP_FAILED before use.
-        let raw = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                sys::STACK_MAP_FLAGS,
-                -1,
-                0,
-            )
-        };
-        if raw == libc::MAP_FAILED {
-            return Err(os_error(size, last_errno()));
-        }
-        // SAFETY: `raw` is the start of the mapping just created, page aligned, and the guard
-        // (one page) lies inside its `len` bytes; nothing else refers to the mapping yet.
-        if unsafe { libc::mprotect(raw, guard_len, libc::PROT_NONE) } != 0 {
-            let errno = last_errno();
+        // SAFETY: the guard is the first page of the mapping just made, which nothing uses.
+        if let Err(errno) = unsafe { sys::make_guard(raw.as_ptr(), guard_len) } {
             // SAFETY: unmapping exactly the mapping created above, which nothing uses.
-            unsafe { libc::munmap(raw, len) };
+            unsafe { libc::munmap(raw.as_ptr().cast(), len) };
             return Err(os_error(size, errno));
         }
-        let start = raw as usize;
+        let start = raw.as_ptr() as usize;
         let slot = guard_table::register(start, start + guard_len, start + len);
+        stack_claim.keep();
+        mapping_claim.keep();
         Ok(MmapStack {
-            // SAFETY: mmap never returns a null mapping on success (it returned MAP_FAILED
-            // otherwise, which was handled above).
-            mapping: unsafe { NonNull::new_unchecked(raw.cast()) },
+            mapping: raw,
             len,
             guard_len,
+            mappings,
             slot,
         })
     }
+}
+
+/// Kernel mappings one region with guards in it costs: one where guards are made in place,
+/// else the region plus two per guard (the guard and the part above it).
+fn mappings_per_guarded_region() -> usize {
+    if sys::guards_in_place() {
+        1
+    } else {
+        2
+    }
+}
+
+/// Map `count` stacks of `usable` bytes, each with a guard page below it (not made yet):
+/// the start of the read/write mapping and its length.
+fn map_region(
+    requested: usize,
+    usable: usize,
+    count: usize,
+) -> Result<(NonNull<u8>, usize), StackError> {
+    if sys::physical_memory().is_some_and(|memory| usable > memory) {
+        return Err(StackError::Exhausted {
+            requested,
+            detail: LARGER_THAN_MEMORY,
+            errno: libc::ENOMEM,
+        });
+    }
+    let too_big = StackError::Exhausted {
+        requested,
+        detail: BEYOND_ADDRESS_SPACE,
+        errno: libc::ENOMEM,
+    };
+    let stride = usable
+        .checked_add(sys::page_size())
+        .ok_or(too_big.clone())?;
+    let len = stride.checked_mul(count).ok_or(too_big)?;
+    // SAFETY: an anonymous mapping at an address of the kernel's choosing touches no
+    // existing memory; the result is checked against MAP_FAILED before use.
+    let raw = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            sys::STACK_MAP_FLAGS,
+            -1,
+            0,
+        )
+    };
+    if raw == libc::MAP_FAILED {
+        return Err(os_error(requested, last_errno()));
+    }
+    // SAFETY: mmap never returns a null mapping on success (it returned MAP_FAILED
+    // otherwise, which was handled above).
+    Ok((unsafe { NonNull::new_unchecked(raw.cast()) }, len))
 }
 
 // SAFETY: `[limit, base)` is the read/write part of a mapping this value owns alone and
@@ -175,7 +204,8 @@ unsafe impl Stack for MmapStack {
 
 impl Drop for MmapStack {
     fn drop(&mut self) {
-        budget::release();
+        budget::release_stack();
+        budget::release_mappings(self.mappings);
         if let Some(slot) = self.slot.take() {
             guard_table::unregister(slot);
         }
@@ -268,10 +298,15 @@ fn mapping_limit_detail(max: usize) -> &'static str {
         }
     }
     let suggestion = max.saturating_mul(4).max(262_144);
+    let cost = if sys::guards_in_place() {
+        "guarded stacks come 64 to a memory mapping"
+    } else {
+        "each guarded stack needs two memory mappings"
+    };
     let detail: &'static str = String::leak(format!(
-        "each guarded stack needs two memory mappings and vm.max_map_count is {max}, which this \
-         process has reached; raise it (sysctl -w vm.max_map_count={suggestion}), use a smaller \
-         stack pool or fewer coroutines"
+        "{cost} and vm.max_map_count is {max}, which this process has reached; raise it \
+         (sysctl -w vm.max_map_count={suggestion}), use a smaller stack pool or fewer \
+         coroutines"
     ));
     *cache = Some((max, detail));
     detail

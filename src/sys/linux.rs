@@ -1,8 +1,10 @@
 //! Linux: the memory-mapping limit behind most "cannot allocate a stack" failures.
 //!
-//! Every guarded stack is two mappings (the `PROT_NONE` guard and the usable part), and the
-//! kernel caps mappings per process at `vm.max_map_count` (65530 by default), so a process
-//! reaches that cap near 32k guarded stacks, long before memory runs out.
+//! A guard page made with `mprotect(PROT_NONE)` splits its mapping, so such a stack is two
+//! mappings, and the kernel caps mappings per process at `vm.max_map_count` (65530 by
+//! default): near 32k guarded stacks, long before memory runs out. Since 6.13 a guard page
+//! can be made in place (`MADV_GUARD_INSTALL`), which costs no mapping; `advise_pages` does
+//! that (and the rest of a slab's page work) for many pages in one system call.
 
 use std::fs::File;
 use std::io::Read;
@@ -14,6 +16,95 @@ pub(crate) fn max_map_count() -> Option<usize> {
         .and_then(|mut file| file.read_to_string(&mut text))
         .ok()?;
     text.trim().parse().ok()
+}
+
+/// `MADV_GUARD_INSTALL` (Linux 6.13): turn pages of a private anonymous mapping into guard
+/// pages without splitting it (the kernel keeps the markers in the page tables, and
+/// `MADV_DONTNEED` leaves them in place).
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// Make `[addr, addr + len)` a guard page in place; `Err(errno)` when the kernel refuses
+/// (`EINVAL` on kernels before 6.13, which do not know the advice).
+///
+/// # Safety
+/// The range must be page aligned, inside a private anonymous mapping the caller owns, and
+/// hold nothing anyone will read: its contents are discarded.
+pub(crate) unsafe fn guard_in_place(addr: *mut u8, len: usize) -> Result<(), i32> {
+    // SAFETY: the caller owns the range and gives up its contents; madvise with this advice
+    // only discards pages and installs markers inside it.
+    if unsafe { libc::madvise(addr.cast(), len, MADV_GUARD_INSTALL) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+}
+
+/// `MADV_POPULATE_WRITE` (Linux 5.14): commit pages now, as writes would, without taking a
+/// fault per page.
+const MADV_POPULATE_WRITE: libc::c_int = 23;
+
+/// `PIDFD_SELF` (Linux 6.14): "this process" for the pidfd system calls, with no descriptor
+/// to open (and none to go stale across fork).
+const PIDFD_SELF: libc::c_int = -10000;
+
+/// What [`advise_pages`] does to each range.
+#[derive(Clone, Copy)]
+pub(crate) enum Advice {
+    /// Make it a guard page in place (see [`guard_in_place`]).
+    Guard,
+    /// Commit it now (`MADV_POPULATE_WRITE`), so the first touch takes no fault.
+    Populate,
+    /// Give its memory back to the OS now (`MADV_DONTNEED`; guard pages stay guards).
+    Discard,
+}
+
+/// Apply `advice` to `len` bytes at each of `starts`, in one `process_madvise` system call
+/// per 64 ranges where the kernel takes it (Linux 6.14 for this process's own memory), else
+/// one `madvise` each. `Err(errno)` of the first refusal.
+///
+/// # Safety
+/// Each range must be page aligned, inside a private anonymous mapping the caller owns, and
+/// hold nothing anyone will read again (a guard discards the contents).
+pub(crate) unsafe fn advise_pages(starts: &[usize], len: usize, advice: Advice) -> Result<(), i32> {
+    let advice = match advice {
+        Advice::Guard => MADV_GUARD_INSTALL,
+        Advice::Populate => MADV_POPULATE_WRITE,
+        Advice::Discard => libc::MADV_DONTNEED,
+    };
+    for batch in starts.chunks(64) {
+        let mut iov = [libc::iovec {
+            iov_base: core::ptr::null_mut(),
+            iov_len: 0,
+        }; 64];
+        for (entry, &start) in iov.iter_mut().zip(batch) {
+            entry.iov_base = start as *mut libc::c_void;
+            entry.iov_len = len;
+        }
+        // SAFETY: `iov` holds `batch.len()` valid entries; the caller's contract covers
+        // every range they name.
+        let done = unsafe {
+            libc::syscall(
+                libc::SYS_process_madvise,
+                PIDFD_SELF,
+                iov.as_ptr(),
+                batch.len(),
+                advice,
+                0,
+            )
+        };
+        if done == (batch.len() * len) as libc::c_long {
+            continue;
+        }
+        // An older kernel, or a partial run: the rest one by one (advising a range twice
+        // is harmless for each of these advices).
+        for &start in batch {
+            // SAFETY: the caller's contract covers this range.
+            if unsafe { libc::madvise(start as *mut libc::c_void, len, advice) } != 0 {
+                return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// How many mappings this process has now: the lines of `/proc/self/maps`.

@@ -17,7 +17,7 @@ pub(crate) mod clock;
 pub(crate) mod context;
 pub(crate) mod signals;
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use libc::c_int;
 
 cfg_if::cfg_if! {
@@ -32,7 +32,7 @@ cfg_if::cfg_if! {
 
 #[cfg(test)]
 pub(crate) use self::os::run_on_stack;
-pub(crate) use self::os::{map_count, max_map_count};
+pub(crate) use self::os::{advise_pages, map_count, max_map_count, Advice};
 
 /// Flags for the anonymous private mapping that holds a coroutine stack and its guard.
 ///
@@ -92,6 +92,79 @@ pub(crate) fn page_size() -> usize {
     let size = if size > 0 { size as usize } else { 4096 };
     PAGE_SIZE.store(size, Ordering::Relaxed);
     size
+}
+
+/// Whether guard pages can be made in place, without a mapping of their own (Linux 6.13's
+/// `MADV_GUARD_INSTALL`). Then a batch of guarded stacks is one kernel mapping; otherwise
+/// each guard is a `PROT_NONE` mapping that splits the one around it, and every guarded
+/// stack costs two of the `vm.max_map_count` a process may have. Probed once, on a scratch
+/// page.
+pub(crate) fn guards_in_place() -> bool {
+    match GUARDS.load(Ordering::Relaxed) {
+        GUARDS_IN_PLACE => true,
+        GUARDS_SPLIT => false,
+        _ => {
+            let page = page_size();
+            // SAFETY: a fresh anonymous mapping of one page, checked before use, touched only
+            // by the probe and unmapped right after it.
+            let works = unsafe {
+                let raw = libc::mmap(
+                    core::ptr::null_mut(),
+                    page,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANON,
+                    -1,
+                    0,
+                );
+                if raw == libc::MAP_FAILED {
+                    false
+                } else {
+                    let works = os::guard_in_place(raw.cast(), page).is_ok();
+                    libc::munmap(raw, page);
+                    works
+                }
+            };
+            let state = if works { GUARDS_IN_PLACE } else { GUARDS_SPLIT };
+            let _ = GUARDS.compare_exchange(
+                GUARDS_UNKNOWN,
+                state,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+            GUARDS.load(Ordering::Relaxed) == GUARDS_IN_PLACE
+        }
+    }
+}
+
+static GUARDS: AtomicU8 = AtomicU8::new(GUARDS_UNKNOWN);
+const GUARDS_UNKNOWN: u8 = 0;
+const GUARDS_IN_PLACE: u8 = 1;
+const GUARDS_SPLIT: u8 = 2;
+
+/// Test support: make guards split mappings from now on, as on kernels without in-place
+/// guards (call it in a child process: it is process-wide).
+#[cfg(test)]
+pub(crate) fn split_guards_from_now_on() {
+    GUARDS.store(GUARDS_SPLIT, Ordering::Relaxed);
+}
+
+/// Make `[addr, addr + len)` a guard page: in place where [`guards_in_place`], else by
+/// `mprotect(PROT_NONE)` (which splits the mapping). `Err(errno)` if the kernel refuses.
+///
+/// # Safety
+/// The range must be page aligned, inside a private anonymous mapping the caller owns, and
+/// hold nothing anyone will read again.
+pub(crate) unsafe fn make_guard(addr: *mut u8, len: usize) -> Result<(), i32> {
+    if guards_in_place() {
+        // SAFETY: forwarded from the caller's contract.
+        return unsafe { os::guard_in_place(addr, len) };
+    }
+    // SAFETY: forwarded from the caller's contract; PROT_NONE only removes access.
+    if unsafe { libc::mprotect(addr.cast(), len, libc::PROT_NONE) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
 }
 
 /// Bytes of physical memory, if the OS says. Asked once: on Linux the answer costs a

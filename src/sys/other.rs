@@ -1,7 +1,8 @@
 //! Operating systems other than Linux: no per-process mapping limit worth reporting.
 //!
 //! macOS and the BSDs have no counterpart of Linux's `vm.max_map_count`, so a failed stack
-//! mapping there is reported as a lack of memory or address space.
+//! mapping there is reported as a lack of memory or address space, and a guard page is a
+//! `PROT_NONE` mapping of its own.
 
 /// The per-process mapping limit: none to report on this OS.
 pub(crate) fn max_map_count() -> Option<usize> {
@@ -11,6 +12,49 @@ pub(crate) fn max_map_count() -> Option<usize> {
 /// How many mappings this process has: not known on this OS.
 pub(crate) fn map_count() -> Option<usize> {
     None
+}
+
+/// Guard pages in place (without a mapping of their own): not on this OS.
+///
+/// # Safety
+/// None needed: nothing is touched; the signature matches the Linux one.
+pub(crate) unsafe fn guard_in_place(addr: *mut u8, len: usize) -> Result<(), i32> {
+    let _ = (addr, len);
+    Err(libc::EINVAL)
+}
+
+/// What [`advise_pages`] does to each range.
+#[derive(Clone, Copy)]
+pub(crate) enum Advice {
+    /// Make it a guard page in place: not on this OS.
+    Guard,
+    /// Commit it now: not on this OS (pages are committed when touched).
+    Populate,
+    /// Give its memory back to the OS (`MADV_FREE`: reclaimed when the OS needs it, or kept
+    /// if written again first).
+    Discard,
+}
+
+/// Apply `advice` to `len` bytes at each of `starts`: `EINVAL` for a guard (not in place
+/// here), nothing to do for populating, one `madvise(MADV_FREE)` per range to discard.
+///
+/// # Safety
+/// Each range must be page aligned, inside a private anonymous mapping the caller owns, and
+/// hold nothing anyone will read again.
+pub(crate) unsafe fn advise_pages(starts: &[usize], len: usize, advice: Advice) -> Result<(), i32> {
+    match advice {
+        Advice::Guard => Err(libc::EINVAL),
+        Advice::Populate => Ok(()),
+        Advice::Discard => {
+            for &start in starts {
+                // SAFETY: the caller's contract covers this range.
+                if unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_FREE) } != 0 {
+                    return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Test support: running a function on a given stack is not available here.
