@@ -23,3 +23,6 @@ macro_rules! short_measurement {
             .sample_size($crate::SAMPLES);
     }};
 }
+
+pub mod echo;
+pub mod spawn;
