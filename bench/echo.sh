@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# The echo and spawn comparison (issue 10, item 4; method and results in BENCHMARKS.md).
+#
+# Echo: the servers in bench/examples/echo_{shrapnel,tokio,may,epoll}.rs and bench/go/echo.go
+# (Go, GOMAXPROCS=1, if golang-go is installed or installable with apt) behave identically:
+# accept on 127.0.0.1; per connection read up to 4096 bytes and write them back until EOF.
+# For each round, each connection count C and each server in turn (A B C … A B C …: the
+# servers interleaved, not one after the other), a fresh server runs pinned to CPU 0
+# (`taskset -c 0`) and bench/examples/echo_load.rs pinned to CPU 1 keeps C connections in a
+# closed loop of 100-byte requests. Measured per run:
+#   - req/s, p50 and p99 latency over a window after a warm-up (echo_load);
+#   - the server's CPU time per request: utime + stime of the whole process from
+#     /proc/PID/stat at the window's edges, divided by the requests in the window;
+#   - system calls per request, in a second, shorter window of the same server:
+#     `perf stat -e raw_syscalls:sys_enter -p PID` (every thread), or `strace -c -f -p PID`
+#     where perf cannot count (strace slows the server, so batching differs a little);
+# and per round and server, RSS per idle connection: the server's VmRSS with IDLE held idle
+# connections (each served one request first) minus its VmRSS with none, over IDLE.
+# The report is the median over the rounds, and each peer's value beside shrapnel/peer.
+#
+# Spawn: bench/examples/spawn_{shrapnel,tokio}.rs spawn N coroutines / current-thread tasks
+# that each sleep 1 s (N = 10k, 100k, 1M), a fresh process per case and round: time to
+# spawn, total time, peak RSS (getrusage maxrss). A case that fails (shrapnel's guarded
+# stacks run out of kernel memory mappings past ~30k) is reported as `failed: <its error>`;
+# `spawn_shrapnel --mode shared` (the shared-stack mode to come) as `not implemented yet`.
+#
+# Usage: bench/echo.sh [--echo-only | --spawn-only] [--quick]
+#   --quick: one round, 1 s windows, C = 1 and 100, 1 000 idle connections, N up to 100k
+#   (for trying the script; not for numbers).
+# Env: ROUNDS (3), SECONDS_PER_RUN (3), SYSCALL_SECONDS (1), IDLE (10000).
+# Output: markdown tables on stdout; raw lines in bench/target/echo/results.txt.
+# Installs what it needs with apt (taskset, python3, strace if perf cannot count, golang-go).
+# About 6 minutes on 2 CPUs, the build excluded.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+do_echo=1
+do_spawn=1
+quick=0
+for arg in "$@"; do
+    case "$arg" in
+        --echo-only) do_spawn=0 ;;
+        --spawn-only) do_echo=0 ;;
+        --quick) quick=1 ;;
+        *)
+            sed -n '2,/^set -euo/p' "$0" | sed '$d' >&2
+            exit 2
+            ;;
+    esac
+done
+
+ROUNDS="${ROUNDS:-3}"
+SECONDS_PER_RUN="${SECONDS_PER_RUN:-3}"
+SYSCALL_SECONDS="${SYSCALL_SECONDS:-1}"
+IDLE="${IDLE:-10000}"
+CONNS=(1 100 1000)
+SPAWN_NS=(10000 100000 1000000)
+if [ "$quick" = 1 ]; then
+    ROUNDS=1 SECONDS_PER_RUN=1 IDLE=1000
+    CONNS=(1 100)
+    SPAWN_NS=(10000 100000)
+fi
+
+say() { echo "echo.sh: $*" >&2; }
+
+# apt-get, as root or through sudo; `apt-get update` once per run, before the first install.
+apt_updated=0
+apt_install() {
+    local as_root=()
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null 2>&1 || return 1
+        as_root=(sudo)
+    fi
+    if [ "$apt_updated" = 0 ]; then
+        "${as_root[@]}" apt-get update -qq >/dev/null || return 1
+        apt_updated=1
+    fi
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+for tool in taskset:util-linux python3:python3; do
+    if ! command -v "${tool%%:*}" >/dev/null 2>&1; then
+        say "installing ${tool#*:}"
+        apt_install "${tool#*:}" || { say "cannot install ${tool#*:}"; exit 1; }
+    fi
+done
+
+out_dir=bench/target/echo
+mkdir -p "$out_dir"
+results="$out_dir/results.txt"
+: >"$results"
+
+# Build everything first, so no build runs beside a measurement.
+cargo build --release --manifest-path bench/Cargo.toml \
+    --example echo_shrapnel --example echo_tokio --example echo_may --example echo_epoll \
+    --example echo_load --example spawn_shrapnel --example spawn_tokio >&2
+bin=bench/target/release/examples
+
+servers=(shrapnel tokio may epoll)
+if [ "$do_echo" = 1 ]; then
+    if ! command -v go >/dev/null 2>&1; then
+        say "installing golang-go"
+        apt_install golang-go || true
+    fi
+    go_bin="$PWD/$out_dir/echo_go"
+    # No module dependencies: nothing is downloaded (GOPROXY off, the local toolchain).
+    if command -v go >/dev/null 2>&1 &&
+        (cd bench/go && GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod \
+            GOCACHE="$PWD/../target/go-cache" GOPATH="$PWD/../target/go-path" \
+            go build -o "$go_bin" .) >&2; then
+        servers+=(go)
+    else
+        say "no Go toolchain (golang-go not installable here): the Go server is skipped"
+        echo "skipped go: no Go toolchain" >>"$results"
+    fi
+fi
+
+# How system calls are counted: perf if it can read the syscall tracepoint, else strace.
+syscall_tool=none
+if [ "$do_echo" = 1 ]; then
+    if command -v perf >/dev/null 2>&1 &&
+        perf stat -e raw_syscalls:sys_enter -x, -o /dev/null -- true >/dev/null 2>&1; then
+        syscall_tool=perf
+    else
+        command -v strace >/dev/null 2>&1 || { say "installing strace"; apt_install strace || true; }
+        command -v strace >/dev/null 2>&1 && syscall_tool=strace
+    fi
+    say "system calls counted with: $syscall_tool"
+    echo "syscall_tool $syscall_tool" >>"$results"
+fi
+
+# Enough descriptors for IDLE connections in the server and in the load generator.
+hard=$(ulimit -Hn)
+if [ "$hard" != unlimited ] && [ "$hard" -lt $((IDLE + 100)) ]; then
+    IDLE=$((hard - 100))
+    say "descriptor limit $hard: holding $IDLE idle connections instead"
+fi
+ulimit -n "$hard"
+
+# wait_for FILE SECONDS REGEX: until a line of FILE matches REGEX, or fail after SECONDS.
+wait_for() {
+    local i
+    for ((i = 0; i < $2 * 20; i++)); do
+        grep -qE "$3" "$1" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+server_pid=
+server_port=
+# start_server NAME: a fresh server pinned to CPU 0; sets server_pid and server_port.
+start_server() {
+    local log="$out_dir/server.log"
+    if [ "$1" = go ]; then
+        GOMAXPROCS=1 taskset -c 0 "$go_bin" 0 >"$log" 2>&1 &
+    else
+        taskset -c 0 "$bin/echo_$1" 0 >"$log" 2>&1 &
+    fi
+    server_pid=$!
+    if ! wait_for "$log" 10 '^port [0-9]+'; then
+        say "$1 did not start: $(tail -1 "$log")"
+        stop_server
+        return 1
+    fi
+    server_port=$(awk '/^port/ {print $2; exit}' "$log")
+}
+stop_server() {
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+}
+
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# echo_run NAME C ROUND: throughput, latency and CPU, then system calls, one fresh server.
+echo_run() {
+    local name=$1 c=$2 round=$3 line count_file cmd calls
+    start_server "$name" || { echo "server=$name conns=$c round=$round failed" >>"$results"; return; }
+    if line=$(taskset -c 1 "$bin/echo_load" load "$server_port" "$c" --warmup 0.5 \
+        --duration "$SECONDS_PER_RUN" --server-pid "$server_pid" 2>&1 | tail -1) &&
+        [[ "$line" == result* ]]; then
+        echo "server=$name round=$round ${line#result }" >>"$results"
+    else
+        echo "server=$name conns=$c round=$round failed: $line" >>"$results"
+    fi
+    count_file="$out_dir/syscalls.txt"
+    rm -f "$count_file"
+    case "$syscall_tool" in
+        perf) cmd="perf stat -e raw_syscalls:sys_enter -x, -o $count_file -p $server_pid -- sleep $SYSCALL_SECONDS" ;;
+        strace) cmd="timeout -s INT $SYSCALL_SECONDS strace -c -f -o $count_file -p $server_pid" ;;
+        *) cmd= ;;
+    esac
+    if [ -n "$cmd" ] && line=$(taskset -c 1 "$bin/echo_load" load "$server_port" "$c" \
+        --warmup 0.3 --window-cmd "$cmd" 2>&1 | tail -1) && [[ "$line" == result* ]]; then
+        if [ "$syscall_tool" = perf ]; then
+            calls=$(awk -F, '/raw_syscalls:sys_enter/ {print $1}' "$count_file")
+        else
+            calls=$(awk '$NF == "total" {print $4}' "$count_file")
+        fi
+        echo "server=$name round=$round syscalls=${calls:-0} ${line#result }" |
+            sed 's/ rps=/ syscall_window_rps=/' >>"$results"
+    fi
+    stop_server
+}
+
+# idle_run NAME ROUND: RSS per held idle connection.
+idle_run() {
+    local name=$1 round=$2 rss0 rss1 log="$out_dir/idle.log" load_pid
+    start_server "$name" || return 0
+    sleep 0.3
+    rss0=$(rss_kib "$server_pid")
+    : >"$log"
+    taskset -c 1 "$bin/echo_load" idle "$server_port" "$IDLE" >"$log" 2>&1 &
+    load_pid=$!
+    if wait_for "$log" 120 '^held'; then
+        sleep 0.5
+        rss1=$(rss_kib "$server_pid")
+        echo "server=$name round=$round idle=$IDLE rss0_kib=$rss0 rss1_kib=$rss1" >>"$results"
+    else
+        echo "server=$name round=$round idle failed: $(tail -1 "$log")" >>"$results"
+    fi
+    kill "$load_pid" 2>/dev/null || true
+    wait "$load_pid" 2>/dev/null || true
+    stop_server
+}
+
+# spawn_run LABEL ROUND N CMD...: one fresh process; its result line, or why it failed.
+spawn_run() {
+    local label=$1 round=$2 n=$3 output status
+    shift 3
+    set +e
+    output=$(timeout 300 "$@" 2>&1)
+    status=$?
+    set -e
+    if [ "$status" = 0 ] && grep -q '^spawn ' <<<"$output"; then
+        echo "case=$label round=$round $(grep '^spawn ' <<<"$output" | tail -1 | sed 's/^spawn //')" >>"$results"
+    elif [ "$status" = 2 ] && grep -q 'not implemented yet' <<<"$output"; then
+        echo "case=$label round=$round n=$n status=not implemented yet" >>"$results"
+    else
+        local why
+        why=$(grep -v '^$' <<<"$output" | tail -1)
+        [ "$status" -gt 128 ] && why="${why:+$why; }killed by signal $((status - 128))"
+        [ "$status" = 124 ] && why="timed out after 300 s"
+        why=${why#failed: }
+        echo "case=$label round=$round n=$n status=failed: ${why:-exit status $status}" >>"$results"
+    fi
+}
+
+for ((round = 1; round <= ROUNDS; round++)); do
+    if [ "$do_echo" = 1 ]; then
+        for c in "${CONNS[@]}"; do
+            for s in "${servers[@]}"; do
+                say "round $round/$ROUNDS: $s, $c connections"
+                echo_run "$s" "$c" "$round"
+            done
+        done
+        for s in "${servers[@]}"; do
+            say "round $round/$ROUNDS: $s, $IDLE idle connections"
+            idle_run "$s" "$round"
+        done
+    fi
+    if [ "$do_spawn" = 1 ]; then
+        for n in "${SPAWN_NS[@]}"; do
+            say "round $round/$ROUNDS: spawn $n"
+            spawn_run "shrapnel guarded" "$round" "$n" "$bin/spawn_shrapnel" --mode guarded "$n"
+            spawn_run "shrapnel shared" "$round" "$n" "$bin/spawn_shrapnel" --mode shared "$n"
+            spawn_run "tokio" "$round" "$n" "$bin/spawn_tokio" "$n"
+        done
+    fi
+done
+
+python3 bench/echo_report.py "$results"

@@ -1,0 +1,3 @@
+module shrapnel-bench/echo
+
+go 1.19
