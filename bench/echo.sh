@@ -13,7 +13,8 @@
 #     /proc/PID/stat at the window's edges, divided by the requests in the window;
 #   - system calls per request, in a second, shorter window of the same server:
 #     `perf stat -e raw_syscalls:sys_enter -p PID` (every thread), or `strace -c -f -p PID`
-#     where perf cannot count (strace slows the server, so batching differs a little);
+#     where perf cannot count (then requests = the server's response writes strace saw:
+#     strace attaches late and slows the server, so its numbers are rougher);
 # and per round and server, RSS per idle connection: the server's VmRSS with IDLE held idle
 # connections (each served one request first) minus its VmRSS with none, over IDLE.
 # The report is the median over the rounds, and each peer's value beside shrapnel/peer.
@@ -27,7 +28,8 @@
 # Usage: bench/echo.sh [--echo-only | --spawn-only] [--quick]
 #   --quick: one round, 1 s windows, C = 1 and 100, 1 000 idle connections, N up to 100k
 #   (for trying the script; not for numbers).
-# Env: ROUNDS (3), SECONDS_PER_RUN (3), SYSCALL_SECONDS (1), IDLE (10000).
+# Env: ROUNDS (3), SECONDS_PER_RUN (3), SYSCALL_SECONDS (1), IDLE (10000),
+#      SYSCALL_TOOL (perf, strace or none; default perf if it can count, else strace).
 # Output: markdown tables on stdout; raw lines in bench/target/echo/results.txt.
 # Installs what it needs with apt (taskset, python3, strace if perf cannot count, golang-go).
 # About 6 minutes on 2 CPUs, the build excluded.
@@ -118,8 +120,9 @@ if [ "$do_echo" = 1 ]; then
 fi
 
 # How system calls are counted: perf if it can read the syscall tracepoint, else strace.
-syscall_tool=none
-if [ "$do_echo" = 1 ]; then
+syscall_tool=${SYSCALL_TOOL:-}
+if [ "$do_echo" = 1 ] && [ -z "$syscall_tool" ]; then
+    syscall_tool=none
     if command -v perf >/dev/null 2>&1 &&
         perf stat -e raw_syscalls:sys_enter -x, -o /dev/null -- true >/dev/null 2>&1; then
         syscall_tool=perf
@@ -127,6 +130,8 @@ if [ "$do_echo" = 1 ]; then
         command -v strace >/dev/null 2>&1 || { say "installing strace"; apt_install strace || true; }
         command -v strace >/dev/null 2>&1 && syscall_tool=strace
     fi
+fi
+if [ "$do_echo" = 1 ]; then
     say "system calls counted with: $syscall_tool"
     echo "syscall_tool $syscall_tool" >>"$results"
 fi
@@ -176,7 +181,7 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 # echo_run NAME C ROUND: throughput, latency and CPU, then system calls, one fresh server.
 echo_run() {
-    local name=$1 c=$2 round=$3 line count_file cmd calls
+    local name=$1 c=$2 round=$3 line count_file cmd calls served
     start_server "$name" || { echo "server=$name conns=$c round=$round failed" >>"$results"; return; }
     if line=$(taskset -c 1 "$bin/echo_load" load "$server_port" "$c" --warmup 0.5 \
         --duration "$SECONDS_PER_RUN" --server-pid "$server_pid" 2>&1 | tail -1) &&
@@ -196,10 +201,16 @@ echo_run() {
         --warmup 0.3 --window-cmd "$cmd" 2>&1 | tail -1) && [[ "$line" == result* ]]; then
         if [ "$syscall_tool" = perf ]; then
             calls=$(awk -F, '/raw_syscalls:sys_enter/ {print $1}' "$count_file")
+            served=
         else
+            # strace counts from its attach on, later than the window starts, and slows
+            # the server: the requests it saw are its count of response writes.
             calls=$(awk '$NF == "total" {print $4}' "$count_file")
+            served=$(awk '$NF ~ /^(write|writev|sendto|sendmsg)$/ {n += $4} END {print n + 0}' \
+                "$count_file")
+            served=" syscall_requests=$served"
         fi
-        echo "server=$name round=$round syscalls=${calls:-0} ${line#result }" |
+        echo "server=$name round=$round syscalls=${calls:-0}$served ${line#result }" |
             sed 's/ rps=/ syscall_window_rps=/' >>"$results"
     fi
     stop_server

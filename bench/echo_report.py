@@ -77,8 +77,11 @@ if load:
                 "p99": med([float(r["p99_us"]) for r in mine]),
                 "cpu": med([float(r["cpu_us_per_req"]) for r in mine
                             if "cpu_us_per_req" in r]),
-                "sys": med([float(r["syscalls"]) / float(r["requests"]) for r in mc
-                            if float(r["requests"]) > 0 and float(r["syscalls"]) > 0]),
+                "sys": med([float(r["syscalls"]) / float(r.get("syscall_requests",
+                                                                r["requests"]))
+                            for r in mc
+                            if float(r.get("syscall_requests", r["requests"])) > 0
+                            and float(r["syscalls"]) > 0]),
                 "n": len(mine),
             }
         ours = stats.get("shrapnel", {})

@@ -11,8 +11,14 @@
 # Last, bench/examples/first_panic.rs measures how long the first coroutine panic of a
 # process stalls the others, in three fresh release processes (target: under 20 ms).
 #
-# Usage: ci/bench.sh             run everything (about 4 minutes on 2 cores, build included)
-#        ci/bench.sh --report    only print the table from the last run's results
+# Then bench/echo.sh: echo servers (shrapnel, tokio, may, raw epoll, Go) under the same
+# closed-loop load, and spawning 10k–1M sleeping coroutines against tokio tasks; it prints
+# its own tables (method in its header and in BENCHMARKS.md).
+#
+# Usage: ci/bench.sh               run everything (about 10 minutes on 2 cores, builds included)
+#        ci/bench.sh --no-servers  only the criterion benches and the first-panic runs (about 4)
+#        ci/bench.sh --servers     only bench/echo.sh (about 6)
+#        ci/bench.sh --report      only print the tables from the last runs' results
 #
 # The code size of the switch path with each debug feature is bench/code-size.sh.
 #
@@ -41,7 +47,20 @@ if ! command -v python3 >/dev/null 2>&1; then
         apt-get install -y --no-install-recommends python3
 fi
 
-if [ "${1:-}" != "--report" ]; then
+mode="${1:-}"
+case "$mode" in
+    "" | --report | --servers | --no-servers) ;;
+    *)
+        echo "usage: ci/bench.sh [--report | --servers | --no-servers]" >&2
+        exit 2
+        ;;
+esac
+
+if [ "$mode" = --servers ]; then
+    exec bench/echo.sh
+fi
+
+if [ "$mode" = "" ] || [ "$mode" = --no-servers ]; then
     cargo bench --manifest-path bench/Cargo.toml -- --noplot
     cargo bench --manifest-path bench/Cargo.toml --features latency --bench scheduler -- \
         --noplot --save-baseline latency 'yield/shrapnel'
@@ -164,3 +183,10 @@ print("| --- | --- | --- | --- | --- | --- |")
 for r in rows:
     print("| " + " | ".join(r) + " |")
 EOF
+
+if [ "$mode" = "" ]; then
+    bench/echo.sh
+elif [ "$mode" = --report ] && [ -f bench/target/echo/results.txt ]; then
+    echo
+    python3 bench/echo_report.py bench/target/echo/results.txt
+fi
