@@ -1,14 +1,15 @@
 //! Spawn N coroutines that each sleep one second, then join them all:
 //! `spawn_shrapnel [--mode guarded|shared] N`. Prints the time the spawning took, the total
 //! time and the process's peak RSS (`spawn n=.. spawn_ms=.. total_ms=.. peak_rss_mib=..`);
-//! `bench/echo.sh --spawn` runs it in a fresh process per case.
+//! `bench/echo.sh` runs it in a fresh process per case.
 //!
-//! `guarded` is today's runtime: default stacks (256 KiB of address space each, guard page,
-//! pooled). Every guarded stack costs kernel memory mappings, so past tens of thousands the
-//! spawn fails: that prints `failed: <error> after K coroutines` and exits 1.
+//! `guarded`: every coroutine has its own default stack (256 KiB of address space, guard
+//! page, pooled). Every guarded stack costs kernel memory mappings, so past tens of
+//! thousands the spawn fails: that prints `failed: <error> after K coroutines` and exits 1.
 //!
-//! `shared` is the place for the shared-stack mode (ISSUES 10) when it exists: today it
-//! prints `not implemented yet` and exits 2.
+//! `shared`: every coroutine runs on the scheduler's shared run stack
+//! (`Builder::shared_stack(true)`); asleep, it keeps only a heap copy of the stack it used.
+//! The spawning coroutine has its own stack in both modes.
 
 use std::time::Instant;
 
@@ -30,21 +31,17 @@ fn main() {
         [n] => n.parse().unwrap_or_else(|_| usage()),
         _ => usage(),
     };
-    match mode.as_str() {
-        "guarded" => {}
-        "shared" => {
-            // The shared-stack mode goes here when the runtime has it.
-            println!("not implemented yet");
-            std::process::exit(2);
-        }
+    let shared = match mode.as_str() {
+        "guarded" => false,
+        "shared" => true,
         _ => usage(),
-    }
+    };
 
     let start = Instant::now();
-    let main = shrapnel::spawn(move || {
+    let main = shrapnel::Builder::new().shared_stack(false).spawn(move || {
         let mut children = Vec::with_capacity(n);
         for i in 0..n {
-            match shrapnel::Builder::new().spawn(|| {
+            match shrapnel::Builder::new().shared_stack(shared).spawn(|| {
                 let _ = shrapnel::sleep(SLEEP);
             }) {
                 Ok(c) => children.push(c),
@@ -59,6 +56,10 @@ fn main() {
             c.join().expect("a sleeping coroutine finished");
         }
         spawned
+    });
+    let main = main.unwrap_or_else(|e| {
+        println!("failed: {e} (the spawning coroutine)");
+        std::process::exit(1);
     });
     shrapnel::event_loop();
     let spawned = main.join().expect("the spawning coroutine finished");

@@ -12,7 +12,12 @@ pub const READ_SIZE: usize = 4096;
 
 /// The port to listen on: the first argument, `0` (any free port) if none.
 pub fn port_from_args(server: &str) -> u16 {
-    match std::env::args().nth(1).map(|p| p.parse()) {
+    port_from(server, std::env::args().nth(1).as_deref())
+}
+
+/// The port `arg` names, `0` (any free port) if none; exits 2 with a usage line if bad.
+pub fn port_from(server: &str, arg: Option<&str>) -> u16 {
+    match arg.map(str::parse) {
         None => 0,
         Some(Ok(p)) => p,
         Some(Err(e)) => {
