@@ -4,6 +4,9 @@
 # Echo: the servers in bench/examples/echo_{shrapnel,tokio,may,epoll}.rs and bench/go/echo.go
 # (Go, GOMAXPROCS=1, if golang-go is installed or installable with apt) behave identically:
 # accept on 127.0.0.1; per connection read up to 4096 bytes and write them back until EOF.
+# shrapnel runs twice: `shrapnel` with a guarded stack per connection coroutine, and
+# `shrapnel-shared` (`echo_shrapnel --shared`) with every connection coroutine on the
+# scheduler's shared run stack.
 # For each round, each connection count C and each server in turn (A B C … A B C …: the
 # servers interleaved, not one after the other), a fresh server runs pinned to CPU 0
 # (`taskset -c 0`) and bench/examples/echo_load.rs pinned to CPU 1 keeps C connections in a
@@ -17,13 +20,15 @@
 #     strace attaches late and slows the server, so its numbers are rougher);
 # and per round and server, RSS per idle connection: the server's VmRSS with IDLE held idle
 # connections (each served one request first) minus its VmRSS with none, over IDLE.
-# The report is the median over the rounds, and each peer's value beside shrapnel/peer.
+# The report is the median over the rounds, and beside each peer's value the ratios
+# shrapnel/peer and shrapnel-shared/peer.
 #
 # Spawn: bench/examples/spawn_{shrapnel,tokio}.rs spawn N coroutines / current-thread tasks
 # that each sleep 1 s (N = 10k, 100k, 1M), a fresh process per case and round: time to
 # spawn, total time, peak RSS (getrusage maxrss). A case that fails (shrapnel's guarded
-# stacks run out of kernel memory mappings past ~30k) is reported as `failed: <its error>`;
-# `spawn_shrapnel --mode shared` (the shared-stack mode to come) as `not implemented yet`.
+# stacks run out of kernel memory mappings past ~30k) is reported as `failed: <its error>`.
+# `spawn_shrapnel --mode guarded` gives each coroutine its own guarded stack, `--mode shared`
+# runs them all on the shared run stack.
 #
 # Usage: bench/echo.sh [--echo-only | --spawn-only] [--quick]
 #   --quick: one round, 1 s windows, C = 1 and 100, 1 000 idle connections, N up to 100k
@@ -32,7 +37,7 @@
 #      SYSCALL_TOOL (perf, strace or none; default perf if it can count, else strace).
 # Output: markdown tables on stdout; raw lines in bench/target/echo/results.txt.
 # Installs what it needs with apt (taskset, python3, strace if perf cannot count, golang-go).
-# About 6 minutes on 2 CPUs, the build excluded.
+# About 7 minutes on 2 CPUs, the build excluded.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -100,7 +105,7 @@ cargo build --release --manifest-path bench/Cargo.toml \
     --example echo_load --example spawn_shrapnel --example spawn_tokio >&2
 bin=bench/target/release/examples
 
-servers=(shrapnel tokio may epoll)
+servers=(shrapnel shrapnel-shared tokio may epoll)
 if [ "$do_echo" = 1 ]; then
     if ! command -v go >/dev/null 2>&1; then
         say "installing golang-go"
@@ -161,6 +166,8 @@ start_server() {
     local log="$out_dir/server.log"
     if [ "$1" = go ]; then
         GOMAXPROCS=1 taskset -c 0 "$go_bin" 0 >"$log" 2>&1 &
+    elif [ "$1" = shrapnel-shared ]; then
+        taskset -c 0 "$bin/echo_shrapnel" --shared 0 >"$log" 2>&1 &
     else
         taskset -c 0 "$bin/echo_$1" 0 >"$log" 2>&1 &
     fi
@@ -247,8 +254,6 @@ spawn_run() {
     set -e
     if [ "$status" = 0 ] && grep -q '^spawn ' <<<"$output"; then
         echo "case=$label round=$round $(grep '^spawn ' <<<"$output" | tail -1 | sed 's/^spawn //')" >>"$results"
-    elif [ "$status" = 2 ] && grep -q 'not implemented yet' <<<"$output"; then
-        echo "case=$label round=$round n=$n status=not implemented yet" >>"$results"
     else
         local why
         why=$(grep -v '^$' <<<"$output" | tail -1)

@@ -1,8 +1,10 @@
 """Print bench/echo.sh's results (bench/target/echo/results.txt) as markdown tables.
 
-Each value is the median over the rounds; a peer's cell also shows shrapnel / peer
-(below 1 means shrapnel's number is smaller: better for times, CPU, system calls and
-memory, worse for req/s).
+Each value is the median over the rounds. Two shrapnel servers run: `shrapnel` (a guarded
+stack per connection coroutine) and `shrapnel (shared)` (every connection coroutine on the
+shared run stack). A peer's cell also shows the ratios shrapnel / peer and
+shrapnel (shared) / peer, in that order (below 1 means shrapnel's number is smaller:
+better for times, CPU, system calls and memory, worse for req/s).
 """
 import statistics
 import sys
@@ -35,12 +37,20 @@ def num(x, digits=3):
     return f"{x:.{digits}g}"
 
 
+OURS = ("shrapnel", "shrapnel-shared")
+LABEL = {"shrapnel-shared": "shrapnel (shared)"}
+LEGEND = ("Peers' cells: value (shrapnel / peer, shrapnel (shared) / peer); "
+          "below 1: shrapnel's number is smaller.")
+
+
 def cell(x, ours, digits=3):
+    """A peer's value with the ratio of each of ours (None where ours is missing)."""
     if x is None:
         return "n/a"
-    if ours is None or x == 0:
+    if x == 0 or all(o is None for o in ours):
         return num(x, digits)
-    return f"{num(x, digits)} ({ours / x:.2f}×)"
+    ratios = " / ".join("–" if o is None else f"{o / x:.2f}×" for o in ours)
+    return f"{num(x, digits)} ({ratios})"
 
 
 lines = [l.strip() for l in open(sys.argv[1]) if l.strip()]
@@ -52,14 +62,19 @@ for r in rows:
     s = r.get("server")
     if s and s not in servers:
         servers.append(s)
-if "shrapnel" in servers:
-    servers.remove("shrapnel")
-    servers.insert(0, "shrapnel")
+for s in reversed(OURS):
+    if s in servers:
+        servers.remove(s)
+        servers.insert(0, s)
 
 load = [r for r in rows if "server" in r and "rps" in r]
 calls = [r for r in rows if "server" in r and "syscalls" in r]
 idle = [r for r in rows if "server" in r and "rss1_kib" in r]
 failed = [l for l in lines if l.startswith("server=") and " failed" in l]
+
+if load or idle:
+    print(LEGEND)
+    print()
 
 if load:
     conns = sorted({int(r["conns"]) for r in load})
@@ -84,18 +99,20 @@ if load:
                             and float(r["syscalls"]) > 0]),
                 "n": len(mine),
             }
-        ours = stats.get("shrapnel", {})
+        ours = [stats.get(o) if stats.get(o, {}).get("n") else {} for o in OURS]
         for s in servers:
             st = stats[s]
+            label = LABEL.get(s, s)
             if st["n"] == 0:
-                print(f"| {c} | {s} | failed | | | | |")
+                print(f"| {c} | {label} | failed | | | | |")
                 continue
-            if s == "shrapnel":
+            if s in OURS:
                 cells = [num(st["rps"]), num(st["p50"]), num(st["p99"]), num(st["cpu"]),
                          num(st["sys"])]
             else:
-                cells = [cell(st[k], ours.get(k)) for k in ("rps", "p50", "p99", "cpu", "sys")]
-            print(f"| {c} | {s} | " + " | ".join(cells) + " |")
+                cells = [cell(st[k], [o.get(k) for o in ours])
+                         for k in ("rps", "p50", "p99", "cpu", "sys")]
+            print(f"| {c} | {label} | " + " | ".join(cells) + " |")
     print()
 
 if idle:
@@ -109,12 +126,13 @@ if idle:
                            for r in mine]),
                       med([int(r["rss0_kib"]) / 1024 for r in mine]), mine[0]["idle"])
     for s in servers:
+        label = LABEL.get(s, s)
         if s not in per:
-            print(f"| {s} | failed | | |")
+            print(f"| {label} | failed | | |")
             continue
         kib, base, held = per[s]
-        ours = per.get("shrapnel", (None,))[0] if s != "shrapnel" else None
-        print(f"| {s} | {cell(kib, ours)} | {base:.1f} | {held} |")
+        value = num(kib) if s in OURS else cell(kib, [per.get(o, (None,))[0] for o in OURS])
+        print(f"| {label} | {value} | {base:.1f} | {held} |")
     print()
 
 spawn = [r for r in rows if "case" in r]
@@ -139,11 +157,9 @@ if spawn:
         label = l[len("case="):l.index(" round=")]
         d = parse(l[l.index(" round="):])
         by.setdefault((int(d["n"]), label), []).append(d)
-    for (n, label) in sorted(by, key=lambda k: (k[0], ["shrapnel guarded", "shrapnel shared",
-                                                      "tokio"].index(k[1])
-                                                if k[1] in ("shrapnel guarded",
-                                                            "shrapnel shared", "tokio")
-                                                else 9)):
+    order = ["shrapnel guarded", "shrapnel shared", "tokio"]
+    for (n, label) in sorted(by, key=lambda k: (k[0], order.index(k[1])
+                                                if k[1] in order else len(order))):
         runs = by[(n, label)]
         ok = [d for d in runs if "spawn_ms" in d]
         bad = [d["status"] for d in runs if "status" in d]

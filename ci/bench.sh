@@ -11,13 +11,14 @@
 # Last, bench/examples/first_panic.rs measures how long the first coroutine panic of a
 # process stalls the others, in three fresh release processes (target: under 20 ms).
 #
-# Then bench/echo.sh: echo servers (shrapnel, tokio, may, raw epoll, Go) under the same
-# closed-loop load, and spawning 10k–1M sleeping coroutines against tokio tasks; it prints
-# its own tables (method in its header and in BENCHMARKS.md).
+# Then bench/echo.sh: echo servers (shrapnel on guarded stacks and on the shared stack,
+# tokio, may, raw epoll, Go) under the same closed-loop load, and spawning 10k–1M sleeping
+# coroutines (guarded and shared stacks) against tokio tasks; it prints its own tables
+# (method in its header and in BENCHMARKS.md).
 #
-# Usage: ci/bench.sh               run everything (about 10 minutes on 2 cores, builds included)
+# Usage: ci/bench.sh               run everything (about 11 minutes on 2 cores, builds included)
 #        ci/bench.sh --no-servers  only the criterion benches and the first-panic runs (about 4)
-#        ci/bench.sh --servers     only bench/echo.sh (about 6)
+#        ci/bench.sh --servers     only bench/echo.sh (about 7)
 #        ci/bench.sh --report      only print the tables from the last runs' results
 #
 # The code size of the switch path with each debug feature is bench/code-size.sh.
