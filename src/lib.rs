@@ -4,6 +4,7 @@
 
 #[cfg(feature = "backdoor")]
 pub mod backdoor;
+pub mod blocking;
 pub mod debug;
 pub mod debug_signal;
 pub mod fd;
@@ -17,6 +18,7 @@ pub mod stderr;
 mod sys;
 pub mod tb;
 
+pub use blocking::blocking;
 pub use debug::{set_exception_notifier, where_all, where_is, Where, WhereAll};
 pub use fd::{wait_readable, wait_writable};
 pub use runtime::{

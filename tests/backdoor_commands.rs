@@ -200,6 +200,12 @@ fn check_live_and_stats(c: &mut Client, ids: [u64; 6]) {
     assert!(value("switches").parse::<u64>().unwrap() >= 8);
     assert!(value("polls").parse::<u64>().unwrap() >= 1);
     assert!(value("uptime").ends_with('s'));
+    // The blocking pool, unused here: no thread yet, at most the default.
+    assert!(
+        value("blocking threads").ends_with("at most 64)"),
+        "{stats}"
+    );
+    assert!(value("blocking queue").starts_with("0 ("), "{stats}");
 }
 
 /// `sockets`: the listener at its path and the three unix streams.

@@ -83,3 +83,12 @@ impl fmt::Display for Timeout {
 
 #[cfg(feature = "std")]
 impl std::error::Error for Timeout {}
+
+/// So that `with_timeout(d, || TcpStream::connect(a))??` works in a function returning
+/// `io::Result`: kind `TimedOut`, as std's own socket timeouts.
+#[cfg(feature = "std")]
+impl From<Timeout> for std::io::Error {
+    fn from(t: Timeout) -> Self {
+        std::io::Error::new(std::io::ErrorKind::TimedOut, t)
+    }
+}

@@ -337,6 +337,23 @@ pub fn wait(fd: RawSource, dir: Direction) -> Result<(), IoError> {
 /// number is renewed instead of trusted (see the module doc). `ident` 0 is [`wait`].
 #[track_caller]
 pub fn wait_identified(fd: RawSource, dir: Direction, ident: u64) -> Result<(), IoError> {
+    let reason = match dir {
+        Direction::Read => WaitReason::Readable(fd),
+        Direction::Write => WaitReason::Writable(fd),
+    };
+    wait_as(fd, dir, ident, reason)
+}
+
+/// [`wait`] for `fd` to become readable where `fd` only announces that work running
+/// elsewhere has finished (the runtime's blocking pool): the same wait, which `where_all`
+/// and `ps` show as [`WaitReason::Blocking`].
+#[track_caller]
+pub fn wait_for_work(fd: RawSource) -> Result<(), IoError> {
+    wait_as(fd, Direction::Read, 0, WaitReason::Blocking(fd))
+}
+
+#[track_caller]
+fn wait_as(fd: RawSource, dir: Direction, ident: u64, reason: WaitReason) -> Result<(), IoError> {
     let s = sched();
     let d = dir as usize;
     {
@@ -357,10 +374,6 @@ pub fn wait_identified(fd: RawSource, dir: Direction, ident: u64) -> Result<(), 
             }
         }
     }
-    let reason = match dir {
-        Direction::Read => WaitReason::Readable(fd),
-        Direction::Write => WaitReason::Writable(fd),
-    };
     let mut counted = None;
     let r = s.block(reason, |w| {
         let mut io = s.io().borrow_mut();

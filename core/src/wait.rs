@@ -50,6 +50,9 @@ pub enum WaitReason {
     Join(u64),
     /// Waiting for an interrupt handler to signal an `IrqEvent`.
     Irq,
+    /// Waiting for work handed to another thread (the runtime's blocking pool) to finish;
+    /// the fd is the one its completion is announced on.
+    Blocking(RawSource),
     /// Finished.
     Dead,
 }
@@ -73,6 +76,7 @@ impl core::fmt::Display for WaitReason {
             WaitReason::RwLockWrite => f.write_str("rwlock (write)"),
             WaitReason::Join(id) => write!(f, "join #{id}"),
             WaitReason::Irq => f.write_str("interrupt event"),
+            WaitReason::Blocking(fd) => write!(f, "blocking pool (fd {fd})"),
             WaitReason::Dead => f.write_str("dead"),
         }
     }

@@ -285,7 +285,8 @@ fn top(out: &mut String, n: usize) -> fmt::Result {
 fn stats(out: &mut String, shared: &Shared) -> fmt::Result {
     use shrapnel_core::sched;
     let st = sched::stats();
-    let rows: [(&str, String); 13] = [
+    let pool = crate::blocking::pool_stats();
+    let rows: [(&str, String); 15] = [
         ("uptime", secs(sched::uptime())),
         ("switches", st.switches.to_string()),
         ("polls", st.polls.to_string()),
@@ -302,6 +303,22 @@ fn stats(out: &mut String, shared: &Shared) -> fmt::Result {
         (
             "EAGAIN syscalls",
             shrapnel_core::io::would_block_count().to_string(),
+        ),
+        (
+            "blocking threads",
+            format!(
+                "{} ({} busy, at most {})",
+                pool.threads,
+                pool.busy,
+                crate::blocking::pool_config().threads
+            ),
+        ),
+        (
+            "blocking queue",
+            format!(
+                "{} ({} done, {} refused)",
+                pool.queued, pool.completed, pool.refused
+            ),
         ),
         ("backdoor sessions", shared.sessions.get().to_string()),
         ("backdoor logins", shared.pending_logins.get().to_string()),

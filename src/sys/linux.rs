@@ -107,6 +107,24 @@ pub(crate) unsafe fn advise_pages(starts: &[usize], len: usize, advice: Advice) 
     Ok(())
 }
 
+/// A one-shot announcement another thread can make and a coroutine can wait for: an
+/// `eventfd` (non-blocking, close-on-exec), both the end to wait on and the end to write.
+pub(crate) fn announcement() -> std::io::Result<(i32, i32)> {
+    // SAFETY: eventfd takes no pointers; the result is checked.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((fd, fd))
+}
+
+/// Make the announcement on the writing end `fd` (async-signal-safe, any thread).
+pub(crate) fn announce(fd: i32) {
+    let one: u64 = 1;
+    // SAFETY: writes the 8 bytes of `one`, which lives across the call, to an eventfd.
+    let _ = unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+}
+
 /// How many mappings this process has now: the lines of `/proc/self/maps`.
 ///
 /// Only called after an allocation failed, to tell the mapping limit from a lack of memory;

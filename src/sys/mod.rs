@@ -7,7 +7,9 @@
 //! on (`altstack.rs`); the clocks (`clock.rs`); the registers of an interrupted context
 //! (`context.rs`); and for the stacks (`stack/`): the page size, the flags an anonymous
 //! stack mapping takes, which signals a guard-page hit raises and where the fault address
-//! lives in `siginfo_t`, and (Linux only) how many memory mappings a process may have.
+//! lives in `siginfo_t`, and (Linux only) how many memory mappings a process may have;
+//! the page advice slabs of stacks use (guard pages in place, commit, discard), and the
+//! one-shot announcement fd a blocking-pool call waits on (an eventfd, else a pipe).
 //! Everything here is a thin, documented wrapper over one libc call or one file.
 
 pub(crate) mod altstack;
@@ -32,7 +34,7 @@ cfg_if::cfg_if! {
 
 #[cfg(test)]
 pub(crate) use self::os::run_on_stack;
-pub(crate) use self::os::{advise_pages, map_count, max_map_count, Advice};
+pub(crate) use self::os::{advise_pages, announce, announcement, map_count, max_map_count, Advice};
 
 /// Flags for the anonymous private mapping that holds a coroutine stack and its guard.
 ///

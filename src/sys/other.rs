@@ -57,6 +57,31 @@ pub(crate) unsafe fn advise_pages(starts: &[usize], len: usize, advice: Advice) 
     }
 }
 
+/// A one-shot announcement another thread can make and a coroutine can wait for: a pipe
+/// (both ends non-blocking and close-on-exec): `(read end, write end)`.
+pub(crate) fn announcement() -> std::io::Result<(i32, i32)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe writes; the result is checked.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    for fd in fds {
+        // SAFETY: fcntl on descriptors just created and owned here.
+        unsafe {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+    }
+    Ok((fds[0], fds[1]))
+}
+
+/// Make the announcement on the writing end `fd` (async-signal-safe, any thread).
+pub(crate) fn announce(fd: i32) {
+    // SAFETY: writes one byte from a local that lives across the call.
+    let _ = unsafe { libc::write(fd, b"!".as_ptr().cast(), 1) };
+}
+
 /// Test support: running a function on a given stack is not available here.
 #[cfg(test)]
 pub(crate) fn run_on_stack(limit: *mut u8, size: usize, f: extern "C" fn()) -> bool {

@@ -1,5 +1,6 @@
 //! Sockets for coroutines: TCP and Unix-domain streams and listeners, `socketpair`, and
-//! `live_sockets` for the backdoor. Every socket is non-blocking and close-on-exec; a call
+//! `live_sockets` for the backdoor; names resolved off the scheduler's thread
+//! (`resolve.rs`: [`ToSocketAddrs`], [`lookup_host`]). Every socket is non-blocking and close-on-exec; a call
 //! that would block waits for readiness through the scheduler, so code reads like
 //! blocking code. The types implement `std::io::Read`/`Write` (also for `&T`), and each
 //! can be closed through a shared reference: a coroutine blocked on it then gets a
@@ -29,7 +30,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::path::Path;
 
@@ -37,6 +38,9 @@ use shrapnel_core::io::Direction;
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::fd::OwnedFd;
+
+mod resolve;
+pub use self::resolve::{lookup_host, set_resolver, system_resolver, Resolver, ToSocketAddrs};
 
 /// What kind of socket a live fd is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -307,19 +311,22 @@ pub struct TcpListener {
 impl TcpListener {
     /// Bind and listen (SO_REUSEADDR on, backlog 1024). Bind `127.0.0.1` unless the service
     /// must be reachable from elsewhere.
+    #[track_caller]
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         Self::bind_with(addr, false)
     }
 
     /// Bind with SO_REUSEPORT too, so each thread running a scheduler can have its own
     /// listener on the same port, and the kernel spreads connections among them.
+    #[track_caller]
     pub fn bind_reuseport(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         Self::bind_with(addr, true)
     }
 
+    #[track_caller]
     fn bind_with(addr: impl ToSocketAddrs, reuseport: bool) -> io::Result<TcpListener> {
         let mut last = None;
-        for a in addr.to_socket_addrs()? {
+        for a in addr.resolve()? {
             let s = new_socket(Domain::for_address(a))?;
             s.set_reuse_address(true)?;
             if reuseport {
@@ -393,7 +400,7 @@ impl TcpStream {
     #[track_caller]
     pub fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
         let mut last = None;
-        for a in addr.to_socket_addrs()? {
+        for a in addr.resolve()? {
             let s = new_socket(Domain::for_address(a))?;
             s.set_nodelay(true).ok();
             match connect_on(s, &a.into(), SocketKind::TcpStream) {
