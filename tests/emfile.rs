@@ -10,7 +10,12 @@ fn emfile_child() {
     if std::env::var_os("SHRAPNEL_EMFILE_CHILD").is_none() {
         return;
     }
-    shrapnel::ensure(); // the poller needs descriptors of its own
+    // The poller needs descriptors of its own.
+    shrapnel::ensure();
+    // With feature `stacks`, installing started loading the debug info on a background
+    // thread, which opens and closes files of its own; a symbolization waits for that load
+    // to end, so no descriptor comes free behind the test's back once the table is full.
+    let _ = shrapnel::tb::stack_string();
     let listener = shrapnel::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let lfd = listener.as_raw_fd();
     let addr = listener.local_addr().unwrap();
