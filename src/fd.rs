@@ -15,6 +15,7 @@ use std::cell::Cell;
 use std::io;
 use std::marker::PhantomData;
 use std::os::fd::RawFd;
+use std::time::Duration;
 
 use shrapnel_core::io::{self as core_io, Direction};
 
@@ -73,6 +74,9 @@ pub fn close(fd: RawFd) -> io::Result<()> {
 #[derive(Debug)]
 pub(crate) struct OwnedFd {
     fd: Cell<RawFd>,
+    /// `set_read_timeout` and `set_write_timeout`, by direction: how long one call may
+    /// wait before it fails with `TimedOut`.
+    timeouts: Cell<[Option<Duration>; 2]>,
     /// Keeps the fd on the thread whose scheduler knows it.
     _thread: PhantomData<*const ()>,
 }
@@ -88,8 +92,20 @@ impl OwnedFd {
         core_io::opened(fd);
         OwnedFd {
             fd: Cell::new(fd),
+            timeouts: Cell::new([None, None]),
             _thread: PhantomData,
         }
+    }
+
+    /// A new owner of the same socket under another fd number (`dup`, close-on-exec).
+    pub(crate) fn duplicate(&self) -> io::Result<RawFd> {
+        let fd = self.get()?;
+        // SAFETY: fcntl on an fd this value owns; the result is checked.
+        let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if new < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(new)
     }
 
     /// Give the fd up without closing it: deregistered and untracked, for `into_std`.
@@ -115,11 +131,60 @@ impl OwnedFd {
         }
     }
 
+    /// The timeout one call in `dir` may wait (std's `SO_RCVTIMEO`/`SO_SNDTIMEO` meaning).
+    pub(crate) fn timeout(&self, dir: Direction) -> Option<Duration> {
+        self.timeouts.get()[dir as usize]
+    }
+
+    /// Set the timeout for `dir`; zero is refused, as std does.
+    pub(crate) fn set_timeout(&self, dir: Direction, t: Option<Duration>) -> io::Result<()> {
+        if t == Some(Duration::ZERO) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a zero timeout is not allowed (as in std); use None for no timeout",
+            ));
+        }
+        let mut all = self.timeouts.get();
+        all[dir as usize] = t;
+        self.timeouts.set(all);
+        Ok(())
+    }
+
     /// Run `op` until it does not report `EAGAIN`, waiting for `dir` in between — and
     /// before it, when the last call in `dir` drained the fd and no event came since
     /// (`shrapnel_core::io::drained`): that syscall would only have returned `EAGAIN`.
+    /// With a timeout set for `dir`, waiting longer than it fails with `TimedOut`.
     #[track_caller]
     pub(crate) fn io<T>(
+        &self,
+        dir: Direction,
+        op: impl FnMut(RawFd) -> io::Result<T>,
+    ) -> io::Result<T> {
+        let Some(limit) = self.timeout(dir) else {
+            return self.io_untimed(dir, op);
+        };
+        match shrapnel_core::sched::with_timeout(limit, || self.io_untimed(dir, op)) {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "fd {} was not {} within its {} timeout of {limit:?}",
+                    self.raw(),
+                    match dir {
+                        Direction::Read => "readable",
+                        Direction::Write => "writable",
+                    },
+                    match dir {
+                        Direction::Read => "read",
+                        Direction::Write => "write",
+                    },
+                ),
+            )),
+        }
+    }
+
+    #[track_caller]
+    fn io_untimed<T>(
         &self,
         dir: Direction,
         mut op: impl FnMut(RawFd) -> io::Result<T>,

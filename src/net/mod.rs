@@ -6,6 +6,14 @@
 //! can be closed through a shared reference: a coroutine blocked on it then gets a
 //! `NotConnected` error saying the fd was closed by another coroutine.
 //!
+//! Defaults: every socket is close-on-exec and non-blocking; TCP listeners bind with
+//! `SO_REUSEADDR` and a backlog of 1024; accepted and connected TCP streams have
+//! `TCP_NODELAY` on (requests and answers are small and latency matters more than packet
+//! count; `set_nodelay(false)` turns it off). For other options, lend the fd to socket2
+//! (`socket2::SockRef::from(&stream)`), or build a listener with socket2 and adopt it
+//! (`TcpListener::from(std::net::TcpListener::from(socket))`). Read and write timeouts
+//! (`set_read_timeout`, `set_write_timeout`) have std's meaning, per call.
+//!
 //! A socket belongs to the scheduler of the thread that made it, so the types are `!Send`.
 //! To hand one to another thread, convert it with `into_std` (deregistered, blocking
 //! again), send that, and take it back with `from_std` there:
@@ -129,6 +137,64 @@ fn adopt(s: impl IntoRawFd, kind: SocketKind) -> OwnedFd {
     OwnedFd::new(fd)
 }
 
+/// `AsFd`, `FromRawFd`, `IntoRawFd` and `try_clone` for a socket type with an `fd` field and
+/// a `kind()`.
+macro_rules! fd_interop {
+    ($t:ident) => {
+        impl std::os::fd::AsFd for $t {
+            /// Lend the fd (for `socket2::SockRef` and the like).
+            ///
+            /// # Panics
+            /// If the socket was closed with `close` (there is no fd left to lend). Do not
+            /// `close` it while a borrowed fd is in use.
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                let fd = self.fd.raw();
+                assert!(
+                    fd >= 0,
+                    "as_fd: this {} was closed with close(); there is no fd to lend",
+                    stringify!($t)
+                );
+                // SAFETY: fd is open (not -1) and owned by `self`, which the borrow keeps
+                // alive; only `close` (documented above as not to be called meanwhile) or
+                // drop could end it sooner.
+                unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+            }
+        }
+        impl FromRawFd for $t {
+            /// Adopt an open socket fd of this kind (made non-blocking and registered with
+            /// this thread's scheduler on first use).
+            unsafe fn from_raw_fd(fd: RawFd) -> $t {
+                // SAFETY: the caller hands over an open socket fd it owns.
+                let s = unsafe { Socket::from_raw_fd(fd) };
+                // On an fd we own, setting O_NONBLOCK cannot fail.
+                let _ = s.set_nonblocking(true);
+                $t {
+                    fd: adopt(s, $t::KIND),
+                }
+            }
+        }
+        impl IntoRawFd for $t {
+            /// Give the fd up: deregistered from the scheduler, still non-blocking; -1 if
+            /// the socket was closed with `close`.
+            fn into_raw_fd(self) -> RawFd {
+                self.fd.release().unwrap_or(-1)
+            }
+        }
+        impl $t {
+            /// Another handle on the same socket, under a new fd (as std's `try_clone`).
+            /// Two coroutines may then wait on it at once, one per handle.
+            pub fn try_clone(&self) -> io::Result<$t> {
+                let fd = self.fd.duplicate()?;
+                // SAFETY: the fd was just made by dup and is owned by nobody else.
+                let s = unsafe { Socket::from_raw_fd(fd) };
+                Ok($t {
+                    fd: adopt(s, $t::KIND),
+                })
+            }
+        }
+    };
+}
+
 /// `into_std` and `from_std` between a socket type and std's.
 macro_rules! std_conversion {
     ($t:ident, $std:ty, $kind:expr) => {
@@ -150,6 +216,19 @@ macro_rules! std_conversion {
                 Ok($t {
                     fd: adopt(s, $kind),
                 })
+            }
+
+            const KIND: SocketKind = $kind;
+        }
+
+        impl From<$std> for $t {
+            /// [`from_std`](Self::from_std), for a socket std made (setting O_NONBLOCK on
+            /// an fd one owns cannot fail).
+            fn from(s: $std) -> $t {
+                let _ = s.set_nonblocking(true);
+                $t {
+                    fd: adopt(s, $kind),
+                }
             }
         }
     };
@@ -225,7 +304,7 @@ fn connect_on(s: Socket, addr: &SockAddr, kind: SocketKind) -> io::Result<OwnedF
 }
 
 macro_rules! stream_io {
-    ($t:ty) => {
+    ($t:ident) => {
         impl Read for $t {
             #[track_caller]
             fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -261,7 +340,40 @@ macro_rules! stream_io {
                 self.fd.raw()
             }
         }
+        fd_interop!($t);
         impl $t {
+            /// Read without taking the bytes out of the socket (`MSG_PEEK`), waiting if none
+            /// are there.
+            #[track_caller]
+            pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+                self.fd.io(Direction::Read, |fd| {
+                    // SAFETY: receives into a live, writable slice of the given length.
+                    let n = unsafe {
+                        libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_PEEK)
+                    };
+                    if n < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    Ok(n as usize)
+                })
+            }
+            /// How long one read may wait before it fails with `TimedOut` (std's meaning:
+            /// per call, `None` for no limit; `Some(0)` is refused with `InvalidInput`).
+            pub fn set_read_timeout(&self, t: Option<std::time::Duration>) -> io::Result<()> {
+                self.fd.set_timeout(Direction::Read, t)
+            }
+            /// How long one write may wait before it fails with `TimedOut`.
+            pub fn set_write_timeout(&self, t: Option<std::time::Duration>) -> io::Result<()> {
+                self.fd.set_timeout(Direction::Write, t)
+            }
+            /// The read timeout set, if any.
+            pub fn read_timeout(&self) -> io::Result<Option<std::time::Duration>> {
+                Ok(self.fd.timeout(Direction::Read))
+            }
+            /// The write timeout set, if any.
+            pub fn write_timeout(&self) -> io::Result<Option<std::time::Duration>> {
+                Ok(self.fd.timeout(Direction::Write))
+            }
             /// Shut down one or both directions.
             pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
                 self.borrowed()?.shutdown(how)
@@ -381,6 +493,38 @@ impl TcpListener {
     }
 }
 
+fd_interop!(TcpListener);
+
+impl TcpListener {
+    /// The connections as they come: `accept` in a loop (as std's `incoming`).
+    pub fn incoming(&self) -> Incoming<'_, TcpListener> {
+        Incoming { listener: self }
+    }
+}
+
+/// The iterator of [`TcpListener::incoming`] and [`UnixListener::incoming`]: never ends,
+/// each item one `accept`.
+#[derive(Debug)]
+pub struct Incoming<'a, L> {
+    listener: &'a L,
+}
+
+impl Iterator for Incoming<'_, TcpListener> {
+    type Item = io::Result<TcpStream>;
+    #[track_caller]
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(self.listener.accept().map(|(s, _)| s))
+    }
+}
+
+impl Iterator for Incoming<'_, UnixListener> {
+    type Item = io::Result<UnixStream>;
+    #[track_caller]
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(self.listener.accept())
+    }
+}
+
 impl AsRawFd for TcpListener {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.raw()
@@ -416,6 +560,37 @@ impl TcpStream {
         Err(last.unwrap_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to")
         }))
+    }
+
+    /// [`connect`](Self::connect) with a limit on the whole attempt, as std's
+    /// `connect_timeout`: past it, an error of kind `TimedOut`.
+    #[track_caller]
+    pub fn connect_timeout(
+        addr: &SocketAddr,
+        timeout: std::time::Duration,
+    ) -> io::Result<TcpStream> {
+        crate::with_timeout(timeout, || TcpStream::connect(addr))?
+    }
+
+    /// Set `TCP_NODELAY` (on by default for accepted and connected streams: see the
+    /// module doc).
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.borrowed()?.set_nodelay(on)
+    }
+
+    /// Whether `TCP_NODELAY` is on.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.borrowed()?.nodelay()
+    }
+
+    /// Set the IP time-to-live of outgoing packets.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.borrowed()?.set_ttl(ttl)
+    }
+
+    /// The IP time-to-live of outgoing packets.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.borrowed()?.ttl()
     }
 
     /// The peer's address.
@@ -503,6 +678,15 @@ impl UnixListener {
     /// Close now; a coroutine blocked in `accept` wakes with an error.
     pub fn close(&self) -> io::Result<()> {
         self.fd.close()
+    }
+}
+
+fd_interop!(UnixListener);
+
+impl UnixListener {
+    /// The connections as they come: `accept` in a loop (as std's `incoming`).
+    pub fn incoming(&self) -> Incoming<'_, UnixListener> {
+        Incoming { listener: self }
     }
 }
 
