@@ -81,6 +81,10 @@ pub(crate) struct OwnedFd {
     _thread: PhantomData<*const ()>,
 }
 
+/// The most buffers one `readv`/`writev` takes (POSIX guarantees at least 16; Linux, the
+/// BSDs and macOS allow 1024).
+const IOV_MAX: usize = 1024;
+
 fn is_would_block(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EAGAIN)) || e.kind() == io::ErrorKind::WouldBlock
 }
@@ -253,6 +257,48 @@ impl OwnedFd {
             }
             let n = n as usize;
             if n > 0 && n < buf.len() {
+                core_io::drained(fd, Direction::Write);
+            }
+            Ok(n)
+        })
+    }
+
+    /// One `readv(2)` of a stream socket into `bufs` (at most `IOV_MAX` of them); a short
+    /// one marks the fd drained for reading, as [`read`](Self::read) does.
+    #[track_caller]
+    pub(crate) fn read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        let count = bufs.len().min(IOV_MAX);
+        let wanted: usize = bufs[..count].iter().map(|b| b.len()).sum();
+        self.io(Direction::Read, |fd| {
+            // SAFETY: IoSliceMut is ABI-compatible with iovec on Unix; the slices are live
+            // and writable, and `count` does not exceed their number.
+            let n = unsafe { libc::readv(fd, bufs.as_mut_ptr().cast(), count as libc::c_int) };
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let n = n as usize;
+            if n > 0 && n < wanted {
+                core_io::drained(fd, Direction::Read);
+            }
+            Ok(n)
+        })
+    }
+
+    /// One `writev(2)` of a stream socket from `bufs` (at most `IOV_MAX` of them); a short
+    /// one marks the fd drained for writing.
+    #[track_caller]
+    pub(crate) fn write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let count = bufs.len().min(IOV_MAX);
+        let wanted: usize = bufs[..count].iter().map(|b| b.len()).sum();
+        self.io(Direction::Write, |fd| {
+            // SAFETY: IoSlice is ABI-compatible with iovec on Unix; the slices are live and
+            // `count` does not exceed their number.
+            let n = unsafe { libc::writev(fd, bufs.as_ptr().cast(), count as libc::c_int) };
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let n = n as usize;
+            if n > 0 && n < wanted {
                 core_io::drained(fd, Direction::Write);
             }
             Ok(n)

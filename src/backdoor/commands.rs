@@ -335,6 +335,8 @@ fn kind_name(k: SocketKind) -> &'static str {
         SocketKind::TcpStream => "tcp",
         SocketKind::UnixListener => "unix listener",
         SocketKind::UnixStream => "unix",
+        SocketKind::Udp => "udp",
+        SocketKind::UnixDatagram => "unix datagram",
     }
 }
 

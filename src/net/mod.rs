@@ -48,6 +48,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use crate::fd::OwnedFd;
 
 mod resolve;
+pub use self::datagram::{UdpSocket, UnixDatagram};
 pub use self::resolve::{lookup_host, set_resolver, system_resolver, Resolver, ToSocketAddrs};
 
 /// What kind of socket a live fd is.
@@ -61,6 +62,10 @@ pub enum SocketKind {
     UnixListener,
     /// A connected Unix-domain stream.
     UnixStream,
+    /// A UDP socket.
+    Udp,
+    /// A Unix-domain datagram socket.
+    UnixDatagram,
 }
 
 /// One entry of [`live_sockets`].
@@ -112,6 +117,7 @@ pub fn live_sockets() -> Vec<SocketInfo> {
             let s = std::mem::ManuallyDrop::new(unsafe { Socket::from_raw_fd(fd) });
             let peer = match kind {
                 SocketKind::TcpListener | SocketKind::UnixListener => String::new(),
+                // An unconnected datagram socket has no peer: describe() leaves it empty.
                 _ => describe(s.peer_addr()),
             };
             SocketInfo {
@@ -138,7 +144,7 @@ fn adopt(s: impl IntoRawFd, kind: SocketKind) -> OwnedFd {
 }
 
 /// `AsFd`, `FromRawFd`, `IntoRawFd` and `try_clone` for a socket type with an `fd` field and
-/// a `kind()`.
+/// a `KIND`. (The datagram types use it too: `datagram.rs` is declared after it.)
 macro_rules! fd_interop {
     ($t:ident) => {
         impl std::os::fd::AsFd for $t {
@@ -194,6 +200,8 @@ macro_rules! fd_interop {
         }
     };
 }
+
+mod datagram;
 
 /// `into_std` and `from_std` between a socket type and std's.
 macro_rules! std_conversion {
@@ -310,17 +318,32 @@ macro_rules! stream_io {
             fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
                 self.fd.read(buf)
             }
+            /// One `readv(2)` into all of `bufs`.
+            #[track_caller]
+            fn read_vectored(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+                self.fd.read_vectored(bufs)
+            }
         }
         impl Read for &$t {
             #[track_caller]
             fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
                 self.fd.read(buf)
             }
+            /// One `readv(2)` into all of `bufs`.
+            #[track_caller]
+            fn read_vectored(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+                self.fd.read_vectored(bufs)
+            }
         }
         impl Write for $t {
             #[track_caller]
             fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
                 self.fd.write(buf)
+            }
+            /// One `writev(2)` of all of `bufs`.
+            #[track_caller]
+            fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+                self.fd.write_vectored(bufs)
             }
             fn flush(&mut self) -> io::Result<()> {
                 Ok(())
@@ -330,6 +353,11 @@ macro_rules! stream_io {
             #[track_caller]
             fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
                 self.fd.write(buf)
+            }
+            /// One `writev(2)` of all of `bufs`.
+            #[track_caller]
+            fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+                self.fd.write_vectored(bufs)
             }
             fn flush(&mut self) -> io::Result<()> {
                 Ok(())
