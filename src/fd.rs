@@ -231,17 +231,9 @@ impl OwnedFd {
     /// the buffer, whatever else is queued.)
     #[track_caller]
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io(Direction::Read, |fd| {
+        self.transfer(Direction::Read, buf.len(), |fd| {
             // SAFETY: reads into a live, writable slice of the given length.
-            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-            if n < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let n = n as usize;
-            if n > 0 && n < buf.len() {
-                core_io::drained(fd, Direction::Read);
-            }
-            Ok(n)
+            unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) }
         })
     }
 
@@ -249,57 +241,56 @@ impl OwnedFd {
     /// full) for writing.
     #[track_caller]
     pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io(Direction::Write, |fd| {
+        self.transfer(Direction::Write, buf.len(), |fd| {
             // SAFETY: writes from a live slice of the given length.
-            let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-            if n < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let n = n as usize;
-            if n > 0 && n < buf.len() {
-                core_io::drained(fd, Direction::Write);
-            }
-            Ok(n)
+            unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) }
         })
     }
 
-    /// One `readv(2)` of a stream socket into `bufs` (at most `IOV_MAX` of them); a short
-    /// one marks the fd drained for reading, as [`read`](Self::read) does.
+    /// One `readv(2)` of a stream socket into `bufs` (at most `IOV_MAX` of them), as
+    /// [`read`](Self::read).
     #[track_caller]
     pub(crate) fn read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
         let count = bufs.len().min(IOV_MAX);
-        let wanted: usize = bufs[..count].iter().map(|b| b.len()).sum();
-        self.io(Direction::Read, |fd| {
+        let wanted = bufs[..count].iter().map(|b| b.len()).sum();
+        self.transfer(Direction::Read, wanted, |fd| {
             // SAFETY: IoSliceMut is ABI-compatible with iovec on Unix; the slices are live
             // and writable, and `count` does not exceed their number.
-            let n = unsafe { libc::readv(fd, bufs.as_mut_ptr().cast(), count as libc::c_int) };
-            if n < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let n = n as usize;
-            if n > 0 && n < wanted {
-                core_io::drained(fd, Direction::Read);
-            }
-            Ok(n)
+            unsafe { libc::readv(fd, bufs.as_mut_ptr().cast(), count as libc::c_int) }
         })
     }
 
-    /// One `writev(2)` of a stream socket from `bufs` (at most `IOV_MAX` of them); a short
-    /// one marks the fd drained for writing.
+    /// One `writev(2)` of a stream socket from `bufs` (at most `IOV_MAX` of them), as
+    /// [`write`](Self::write).
     #[track_caller]
     pub(crate) fn write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         let count = bufs.len().min(IOV_MAX);
-        let wanted: usize = bufs[..count].iter().map(|b| b.len()).sum();
-        self.io(Direction::Write, |fd| {
+        let wanted = bufs[..count].iter().map(|b| b.len()).sum();
+        self.transfer(Direction::Write, wanted, |fd| {
             // SAFETY: IoSlice is ABI-compatible with iovec on Unix; the slices are live and
             // `count` does not exceed their number.
-            let n = unsafe { libc::writev(fd, bufs.as_ptr().cast(), count as libc::c_int) };
+            unsafe { libc::writev(fd, bufs.as_ptr().cast(), count as libc::c_int) }
+        })
+    }
+
+    /// Run one transfer syscall of a stream socket (returning bytes moved or -1) through
+    /// [`io`](Self::io); one that moves fewer than `wanted` bytes marks the fd drained in
+    /// `dir` (receive buffer empty, or send buffer full).
+    #[track_caller]
+    fn transfer(
+        &self,
+        dir: Direction,
+        wanted: usize,
+        mut syscall: impl FnMut(RawFd) -> isize,
+    ) -> io::Result<usize> {
+        self.io(dir, |fd| {
+            let n = syscall(fd);
             if n < 0 {
                 return Err(io::Error::last_os_error());
             }
             let n = n as usize;
             if n > 0 && n < wanted {
-                core_io::drained(fd, Direction::Write);
+                core_io::drained(fd, dir);
             }
             Ok(n)
         })

@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::os::unix::net::SocketAddr as UnixSocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
 use shrapnel_core::io::Direction;
 use socket2::{Domain, Socket, Type};
@@ -58,71 +57,11 @@ macro_rules! datagram_common {
             pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
                 self.call(Direction::Read, |s| s.recv(buf))
             }
-
-            /// How long one receive may wait before it fails with `TimedOut` (per call,
-            /// std's meaning; `Some(0)` is refused).
-            pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-                self.fd.set_timeout(Direction::Read, t)
-            }
-
-            /// How long one send may wait before it fails with `TimedOut`.
-            pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-                self.fd.set_timeout(Direction::Write, t)
-            }
-
-            /// The read timeout set, if any.
-            pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-                Ok(self.fd.timeout(Direction::Read))
-            }
-
-            /// The write timeout set, if any.
-            pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-                Ok(self.fd.timeout(Direction::Write))
-            }
-
-            /// Close now (idempotent); a coroutine blocked on this socket wakes with an
-            /// error.
-            pub fn close(&self) -> io::Result<()> {
-                self.fd.close()
-            }
-
-            /// Take it out of this thread's scheduler as std's type (deregistered, blocking
-            /// again).
-            pub fn into_std(self) -> io::Result<$std> {
-                let fd = self.fd.release()?;
-                // SAFETY: `release` gave up the fd without closing it; it is ours to own.
-                let s = unsafe { <$std>::from_raw_fd(fd) };
-                s.set_nonblocking(false)?;
-                Ok(s)
-            }
-
-            /// Adopt a std socket into this thread's scheduler (made non-blocking).
-            pub fn from_std(s: $std) -> io::Result<$t> {
-                s.set_nonblocking(true)?;
-                Ok($t {
-                    fd: adopt(s, $kind),
-                })
-            }
-
-            const KIND: SocketKind = $kind;
         }
 
-        impl From<$std> for $t {
-            /// [`from_std`](Self::from_std), for a socket std made (setting O_NONBLOCK on
-            /// an fd one owns cannot fail).
-            fn from(s: $std) -> $t {
-                let _ = s.set_nonblocking(true);
-                $t {
-                    fd: adopt(s, $kind),
-                }
-            }
-        }
+        timeouts_and_close!($t);
 
-        impl AsRawFd for $t {
-            fn as_raw_fd(&self) -> RawFd {
-                self.fd.raw()
-            }
-        }
+        std_conversion!($t, $std, $kind);
 
         fd_interop!($t);
     };

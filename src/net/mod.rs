@@ -143,10 +143,15 @@ fn adopt(s: impl IntoRawFd, kind: SocketKind) -> OwnedFd {
     OwnedFd::new(fd)
 }
 
-/// `AsFd`, `FromRawFd`, `IntoRawFd` and `try_clone` for a socket type with an `fd` field and
-/// a `KIND`. (The datagram types use it too: `datagram.rs` is declared after it.)
+/// `AsRawFd`, `AsFd`, `FromRawFd`, `IntoRawFd` and `try_clone` for a socket type with an `fd` field and
+/// a `KIND` (from `std_conversion`).
 macro_rules! fd_interop {
     ($t:ident) => {
+        impl AsRawFd for $t {
+            fn as_raw_fd(&self) -> RawFd {
+                self.fd.raw()
+            }
+        }
         impl std::os::fd::AsFd for $t {
             /// Lend the fd (for `socket2::SockRef` and the like).
             ///
@@ -201,7 +206,34 @@ macro_rules! fd_interop {
     };
 }
 
-mod datagram;
+/// Read and write timeouts (std's meaning) and `close`, for the stream and datagram types.
+macro_rules! timeouts_and_close {
+    ($t:ident) => {
+        impl $t {
+            /// How long one read may wait before it fails with `TimedOut` (std's meaning:
+            /// per call, `None` for no limit; `Some(0)` is refused with `InvalidInput`).
+            pub fn set_read_timeout(&self, t: Option<std::time::Duration>) -> io::Result<()> {
+                self.fd.set_timeout(Direction::Read, t)
+            }
+            /// How long one write may wait before it fails with `TimedOut`.
+            pub fn set_write_timeout(&self, t: Option<std::time::Duration>) -> io::Result<()> {
+                self.fd.set_timeout(Direction::Write, t)
+            }
+            /// The read timeout set, if any.
+            pub fn read_timeout(&self) -> io::Result<Option<std::time::Duration>> {
+                Ok(self.fd.timeout(Direction::Read))
+            }
+            /// The write timeout set, if any.
+            pub fn write_timeout(&self) -> io::Result<Option<std::time::Duration>> {
+                Ok(self.fd.timeout(Direction::Write))
+            }
+            /// Close now (idempotent); a coroutine blocked on this socket wakes with an error.
+            pub fn close(&self) -> io::Result<()> {
+                self.fd.close()
+            }
+        }
+    };
+}
 
 /// `into_std` and `from_std` between a socket type and std's.
 macro_rules! std_conversion {
@@ -241,6 +273,9 @@ macro_rules! std_conversion {
         }
     };
 }
+
+// After the macros it uses (`fd_interop`, `timeouts_and_close`, `std_conversion`).
+mod datagram;
 
 std_conversion!(TcpListener, std::net::TcpListener, SocketKind::TcpListener);
 std_conversion!(TcpStream, std::net::TcpStream, SocketKind::TcpStream);
@@ -312,63 +347,39 @@ fn connect_on(s: Socket, addr: &SockAddr, kind: SocketKind) -> io::Result<OwnedF
 }
 
 macro_rules! stream_io {
+    // Read and Write for the socket and for a shared reference to it.
+    (@rw $ty:ty) => {
+        impl Read for $ty {
+            #[track_caller]
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                self.fd.read(buf)
+            }
+            /// One `readv(2)` into all of `bufs`.
+            #[track_caller]
+            fn read_vectored(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+                self.fd.read_vectored(bufs)
+            }
+        }
+        impl Write for $ty {
+            #[track_caller]
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.fd.write(buf)
+            }
+            /// One `writev(2)` of all of `bufs`.
+            #[track_caller]
+            fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+                self.fd.write_vectored(bufs)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+    };
     ($t:ident) => {
-        impl Read for $t {
-            #[track_caller]
-            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                self.fd.read(buf)
-            }
-            /// One `readv(2)` into all of `bufs`.
-            #[track_caller]
-            fn read_vectored(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
-                self.fd.read_vectored(bufs)
-            }
-        }
-        impl Read for &$t {
-            #[track_caller]
-            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                self.fd.read(buf)
-            }
-            /// One `readv(2)` into all of `bufs`.
-            #[track_caller]
-            fn read_vectored(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
-                self.fd.read_vectored(bufs)
-            }
-        }
-        impl Write for $t {
-            #[track_caller]
-            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-                self.fd.write(buf)
-            }
-            /// One `writev(2)` of all of `bufs`.
-            #[track_caller]
-            fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-                self.fd.write_vectored(bufs)
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
-        impl Write for &$t {
-            #[track_caller]
-            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-                self.fd.write(buf)
-            }
-            /// One `writev(2)` of all of `bufs`.
-            #[track_caller]
-            fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-                self.fd.write_vectored(bufs)
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
-        impl AsRawFd for $t {
-            fn as_raw_fd(&self) -> RawFd {
-                self.fd.raw()
-            }
-        }
+        stream_io!(@rw $t);
+        stream_io!(@rw &$t);
         fd_interop!($t);
+        timeouts_and_close!($t);
         impl $t {
             /// Read without taking the bytes out of the socket (`MSG_PEEK`), waiting if none
             /// are there.
@@ -385,30 +396,9 @@ macro_rules! stream_io {
                     Ok(n as usize)
                 })
             }
-            /// How long one read may wait before it fails with `TimedOut` (std's meaning:
-            /// per call, `None` for no limit; `Some(0)` is refused with `InvalidInput`).
-            pub fn set_read_timeout(&self, t: Option<std::time::Duration>) -> io::Result<()> {
-                self.fd.set_timeout(Direction::Read, t)
-            }
-            /// How long one write may wait before it fails with `TimedOut`.
-            pub fn set_write_timeout(&self, t: Option<std::time::Duration>) -> io::Result<()> {
-                self.fd.set_timeout(Direction::Write, t)
-            }
-            /// The read timeout set, if any.
-            pub fn read_timeout(&self) -> io::Result<Option<std::time::Duration>> {
-                Ok(self.fd.timeout(Direction::Read))
-            }
-            /// The write timeout set, if any.
-            pub fn write_timeout(&self) -> io::Result<Option<std::time::Duration>> {
-                Ok(self.fd.timeout(Direction::Write))
-            }
             /// Shut down one or both directions.
             pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
                 self.borrowed()?.shutdown(how)
-            }
-            /// Close now (idempotent); a coroutine blocked on this socket wakes with an error.
-            pub fn close(&self) -> io::Result<()> {
-                self.fd.close()
             }
             fn borrowed(&self) -> io::Result<std::mem::ManuallyDrop<Socket>> {
                 // SAFETY: borrowed while self keeps the fd open; ManuallyDrop never closes it.
@@ -550,12 +540,6 @@ impl Iterator for Incoming<'_, UnixListener> {
     #[track_caller]
     fn next(&mut self) -> Option<Self::Item> {
         Some(self.listener.accept())
-    }
-}
-
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.raw()
     }
 }
 
@@ -715,12 +699,6 @@ impl UnixListener {
     /// The connections as they come: `accept` in a loop (as std's `incoming`).
     pub fn incoming(&self) -> Incoming<'_, UnixListener> {
         Incoming { listener: self }
-    }
-}
-
-impl AsRawFd for UnixListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.raw()
     }
 }
 

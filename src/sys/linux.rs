@@ -9,6 +9,8 @@
 use std::fs::File;
 use std::io::Read;
 
+use super::Advice;
+
 /// The per-process mapping limit, `vm.max_map_count`, if it can be read.
 pub(crate) fn max_map_count() -> Option<usize> {
     let mut text = String::new();
@@ -23,22 +25,6 @@ pub(crate) fn max_map_count() -> Option<usize> {
 /// `MADV_DONTNEED` leaves them in place).
 const MADV_GUARD_INSTALL: libc::c_int = 102;
 
-/// Make `[addr, addr + len)` a guard page in place; `Err(errno)` when the kernel refuses
-/// (`EINVAL` on kernels before 6.13, which do not know the advice).
-///
-/// # Safety
-/// The range must be page aligned, inside a private anonymous mapping the caller owns, and
-/// hold nothing anyone will read: its contents are discarded.
-pub(crate) unsafe fn guard_in_place(addr: *mut u8, len: usize) -> Result<(), i32> {
-    // SAFETY: the caller owns the range and gives up its contents; madvise with this advice
-    // only discards pages and installs markers inside it.
-    if unsafe { libc::madvise(addr.cast(), len, MADV_GUARD_INSTALL) } == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
-    }
-}
-
 /// `MADV_POPULATE_WRITE` (Linux 5.14): commit pages now, as writes would, without taking a
 /// fault per page.
 const MADV_POPULATE_WRITE: libc::c_int = 23;
@@ -46,17 +32,6 @@ const MADV_POPULATE_WRITE: libc::c_int = 23;
 /// `PIDFD_SELF` (Linux 6.14): "this process" for the pidfd system calls, with no descriptor
 /// to open (and none to go stale across fork).
 const PIDFD_SELF: libc::c_int = -10000;
-
-/// What [`advise_pages`] does to each range.
-#[derive(Clone, Copy)]
-pub(crate) enum Advice {
-    /// Make it a guard page in place (see [`guard_in_place`]).
-    Guard,
-    /// Commit it now (`MADV_POPULATE_WRITE`), so the first touch takes no fault.
-    Populate,
-    /// Give its memory back to the OS now (`MADV_DONTNEED`; guard pages stay guards).
-    Discard,
-}
 
 /// Apply `advice` to `len` bytes at each of `starts`, in one `process_madvise` system call
 /// per 64 ranges where the kernel takes it (Linux 6.14 for this process's own memory), else

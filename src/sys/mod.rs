@@ -34,7 +34,7 @@ cfg_if::cfg_if! {
 
 #[cfg(test)]
 pub(crate) use self::os::run_on_stack;
-pub(crate) use self::os::{advise_pages, announce, announcement, map_count, max_map_count, Advice};
+pub(crate) use self::os::{advise_pages, announce, announcement, map_count, max_map_count};
 
 /// Flags for the anonymous private mapping that holds a coroutine stack and its guard.
 ///
@@ -96,6 +96,20 @@ pub(crate) fn page_size() -> usize {
     size
 }
 
+/// What [`advise_pages`] does to each of its ranges.
+#[derive(Clone, Copy)]
+pub(crate) enum Advice {
+    /// Make it a guard page in place, without a mapping of its own (Linux 6.13's
+    /// `MADV_GUARD_INSTALL`; refused with `EINVAL` elsewhere).
+    Guard,
+    /// Commit it now, so the first touch takes no fault (Linux's `MADV_POPULATE_WRITE`;
+    /// nothing to do elsewhere, where pages are committed when touched).
+    Populate,
+    /// Give its memory back to the OS (Linux's `MADV_DONTNEED`, at once; `MADV_FREE`
+    /// elsewhere, reclaimed when the OS needs it). Guard pages stay guards.
+    Discard,
+}
+
 /// Whether guard pages can be made in place, without a mapping of their own (Linux 6.13's
 /// `MADV_GUARD_INSTALL`). Then a batch of guarded stacks is one kernel mapping; otherwise
 /// each guard is a `PROT_NONE` mapping that splits the one around it, and every guarded
@@ -121,7 +135,7 @@ pub(crate) fn guards_in_place() -> bool {
                 if raw == libc::MAP_FAILED {
                     false
                 } else {
-                    let works = os::guard_in_place(raw.cast(), page).is_ok();
+                    let works = os::advise_pages(&[raw as usize], page, Advice::Guard).is_ok();
                     libc::munmap(raw, page);
                     works
                 }
@@ -159,7 +173,7 @@ pub(crate) fn split_guards_from_now_on() {
 pub(crate) unsafe fn make_guard(addr: *mut u8, len: usize) -> Result<(), i32> {
     if guards_in_place() {
         // SAFETY: forwarded from the caller's contract.
-        return unsafe { os::guard_in_place(addr, len) };
+        return unsafe { os::advise_pages(&[addr as usize], len, Advice::Guard) };
     }
     // SAFETY: forwarded from the caller's contract; PROT_NONE only removes access.
     if unsafe { libc::mprotect(addr.cast(), len, libc::PROT_NONE) } == 0 {

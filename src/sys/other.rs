@@ -4,6 +4,8 @@
 //! mapping there is reported as a lack of memory or address space, and a guard page is a
 //! `PROT_NONE` mapping of its own.
 
+use super::Advice;
+
 /// The per-process mapping limit: none to report on this OS.
 pub(crate) fn max_map_count() -> Option<usize> {
     None
@@ -12,27 +14,6 @@ pub(crate) fn max_map_count() -> Option<usize> {
 /// How many mappings this process has: not known on this OS.
 pub(crate) fn map_count() -> Option<usize> {
     None
-}
-
-/// Guard pages in place (without a mapping of their own): not on this OS.
-///
-/// # Safety
-/// None needed: nothing is touched; the signature matches the Linux one.
-pub(crate) unsafe fn guard_in_place(addr: *mut u8, len: usize) -> Result<(), i32> {
-    let _ = (addr, len);
-    Err(libc::EINVAL)
-}
-
-/// What [`advise_pages`] does to each range.
-#[derive(Clone, Copy)]
-pub(crate) enum Advice {
-    /// Make it a guard page in place: not on this OS.
-    Guard,
-    /// Commit it now: not on this OS (pages are committed when touched).
-    Populate,
-    /// Give its memory back to the OS (`MADV_FREE`: reclaimed when the OS needs it, or kept
-    /// if written again first).
-    Discard,
 }
 
 /// Apply `advice` to `len` bytes at each of `starts`: `EINVAL` for a guard (not in place
