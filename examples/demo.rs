@@ -108,7 +108,7 @@ fn main() {
     println!("demo: backdoor on {}; connect with", backdoor.addr());
     println!("    socat - UNIX-CONNECT:{}", path.display());
     println!("    nc -U {}", path.display());
-    println!("demo: Ctrl-C stops it");
+    println!("demo: Ctrl-C stops it cleanly (exit status 130)");
 
     shrapnel::Builder::new()
         .name("backdoor")
@@ -123,6 +123,8 @@ fn main() {
         .spawn(move || loop {
             let (conn, peer) = match listener.accept() {
                 Ok(c) => c,
+                // Shut down (Ctrl-C, SIGTERM, or `shutdown` in the backdoor): stop accepting.
+                Err(e) if shrapnel::Interrupted::from_io_error(&e).is_some() => return,
                 Err(e) => {
                     eprintln!("demo: {e}");
                     let _ = shrapnel::sleep(Duration::from_millis(100));

@@ -45,6 +45,8 @@ fn main() {
                         eprintln!("echo: dropping connection from {peer}: {e}");
                     }
                 }
+                // Shut down (Ctrl-C, SIGTERM): stop accepting.
+                Err(e) if shrapnel::Interrupted::from_io_error(&e).is_some() => return,
                 Err(e) => {
                     eprintln!("echo: {e}");
                     let _ = shrapnel::sleep(std::time::Duration::from_millis(100));

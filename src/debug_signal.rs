@@ -21,20 +21,20 @@
 //!
 //! The handler touches no lock and allocates nothing: it formats its line into a stack
 //! buffer, writes it with write(2), bumps an atomic generation counter and writes one byte
-//! to a self-pipe, restoring `errno`. A small thread, started once, sleeps on that pipe and
-//! wakes every scheduler's poller through the notify handle each registered when it was
-//! configured; each event loop's hook sees the generation change and prints, in the
-//! scheduler's own context, where allocation and symbolizing are fine.
+//! to the self-pipe of [`crate::signal`]'s wake-up, restoring `errno`. A small thread, started
+//! once, sleeps on that pipe and wakes every scheduler's poller; each event loop's hook sees
+//! the generation change and prints, in the scheduler's own context, where allocation and
+//! symbolizing are fine.
 
 use std::cell::Cell;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
-use std::sync::{Mutex, Once, Weak};
+use std::sync::Mutex;
 
 use libc::c_int;
-use shrapnel_core::poller::Notify;
 
-use crate::stderr::{write_stderr, SavedStderr};
+use crate::signal::wake;
+use crate::stderr::write_stderr;
 use crate::sys::signals;
 
 /// The signal used unless the program picks another: SIGUSR1 on Linux, SIGINFO (Ctrl-T) on
@@ -51,14 +51,8 @@ const RESTART: signals::Flags = signals::Flags {
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
 /// Bumped by each delivery; each scheduler thread compares it with the value it last saw.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
-/// The self-pipe's write end (-1 before it exists).
-static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
-/// The saved stderr fd, read once outside the handler so the handler never initialises it.
-static STDERR_FD: AtomicI32 = AtomicI32::new(2);
 /// Serialises `set` and the default installation.
 static CONFIG: Mutex<bool> = Mutex::new(false);
-/// The notify handles of every scheduler thread configured so far (dead ones are pruned).
-static SCHEDULERS: Mutex<Vec<Weak<dyn Notify>>> = Mutex::new(Vec::new());
 
 thread_local! {
     /// The generation this thread's scheduler last printed for.
@@ -114,7 +108,16 @@ pub fn set(sig: Option<c_int>) -> Result<Option<c_int>, DebugSignalError> {
                 ),
             });
         }
-        prepare().map_err(|source| DebugSignalError {
+        if crate::signal::is_programs(new) {
+            return Err(DebugSignalError {
+                signal: new,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "the program waits for it with shrapnel::signal",
+                ),
+            });
+        }
+        wake::prepare().map_err(|source| DebugSignalError {
             signal: new,
             source,
         })?;
@@ -147,83 +150,11 @@ fn install_default() {
         return;
     }
     *chosen = true;
-    if !signals::is_default(DEFAULT) || prepare().is_err() {
+    if !signals::is_default(DEFAULT) || wake::prepare().is_err() {
         return;
     }
     if signals::install(DEFAULT, signals::Handler::Plain(on_signal), RESTART).is_ok() {
         SIGNAL.store(DEFAULT, Ordering::Release);
-    }
-}
-
-/// Create the self-pipe and start the thread that turns its bytes into scheduler wake-ups
-/// (once; later calls return the first outcome).
-fn prepare() -> std::io::Result<()> {
-    static ONCE: Once = Once::new();
-    static FAILED: AtomicI32 = AtomicI32::new(0);
-    ONCE.call_once(|| {
-        STDERR_FD.store(SavedStderr::get().fd(), Ordering::Release);
-        if let Err(e) = start_waker() {
-            FAILED.store(e.raw_os_error().unwrap_or(libc::EIO), Ordering::Release);
-        }
-    });
-    match FAILED.load(Ordering::Acquire) {
-        0 => Ok(()),
-        errno => Err(std::io::Error::from_raw_os_error(errno)),
-    }
-}
-
-fn start_waker() -> std::io::Result<()> {
-    let mut fds = [0 as c_int; 2];
-    // SAFETY: pipe writes two fds into a valid two-element array.
-    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let [read_end, write_end] = fds;
-    for fd in fds {
-        // SAFETY: fcntl on fds we just created.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-    }
-    // The handler must never block: a full pipe just drops its byte (a wake-up is pending).
-    // SAFETY: fcntl on the write end we own.
-    unsafe {
-        let flags = libc::fcntl(write_end, libc::F_GETFL);
-        libc::fcntl(write_end, libc::F_SETFL, flags | libc::O_NONBLOCK);
-    }
-    let spawned = std::thread::Builder::new()
-        .name("shrapnel-debug-signal".into())
-        .spawn(move || waker(read_end));
-    if let Err(e) = spawned {
-        // SAFETY: closing the fds we created and nobody else knows about.
-        unsafe {
-            libc::close(read_end);
-            libc::close(write_end);
-        }
-        return Err(e);
-    }
-    PIPE_WRITE.store(write_end, Ordering::Release);
-    Ok(())
-}
-
-/// The waker thread: each byte on the pipe wakes every live scheduler.
-fn waker(read_end: c_int) {
-    let mut buf = [0u8; 64];
-    loop {
-        // SAFETY: reads into a live buffer of the given length.
-        let n = unsafe { libc::read(read_end, buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-            continue;
-        }
-        if n <= 0 {
-            return;
-        }
-        let mut list = SCHEDULERS.lock().unwrap_or_else(|e| e.into_inner());
-        list.retain(|w| match w.upgrade() {
-            Some(n) => {
-                n.notify();
-                true
-            }
-            None => false,
-        });
     }
 }
 
@@ -242,25 +173,17 @@ extern "C" fn on_signal(sig: c_int) {
             "shrapnel: signal {sig}: no coroutine running on the thread that took it; where_all follows from each event loop"
         ),
     };
-    signals::write_all(STDERR_FD.load(Ordering::Relaxed), line.as_bytes());
+    signals::write_all(wake::stderr_fd(), line.as_bytes());
     GENERATION.fetch_add(1, Ordering::AcqRel);
-    let fd = PIPE_WRITE.load(Ordering::Acquire);
-    if fd >= 0 {
-        // SAFETY: a one-byte write from a live buffer; the fd is never closed once published.
-        unsafe { libc::write(fd, b"!".as_ptr().cast(), 1) };
-    }
+    wake::poke();
     signals::set_errno(saved_errno);
 }
 
-/// Per scheduler thread, when the runtime configures it: install the default signal (once
-/// per process), register this scheduler to be woken, and hook its event loop.
+/// Per scheduler thread, when the runtime configures it (after registering the thread with
+/// the signal wake-up): install the default signal (once per process) and hook its event
+/// loop.
 pub(crate) fn register_this_thread() {
     install_default();
-    {
-        let mut list = SCHEDULERS.lock().unwrap_or_else(|e| e.into_inner());
-        list.retain(|w| w.strong_count() > 0);
-        list.push(std::sync::Arc::downgrade(&shrapnel_core::sched::notifier()));
-    }
     SEEN.with(|s| s.set(GENERATION.load(Ordering::Acquire)));
     let previous = shrapnel_core::sched::set_loop_hook(Some(loop_hook));
     PREVIOUS_HOOK.with(|p| p.set(previous));

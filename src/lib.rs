@@ -13,6 +13,7 @@ pub mod latency;
 pub mod net;
 pub mod platform;
 mod runtime;
+pub mod signal;
 pub mod stack;
 pub mod stderr;
 mod sys;

@@ -44,6 +44,11 @@ pub struct RuntimeConfig {
     pub default_stack_size: usize,
     /// Free stacks kept for reuse per thread (default 64).
     pub stack_pool_cap: usize,
+    /// SIGINT and SIGTERM stop this scheduler cleanly: its coroutines are shut down and
+    /// `event_loop` returns `128 + signal` (default true; see [`crate::signal`]). The
+    /// runtime takes the two signals when the first scheduler that wants this starts, and
+    /// only if the program left them at their default action.
+    pub stop_on_signals: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -51,6 +56,7 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             default_stack_size: DEFAULT_STACK_SIZE,
             stack_pool_cap: crate::stack::DEFAULT_POOL_CAP,
+            stop_on_signals: true,
         }
     }
 }
@@ -105,6 +111,7 @@ pub fn configure(config: RuntimeConfig) -> Result<(), RuntimeError> {
         default_stack_size: config.default_stack_size,
     })
     .map_err(|_| RuntimeError::AlreadyConfigured)?;
+    crate::signal::on_scheduler_start(config.stop_on_signals);
     crate::debug::on_scheduler_start();
     shrapnel_core::panic::set_default_printer(Some(crate::stderr::print_stderr));
     crate::sys::altstack::ensure_altstack().ok();

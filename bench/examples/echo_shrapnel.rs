@@ -59,6 +59,8 @@ fn main() {
                         eprintln!("{NAME}: dropping a connection: {e}");
                     }
                 }
+                // Shut down (Ctrl-C, SIGTERM): stop accepting.
+                Err(e) if shrapnel::Interrupted::from_io_error(&e).is_some() => return,
                 Err(e) => {
                     eprintln!("{NAME}: accept: {e}");
                     let _ = shrapnel::sleep(std::time::Duration::from_millis(10));

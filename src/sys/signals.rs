@@ -152,3 +152,54 @@ pub(crate) fn set_errno(value: c_int) {
     // SAFETY: as in `errno`.
     unsafe { *errno_location() = value }
 }
+
+/// Give `sig` back its default action and raise it (async-signal-safe: sigaction and
+/// raise). From inside `sig`'s own handler the signal is blocked until the handler returns,
+/// so the default action (ending the process) happens right after it.
+pub(crate) fn raise_default(sig: c_int) {
+    let _ = install(sig, Handler::Default, Flags::default());
+    // SAFETY: raise(3) is async-signal-safe and takes any signal number.
+    unsafe { libc::raise(sig) };
+}
+
+/// The signals that cannot be handled at all (the OS refuses), with the name messages use.
+pub(crate) const UNCATCHABLE: &[c_int] = &[libc::SIGKILL, libc::SIGSTOP];
+
+/// The conventional name of `sig` (`"SIGINT"`), or `"signal"` for one without a name here.
+pub(crate) fn name(sig: c_int) -> &'static str {
+    const NAMES: &[(c_int, &str)] = &[
+        (libc::SIGHUP, "SIGHUP"),
+        (libc::SIGINT, "SIGINT"),
+        (libc::SIGQUIT, "SIGQUIT"),
+        (libc::SIGILL, "SIGILL"),
+        (libc::SIGTRAP, "SIGTRAP"),
+        (libc::SIGABRT, "SIGABRT"),
+        (libc::SIGBUS, "SIGBUS"),
+        (libc::SIGFPE, "SIGFPE"),
+        (libc::SIGKILL, "SIGKILL"),
+        (libc::SIGUSR1, "SIGUSR1"),
+        (libc::SIGSEGV, "SIGSEGV"),
+        (libc::SIGUSR2, "SIGUSR2"),
+        (libc::SIGPIPE, "SIGPIPE"),
+        (libc::SIGALRM, "SIGALRM"),
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGCHLD, "SIGCHLD"),
+        (libc::SIGCONT, "SIGCONT"),
+        (libc::SIGSTOP, "SIGSTOP"),
+        (libc::SIGTSTP, "SIGTSTP"),
+        (libc::SIGTTIN, "SIGTTIN"),
+        (libc::SIGTTOU, "SIGTTOU"),
+        (libc::SIGURG, "SIGURG"),
+        (libc::SIGXCPU, "SIGXCPU"),
+        (libc::SIGXFSZ, "SIGXFSZ"),
+        (libc::SIGVTALRM, "SIGVTALRM"),
+        (libc::SIGPROF, "SIGPROF"),
+        (libc::SIGWINCH, "SIGWINCH"),
+        (libc::SIGIO, "SIGIO"),
+        (libc::SIGSYS, "SIGSYS"),
+    ];
+    NAMES
+        .iter()
+        .find(|(s, _)| *s == sig)
+        .map_or("signal", |(_, n)| n)
+}
