@@ -149,3 +149,34 @@ fn connect_timeout_connects_and_timeout_converts_with_question_mark() {
     shrapnel::event_loop();
     c.join().unwrap().unwrap();
 }
+
+#[test]
+fn a_listener_configured_with_socket2_keeps_the_callers_choices_and_accepts() {
+    use socket2::{Domain, Socket, Type};
+    shrapnel::reset();
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.set_reuse_address(false).unwrap();
+    let addr: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&addr.into()).unwrap();
+    socket.listen(7).unwrap();
+    let listener = TcpListener::from(std::net::TcpListener::from(socket));
+    let addr = listener.local_addr().unwrap();
+    let c = shrapnel::spawn(move || -> std::io::Result<Vec<u8>> {
+        assert!(
+            !socket2::SockRef::from(&listener).reuse_address()?,
+            "adopting a listener must not turn SO_REUSEADDR back on"
+        );
+        let client = shrapnel::spawn(move || -> std::io::Result<()> {
+            let mut s = TcpStream::connect(addr)?;
+            s.write_all(b"configured")?;
+            Ok(())
+        });
+        let (mut conn, _) = listener.accept()?;
+        let mut got = Vec::new();
+        conn.read_to_end(&mut got)?;
+        client.join().unwrap()?;
+        Ok(got)
+    });
+    shrapnel::event_loop();
+    assert_eq!(c.join().unwrap().unwrap(), b"configured");
+}
