@@ -30,6 +30,8 @@ cargo test -p shrapnel-core --features std,fp-control
 cargo clippy -p shrapnel-core --all-targets --features std,fp-control -- -D warnings
 cargo test -p shrapnel --features latency,stacks
 cargo test -p shrapnel --features backdoor-script,latency
+# Debug output as log records; tracing spans per coroutine (tests/logging.rs).
+cargo test -p shrapnel --features log,tracing,latency --test logging
 
 step "the core's semantics, sync and interruption suites again, every coroutine on the shared stack"
 SHRAPNEL_TEST_SHARED_STACK=1 cargo test -p shrapnel-core --features std,latency,stacks \

@@ -5,11 +5,14 @@
 #[cfg(feature = "backdoor")]
 pub mod backdoor;
 pub mod blocking;
+#[cfg(feature = "tracing")]
+mod coro_spans;
 pub mod debug;
 pub mod debug_signal;
 pub mod fd;
 #[cfg(feature = "latency")]
 pub mod latency;
+mod log_route;
 pub mod net;
 pub mod platform;
 mod runtime;

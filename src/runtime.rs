@@ -113,10 +113,12 @@ pub fn configure(config: RuntimeConfig) -> Result<(), RuntimeError> {
     .map_err(|_| RuntimeError::AlreadyConfigured)?;
     crate::signal::on_scheduler_start(config.stop_on_signals);
     crate::debug::on_scheduler_start();
-    shrapnel_core::panic::set_default_printer(Some(crate::stderr::print_stderr));
+    shrapnel_core::panic::set_default_printer(Some(crate::stderr::print_panic_report));
     crate::sys::altstack::ensure_altstack().ok();
     #[cfg(feature = "latency")]
     crate::latency::start();
+    #[cfg(feature = "tracing")]
+    crate::coro_spans::install();
     Ok(())
 }
 

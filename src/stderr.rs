@@ -7,7 +7,8 @@
 //! coroutines, as Shrapnel's main coroutine is numbered), the local time like C's `ctime`
 //! (`Sat Apr 14 20:55:39 2012`), and a newline if the message has none. They format into a
 //! buffer on the stack and do not allocate; a message longer than the buffer goes out in
-//! several write(2)s. [`write_stderr`] writes verbatim.
+//! several write(2)s. [`write_stderr`] writes verbatim. With feature `log`, all of it can go
+//! to the `log` crate instead (`log_route.rs`).
 //!
 //! ```
 //! shrapnel::print_stderr!("listening on {}", 7000);
@@ -20,6 +21,8 @@ use std::os::fd::RawFd;
 use std::sync::OnceLock;
 
 use shrapnel_core::sink::DebugSink;
+
+use crate::log_route::Severity;
 
 static SAVED: OnceLock<RawFd> = OnceLock::new();
 
@@ -47,16 +50,27 @@ impl SavedStderr {
     }
 }
 
+/// The scheduler's own output (latency warnings, its reports): with feature `log`, records
+/// of level `Warn` (see `log_route.rs`).
 impl DebugSink for SavedStderr {
     fn write(&self, bytes: &[u8]) {
-        // Disk full, closed, ...: swallowed.
-        crate::sys::signals::write_all(self.0, bytes);
+        self.write_at(Severity::Warn, bytes);
+    }
+}
+
+impl SavedStderr {
+    /// Write `bytes`: to the logger if feature `log` routes this severity there, else to
+    /// the saved fd (disk full, closed, …: swallowed).
+    pub(crate) fn write_at(&self, severity: Severity, bytes: &[u8]) {
+        if !crate::log_route::write(severity, bytes) {
+            crate::sys::signals::write_all(self.0, bytes);
+        }
     }
 }
 
 /// Write `s` verbatim to the saved stderr (Shrapnel's `write_stderr`).
 pub fn write_stderr(s: &str) {
-    SavedStderr::get().write(s.as_bytes());
+    SavedStderr::get().write_at(Severity::Info, s.as_bytes());
 }
 
 /// Format Shrapnel's debug line `"{id}:\t{ctime} {msg}\n"` to the saved stderr.
@@ -67,11 +81,24 @@ pub fn print_stderr(msg: &str) {
 /// [`print_stderr`] for formatted messages; what the [`print_stderr!`](crate::print_stderr!)
 /// macro calls.
 pub fn print_stderr_fmt(args: fmt::Arguments<'_>) {
+    print_at(Severity::Info, args);
+}
+
+/// The exception notifier's printer: a coroutine's panic report (feature `log`: `Error`).
+pub(crate) fn print_panic_report(msg: &str) {
+    print_at(Severity::Error, format_args!("{msg}"));
+}
+
+/// Shrapnel's debug line at `severity`; a logger adds its own time, so the line sent to
+/// one has no ctime.
+fn print_at(severity: Severity, args: fmt::Arguments<'_>) {
     let id = shrapnel_core::running_for_signal().map_or(0, |r| r.id);
-    let mut out = ChunkWriter::new(SavedStderr::get());
+    let mut out = ChunkWriter::new(SavedStderr::get(), severity);
     let _ = fmt::Write::write_fmt(&mut out, format_args!("{id}:\t"));
-    let _ = write_local_ctime(&mut out, unix_now());
-    let _ = fmt::Write::write_str(&mut out, " ");
+    if !crate::log_route::takes(severity) {
+        let _ = write_local_ctime(&mut out, unix_now());
+        let _ = fmt::Write::write_str(&mut out, " ");
+    }
     let _ = fmt::Write::write_fmt(&mut out, args);
     if out.last != b'\n' {
         let _ = fmt::Write::write_str(&mut out, "\n");
@@ -91,6 +118,7 @@ macro_rules! print_stderr {
 /// Collects formatted text in a stack buffer and writes it out in full buffers.
 struct ChunkWriter {
     sink: SavedStderr,
+    severity: Severity,
     buf: [u8; 512],
     len: usize,
     /// The last byte written, to know whether a newline must be added.
@@ -98,9 +126,10 @@ struct ChunkWriter {
 }
 
 impl ChunkWriter {
-    fn new(sink: SavedStderr) -> Self {
+    fn new(sink: SavedStderr, severity: Severity) -> Self {
         ChunkWriter {
             sink,
+            severity,
             buf: [0; 512],
             len: 0,
             last: 0,
@@ -108,7 +137,7 @@ impl ChunkWriter {
     }
 
     fn flush(&mut self) {
-        self.sink.write(&self.buf[..self.len]);
+        self.sink.write_at(self.severity, &self.buf[..self.len]);
         self.len = 0;
     }
 }
@@ -182,7 +211,7 @@ mod tests {
 
     #[test]
     fn chunk_writer_splits_long_text_and_tracks_the_last_byte() {
-        let mut w = ChunkWriter::new(SavedStderr(-1));
+        let mut w = ChunkWriter::new(SavedStderr(-1), Severity::Info);
         let long = "x".repeat(1300);
         fmt::Write::write_str(&mut w, &long).unwrap();
         assert_eq!(w.len, 1300 - 1024);

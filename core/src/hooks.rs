@@ -10,6 +10,8 @@
 //! - `latency`: each slice is timed around the switch ([`slice_begin`], [`slice_end`]),
 //!   the scheduler's latency state ([`LatencyPart`]) and each coroutine's slice counters
 //!   ([`CoroSlices`]).
+//! - `switch-observer`: a function told of each switch into and out of a coroutine
+//!   ([`switching_in`], [`switched_out`], the scheduler's [`ObserverPart`]).
 //! - `std`: the scheduler is found through a thread-local (bare metal: one static);
 //!   a coroutine's panic is caught at its root ([`run_body`]); a suspended coroutine can be
 //!   unwound when its scheduler is uninstalled ([`UnwindFlag`], [`unwinding_at_block`]);
@@ -141,6 +143,51 @@ cfg_if::cfg_if! {
         pub(crate) fn slice_stats(_s: &SchedState, _co: &CoroInner) -> SliceStats {
             SliceStats::default()
         }
+    }
+}
+
+// ---- switch-observer: a function told of each switch --------------------------------------
+
+cfg_if::cfg_if! {
+    if #[cfg(feature = "switch-observer")] {
+        /// The scheduler's switch observer, if one is installed.
+        pub(crate) type ObserverPart =
+            core::cell::Cell<Option<crate::switch_observer::SwitchObserver>>;
+
+        /// None installed yet.
+        pub(crate) fn observer_part() -> ObserverPart {
+            core::cell::Cell::new(None)
+        }
+
+        /// Called right before switching into `co`.
+        #[inline(always)]
+        pub(crate) fn switching_in(s: &SchedState, co: &CoroInner) {
+            if let Some(o) = s.switch_observer().get() {
+                (o.entered)(co.id());
+            }
+        }
+
+        /// Called right after `co` switched back.
+        #[inline(always)]
+        pub(crate) fn switched_out(s: &SchedState, co: &CoroInner) {
+            if let Some(o) = s.switch_observer().get() {
+                (o.left)(co.id(), co.is_dead());
+            }
+        }
+    } else {
+        /// Without `switch-observer`: nothing.
+        pub(crate) struct ObserverPart;
+
+        #[inline(always)]
+        pub(crate) fn observer_part() -> ObserverPart {
+            ObserverPart
+        }
+
+        #[inline(always)]
+        pub(crate) fn switching_in(_s: &SchedState, _co: &CoroInner) {}
+
+        #[inline(always)]
+        pub(crate) fn switched_out(_s: &SchedState, _co: &CoroInner) {}
     }
 }
 

@@ -38,6 +38,8 @@ pub mod sched;
 pub mod shared_stack;
 pub mod sink;
 pub mod stack;
+#[cfg(feature = "switch-observer")]
+pub mod switch_observer;
 pub mod sync;
 pub mod timer;
 pub mod wait;

@@ -134,6 +134,8 @@ pub(crate) struct SchedState {
     latency: hooks::LatencyPart,
     /// The exception notifier (feature `std`; nothing without it).
     panic: hooks::PanicPart,
+    /// The switch observer (feature `switch-observer`; nothing without it).
+    switch_observer: hooks::ObserverPart,
 }
 
 /// The scheduler installed on this thread, if any.
@@ -209,6 +211,7 @@ pub fn install(config: Config) -> Result<(), AlreadyInstalled> {
         spawn_failures: Cell::new((0, None)),
         latency: hooks::LatencyPart::new(rate, lag),
         panic: hooks::panic_part(),
+        switch_observer: hooks::observer_part(),
     });
     hooks::set_sched_ptr(Box::into_raw(state));
     Ok(())
@@ -258,6 +261,13 @@ impl SchedState {
     #[allow(dead_code)] // read only with feature `latency`
     pub(crate) fn latency(&self) -> &hooks::LatencyPart {
         &self.latency
+    }
+
+    /// The switch observer (the `switch_observer` module's, through `hooks`).
+    #[inline]
+    #[allow(dead_code)] // read only with feature `switch-observer`
+    pub(crate) fn switch_observer(&self) -> &hooks::ObserverPart {
+        &self.switch_observer
     }
 
     /// The exception notifier's state (the `panic` module's, through `hooks`).
@@ -480,6 +490,7 @@ impl SchedState {
                 self.run_stack.enter(&co);
             }
             self.current.set(Rc::as_ptr(&co));
+            hooks::switching_in(self, &co);
             let t0 = hooks::slice_begin(self, &co);
             // SAFETY: `co` was Ready, so its saved context was produced by `init` or saved
             // by its last suspend, and its stack is alive (it is released only after death;
@@ -493,6 +504,7 @@ impl SchedState {
             if let Some(end) = hooks::slice_end(self, &co, t0) {
                 self.loop_now.set(Some(end));
             }
+            hooks::switched_out(self, &co);
             self.bump(|s| s.switches += 1);
             if !co.canary_intact() {
                 self.stack_overflowed(&co);
