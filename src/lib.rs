@@ -38,6 +38,7 @@ pub use shrapnel_core::{
     coro_by_id, current, live_coros, now, Coro, CoroInfo, CoroRef, Instant, Interrupted, JoinError,
     SelfishnessError, SpawnError, State, Timeout, TimeoutId, WaitReason,
 };
+pub use shrapnel_core::{coro_local, in_parallel, CoroLocalKey, InParallelError};
 pub use shrapnel_core::{interruption, sync};
 pub use sys::backend::OsPoller;
 

@@ -18,6 +18,7 @@ use core::ops::Deref;
 use core::panic::Location;
 
 use crate::arch::{ContextSwitch, Native};
+use crate::coro_local::CoroLocals;
 use crate::hooks;
 use crate::interruption::{Interrupted, TimeoutId};
 use crate::sched::{sched, Delivery, Resume};
@@ -211,6 +212,8 @@ pub(crate) struct CoroInner {
     unwind: hooks::UnwindFlag,
     /// Slice counters (feature `latency`; nothing without it).
     slices: hooks::CoroSlices,
+    /// Its coroutine-local values (`coro_local`): one null word until first used.
+    locals: CoroLocals,
 }
 
 /// Identity, state and stack: what the debug features read.
@@ -271,6 +274,7 @@ impl CoroInner {
             max_selfish: Cell::new(0),
             unwind: Default::default(),
             slices: Default::default(),
+            locals: CoroLocals::new(),
         }
     }
 
@@ -344,6 +348,12 @@ impl CoroInner {
     #[allow(dead_code)] // read only with feature `latency`
     pub(crate) fn slices(&self) -> &hooks::CoroSlices {
         &self.slices
+    }
+
+    /// Its coroutine-local values (`coro_local` reads and ends them).
+    #[inline]
+    pub(crate) fn locals(&self) -> &CoroLocals {
+        &self.locals
     }
 
     /// Shrapnel's `<coro #1 name='…' dead=0 started=1 scheduled=0 at 0x…>`.
@@ -1148,6 +1158,8 @@ unsafe extern "C" fn coro_main(_arg: usize, data: *mut u8) -> ! {
         body.run();
         co.body.set(Some(body));
     }
+    // Its locals drop while it is still the running coroutine, before joiners wake.
+    co.locals().end();
     co.set_dead();
     let s = sched();
     s.finish(co);

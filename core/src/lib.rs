@@ -22,6 +22,7 @@ pub use heapless;
 pub mod arch;
 pub mod clock;
 pub mod coro;
+pub mod coro_local;
 pub mod debug;
 mod doc_scheduler;
 mod hooks;
@@ -32,6 +33,7 @@ pub mod irq_event;
 pub mod latency;
 #[cfg(feature = "std")]
 pub mod panic;
+pub mod parallel;
 pub mod poller;
 pub mod running;
 pub mod sched;
@@ -48,8 +50,10 @@ pub use clock::Instant;
 pub use coro::{
     new, spawn, Builder, Coro, CoroRef, JoinError, SelfishnessError, SpawnError, State,
 };
+pub use coro_local::CoroLocalKey;
 pub use debug::{where_all, where_is, CoroInfo};
 pub use interruption::{Interrupted, Timeout, TimeoutId};
+pub use parallel::{in_parallel, InParallelError};
 pub use running::{running_for_signal, RunningInfo};
 pub use sched::{
     coro_by_id, current, event_loop, live_coros, now, selfish_act, set_exit, set_selfishness,

@@ -393,3 +393,195 @@ fn rwlock_writer_re_enters_for_reading_and_writing() {
     assert_eq!(reader.join(), Ok(vec!["outer", "inner write"]));
     assert!(!l.is_write_locked() && l.readers() == 0);
 }
+
+#[test]
+fn mutex_lock_reporting_says_whether_it_had_to_wait() {
+    setup();
+    let m = Rc::new(Mutex::new(()));
+    let log = Log::default();
+    for name in ["a", "b", "c"] {
+        let (m, log) = (m.clone(), log.clone());
+        spawn(move || {
+            let (held, blocked) = m.lock_reporting().unwrap();
+            // Re-entering is never a wait.
+            let (again, blocked_again) = m.lock_reporting().unwrap();
+            log.push(format!("{name} blocked={blocked} again={blocked_again}"));
+            yield_slice();
+            drop((again, held));
+        });
+    }
+    event_loop();
+    assert_eq!(
+        log.get(),
+        [
+            "a blocked=false again=false",
+            "b blocked=true again=false",
+            "c blocked=true again=false"
+        ]
+    );
+    // Free again, and a lock taken without contention reports no wait.
+    let m2 = m.clone();
+    let c = spawn(move || m2.lock_reporting().map(|(_, blocked)| blocked));
+    event_loop();
+    assert_eq!(c.join(), Ok(Ok(false)));
+}
+
+#[test]
+fn mutex_lock_reporting_is_interruptible_and_passes_the_lock_on() {
+    setup();
+    let m = Rc::new(Mutex::new(()));
+    let m1 = m.clone();
+    spawn(move || {
+        let _g = m1.lock().unwrap();
+        sleep(ms(10)).unwrap();
+    });
+    let m2 = m.clone();
+    let timed_out = spawn(move || with_timeout(ms(2), || m2.lock_reporting().map(|_| ())));
+    let m3 = m.clone();
+    let third = spawn(move || m3.lock_reporting().map(|(_, blocked)| blocked));
+    event_loop();
+    assert_eq!(timed_out.join(), Ok(Err(Timeout)));
+    assert_eq!(third.join(), Ok(Ok(true)));
+    assert!(!m.is_locked());
+}
+
+#[test]
+fn fifo_pop_all_waits_for_an_item_then_takes_everything_queued() {
+    setup();
+    let f = Rc::new(Fifo::new());
+    let f1 = f.clone();
+    let popper = spawn(move || {
+        let first = f1.pop_all().unwrap(); // waits: empty
+        let second = f1.pop_all().unwrap(); // waits again
+        (first, second)
+    });
+    let f2 = f.clone();
+    spawn(move || {
+        for n in 1..=3 {
+            f2.push(n);
+        }
+        yield_slice(); // the popper takes 1, 2, 3 and waits again
+        f2.push(4);
+    });
+    event_loop();
+    assert_eq!(popper.join(), Ok((vec![1, 2, 3], vec![4])));
+    assert!(f.is_empty());
+}
+
+#[test]
+fn fifo_pop_all_takes_queued_items_without_waiting_and_try_pop_all_never_waits() {
+    setup();
+    let f = Rc::new(Fifo::new());
+    assert_eq!(f.try_pop_all(), Vec::<&str>::new());
+    f.push("a");
+    f.push("b");
+    let f1 = f.clone();
+    let c = spawn(move || {
+        let all = f1.pop_all().unwrap();
+        f1.push("c");
+        (all, f1.try_pop_all(), f1.try_pop_all())
+    });
+    event_loop();
+    assert_eq!(c.join(), Ok((vec!["a", "b"], vec!["c"], vec![])));
+}
+
+#[test]
+fn fifo_pop_all_interrupted_loses_nothing() {
+    setup();
+    let f: Rc<Fifo<u8>> = Rc::new(Fifo::new());
+    let f1 = f.clone();
+    let timed_out = spawn(move || with_timeout(ms(2), || f1.pop_all()));
+    event_loop();
+    assert_eq!(timed_out.join(), Ok(Err(Timeout)));
+    f.push(1);
+    f.push(2);
+    assert_eq!(f.len(), 2, "nothing was handed to the timed-out waiter");
+    // Handed an item, then interrupted before it ran: the item goes back, in order.
+    let f2 = f.clone();
+    let f3 = f.clone();
+    let drained = f.try_pop_all();
+    assert_eq!(drained, [1, 2]);
+    let waiter = spawn(move || f2.pop_all());
+    let h = waiter.handle();
+    spawn(move || {
+        f3.push(7);
+        h.interrupt(1); // woken with 7, not resumed yet
+        f3.push(8);
+    });
+    event_loop();
+    assert_eq!(waiter.join(), Ok(Err(Interrupted::Interrupt(1))));
+    assert_eq!(f.try_pop_all(), [7, 8]);
+}
+
+#[test]
+fn rwlock_try_read_and_try_write_follow_the_fifo_policy() {
+    setup();
+    let l = Rc::new(RwLock::new(Cell::new(0)));
+    let log = Log::default();
+    let (l1, g1) = (l.clone(), log.clone());
+    spawn(move || {
+        let r = l1.read().unwrap();
+        g1.push(format!(
+            "reader in: try_read {} try_write {}",
+            l1.try_read().is_some(),
+            l1.try_write().is_some()
+        ));
+        sleep(ms(5)).unwrap();
+        drop(r);
+    });
+    let (l2, g2) = (l.clone(), log.clone());
+    spawn(move || {
+        let w = l2.write().unwrap(); // queues behind the reader
+        g2.push("writer in");
+        w.set(1);
+        sleep(ms(2)).unwrap();
+    });
+    let (l3, g3) = (l.clone(), log.clone());
+    spawn(move || {
+        // A reader holds the lock and a writer waits: read would queue, so try_read fails.
+        g3.push(format!(
+            "writer waiting: try_read {} try_write {}",
+            l3.try_read().is_some(),
+            l3.try_write().is_some()
+        ));
+        sleep(ms(20)).unwrap();
+        let r = l3.try_read().map(|g| g.get());
+        let w = l3.try_write().map(|g| g.get());
+        g3.push(format!("free: try_read {r:?} try_write {w:?}"));
+    });
+    event_loop();
+    assert_eq!(
+        log.get(),
+        [
+            "reader in: try_read true try_write false",
+            "writer waiting: try_read false try_write false",
+            "writer in",
+            "free: try_read Some(1) try_write Some(1)"
+        ]
+    );
+    assert!(!l.is_write_locked() && l.readers() == 0);
+}
+
+#[test]
+fn rwlock_try_read_and_try_write_re_enter_for_the_writer() {
+    setup();
+    let l = Rc::new(RwLock::new(Cell::new(0)));
+    let (l1, l2) = (l.clone(), l.clone());
+    let writer = spawn(move || {
+        let w = l1.write().unwrap();
+        let r = l1.try_read().expect("the writer re-enters for reading");
+        let w2 = l1.try_write().expect("the writer re-enters for writing");
+        w2.set(3);
+        drop((w, r));
+        let still = l1.is_write_locked();
+        sleep(ms(2)).unwrap();
+        drop(w2);
+        still
+    });
+    let other = spawn(move || (l2.try_read().is_none(), l2.try_write().is_none()));
+    event_loop();
+    assert_eq!(writer.join(), Ok(true));
+    assert_eq!(other.join(), Ok((true, true)));
+    assert!(!l.is_write_locked());
+    assert_eq!(l.readers(), 0);
+}

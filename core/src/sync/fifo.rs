@@ -2,6 +2,7 @@
 
 use alloc::collections::VecDeque;
 use alloc::rc::Rc;
+use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
 
 use crate::interruption::Interrupted;
@@ -104,6 +105,42 @@ impl<T> Fifo<T> {
         Ok(slot
             .take()
             .expect("a woken fifo waiter always receives an item"))
+    }
+
+    /// Take every item, waiting for one if empty (Shrapnel's `fifo.pop_all`): oldest
+    /// first, never empty.
+    ///
+    /// ```
+    /// # shrapnel_core::doc_scheduler!();
+    /// # use shrapnel_core as shrapnel;
+    /// use std::rc::Rc;
+    /// use shrapnel::sync::Fifo;
+    ///
+    /// let lines = Rc::new(Fifo::new());
+    /// let writer = {
+    ///     let lines = lines.clone();
+    ///     shrapnel::spawn(move || lines.pop_all()) // waits: nothing queued yet
+    /// };
+    /// shrapnel::spawn(move || {
+    ///     for line in ["a", "b", "c"] {
+    ///         lines.push(line); // all three queued before the writer runs again
+    ///     }
+    /// });
+    /// shrapnel::event_loop();
+    /// assert_eq!(writer.join().unwrap(), Ok(vec!["a", "b", "c"]));
+    /// ```
+    #[track_caller]
+    pub fn pop_all(&self) -> Result<Vec<T>, Interrupted> {
+        let first = self.pop()?;
+        let mut all = Vec::with_capacity(1 + self.len());
+        all.push(first);
+        all.extend(self.items.borrow_mut().drain(..));
+        Ok(all)
+    }
+
+    /// Take every item queued now (none if empty), oldest first; never waits.
+    pub fn try_pop_all(&self) -> Vec<T> {
+        self.items.borrow_mut().drain(..).collect()
     }
 
     /// Take the oldest item if there is one.

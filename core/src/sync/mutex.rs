@@ -59,27 +59,49 @@ impl<T> Mutex<T> {
     /// Lock it, waiting if another coroutine holds it. Recursive for the owner.
     #[track_caller]
     pub fn lock(&self) -> Result<MutexGuard<'_, T>, Interrupted> {
-        let s = sched();
-        let me = s.current_ref().id();
-        match self.owner.get() {
-            None => {
-                self.owner.set(Some(me));
-                self.depth.set(1);
-            }
-            Some(o) if o == me => self.depth.set(self.depth.get() + 1),
-            Some(_) => {
-                // The unlocker hands the lock over (sets owner and depth) before waking us.
-                let r = s.block(WaitReason::Mutex, |w| self.waiters.borrow_mut().push(w, ()));
-                if let Resume::Revoked(i) = r {
-                    // Handed the lock, then interrupted before we ran: pass it on.
-                    self.unlock();
-                    return Err(i);
-                }
-                resume_to_result(r)?;
-                debug_assert_eq!(self.owner.get(), Some(me));
-            }
+        self.lock_reporting().map(|(guard, _)| guard)
+    }
+
+    /// Lock it as [`lock`](Self::lock) does, and say whether that had to wait for another
+    /// coroutine to unlock it (`true`) or the lock was free or already ours (`false`):
+    /// what Shrapnel's `mutex.lock()` returned.
+    ///
+    /// ```
+    /// # shrapnel_core::doc_scheduler!();
+    /// # use shrapnel_core as shrapnel;
+    /// use std::rc::Rc;
+    /// use shrapnel::sync::Mutex;
+    ///
+    /// let lock = Rc::new(Mutex::new(()));
+    /// let waited: Vec<_> = (0..2)
+    ///     .map(|_| {
+    ///         let lock = lock.clone();
+    ///         shrapnel::spawn(move || {
+    ///             let (_held, blocked) = lock.lock_reporting()?;
+    ///             shrapnel::yield_slice(); // the other one tries meanwhile
+    ///             Ok::<_, shrapnel::Interrupted>(blocked)
+    ///         })
+    ///     })
+    ///     .collect();
+    /// shrapnel::event_loop();
+    /// assert_eq!(waited[0].join().unwrap(), Ok(false));
+    /// assert_eq!(waited[1].join().unwrap(), Ok(true));
+    /// ```
+    #[track_caller]
+    pub fn lock_reporting(&self) -> Result<(MutexGuard<'_, T>, bool), Interrupted> {
+        if let Some(guard) = self.try_lock() {
+            return Ok((guard, false));
         }
-        Ok(MutexGuard { m: self })
+        // The unlocker hands the lock over (sets owner and depth) before waking us.
+        let r = sched().block(WaitReason::Mutex, |w| self.waiters.borrow_mut().push(w, ()));
+        if let Resume::Revoked(i) = r {
+            // Handed the lock, then interrupted before we ran: pass it on.
+            self.unlock();
+            return Err(i);
+        }
+        resume_to_result(r)?;
+        debug_assert_eq!(self.owner.get(), Some(sched().current_ref().id()));
+        Ok((MutexGuard { m: self }, true))
     }
 
     /// Lock it if that needs no wait.

@@ -102,26 +102,19 @@ impl<T> RwLock<T> {
     /// re-enters.
     #[track_caller]
     pub fn read(&self) -> Result<RwLockReadGuard<'_, T>, Interrupted> {
-        if self.reenter() {
-            return Ok(RwLockReadGuard {
-                l: self,
-                by_writer: true,
-            });
+        if let Some(guard) = self.try_read() {
+            return Ok(guard);
         }
-        if self.writer.get().is_none() && !self.waiters.borrow_mut().has_live() {
-            self.readers.set(self.readers.get() + 1);
-        } else {
-            // `grant` counts us in before waking us.
-            let r = sched().block(WaitReason::RwLockRead, |w| {
-                self.waiters.borrow_mut().push(w, false)
-            });
-            if let Resume::Revoked(i) = r {
-                // Granted, then interrupted before we ran: leave again.
-                self.release_read();
-                return Err(i);
-            }
-            resume_to_result(r)?;
+        // `grant` counts us in before waking us.
+        let r = sched().block(WaitReason::RwLockRead, |w| {
+            self.waiters.borrow_mut().push(w, false)
+        });
+        if let Resume::Revoked(i) = r {
+            // Granted, then interrupted before we ran: leave again.
+            self.release_read();
+            return Err(i);
         }
+        resume_to_result(r)?;
         Ok(RwLockReadGuard {
             l: self,
             by_writer: false,
@@ -131,28 +124,72 @@ impl<T> RwLock<T> {
     /// Exclusive access (re-entrant for the writer).
     #[track_caller]
     pub fn write(&self) -> Result<RwLockWriteGuard<'_, T>, Interrupted> {
-        if self.reenter() {
-            return Ok(RwLockWriteGuard { l: self });
+        if let Some(guard) = self.try_write() {
+            return Ok(guard);
         }
-        if self.writer.get().is_none()
-            && self.readers.get() == 0
-            && !self.waiters.borrow_mut().has_live()
-        {
-            self.writer.set(Some(sched().current_ref().id()));
-            self.depth.set(1);
-        } else {
-            // `grant` makes us the writer before waking us.
-            let r = sched().block(WaitReason::RwLockWrite, |w| {
-                self.waiters.borrow_mut().push(w, true)
-            });
-            if let Resume::Revoked(i) = r {
-                // Granted, then interrupted before we ran: pass the lock on.
-                self.release_write();
-                return Err(i);
-            }
-            resume_to_result(r)?;
+        // `grant` makes us the writer before waking us.
+        let r = sched().block(WaitReason::RwLockWrite, |w| {
+            self.waiters.borrow_mut().push(w, true)
+        });
+        if let Resume::Revoked(i) = r {
+            // Granted, then interrupted before we ran: pass the lock on.
+            self.release_write();
+            return Err(i);
         }
+        resume_to_result(r)?;
         Ok(RwLockWriteGuard { l: self })
+    }
+
+    /// Shared access if [`read`](Self::read) would not wait: `None` while a writer holds
+    /// the lock or any request is queued (a waiting writer keeps new readers out, as for
+    /// `read`). The writer itself re-enters.
+    ///
+    /// ```
+    /// # shrapnel_core::doc_scheduler!();
+    /// # use shrapnel_core as shrapnel;
+    /// use shrapnel::sync::RwLock;
+    ///
+    /// let tries = shrapnel::spawn(|| {
+    ///     let lock = RwLock::new(5);
+    ///     let reading = lock.try_read().expect("nobody holds it");
+    ///     let writing = lock.try_write().is_some(); // refused while a reader holds it
+    ///     (*reading, writing)
+    /// });
+    /// shrapnel::event_loop();
+    /// assert_eq!(tries.join().unwrap(), (5, false));
+    /// ```
+    pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
+        if self.reenter() {
+            return Some(RwLockReadGuard {
+                l: self,
+                by_writer: true,
+            });
+        }
+        if self.writer.get().is_some() || self.waiters.borrow_mut().has_live() {
+            return None;
+        }
+        self.readers.set(self.readers.get() + 1);
+        Some(RwLockReadGuard {
+            l: self,
+            by_writer: false,
+        })
+    }
+
+    /// Exclusive access if [`write`](Self::write) would not wait: `None` while anyone
+    /// else holds the lock or any request is queued. Re-entrant for the writer.
+    pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
+        if self.reenter() {
+            return Some(RwLockWriteGuard { l: self });
+        }
+        if self.writer.get().is_some()
+            || self.readers.get() > 0
+            || self.waiters.borrow_mut().has_live()
+        {
+            return None;
+        }
+        self.writer.set(Some(sched().current_ref().id()));
+        self.depth.set(1);
+        Some(RwLockWriteGuard { l: self })
     }
 
     /// Readers holding it now (the writer's re-entered read guards not counted).
