@@ -35,7 +35,8 @@ cargo test -p shrapnel --features log,tracing,latency --test logging
 
 step "the core's semantics, sync and interruption suites again, every coroutine on the shared stack"
 SHRAPNEL_TEST_SHARED_STACK=1 cargo test -p shrapnel-core --features std,latency,stacks \
-    --test semantics --test sync --test interrupt --test latency --test shared_stack
+    --test semantics --test sync --test interrupt --test latency --test shared_stack \
+    --test parallel --test coro_local
 
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --features latency,stacks,backdoor-script
