@@ -330,3 +330,21 @@ fn ctrl_c_on_the_demo_exits_130_and_removes_the_backdoor_socket() {
     drop((session, echo));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_fresh_scheduler_after_reset_still_gets_the_signal() {
+    for round in 0..2 {
+        shrapnel::reset();
+        // Bounded, so a scheduler that never passes the signal on fails instead of hanging.
+        let waiter = shrapnel::spawn(|| {
+            shrapnel::with_timeout(Duration::from_secs(10), || signal::wait(libc::SIGALRM))
+        });
+        shrapnel::spawn(|| {
+            shrapnel::sleep(Duration::from_millis(20)).unwrap();
+            raise(libc::SIGALRM);
+        });
+        assert_eq!(shrapnel::event_loop(), 0, "round {round}");
+        let got = waiter.join().unwrap();
+        assert!(matches!(got, Ok(Ok(()))), "round {round}: {got:?}");
+    }
+}

@@ -100,6 +100,8 @@ thread_local! {
     static WATCHED: RefCell<Vec<Watch>> = const { RefCell::new(Vec::new()) };
     /// Whether this thread takes part in the clean stop, and whether it has begun here.
     static STOP: Cell<ThreadStop> = const { Cell::new(ThreadStop::Off) };
+    /// Whether this thread's current scheduler calls our loop hook.
+    static HOOKED: Cell<bool> = const { Cell::new(false) };
     /// The loop hook that was installed before ours, called after ours.
     static PREVIOUS_HOOK: Cell<Option<fn()>> = const { Cell::new(None) };
 }
@@ -346,6 +348,12 @@ fn watch(sig: c_int) -> Result<&'static IrqEvent, SignalError> {
 /// this thread take part.
 pub(crate) fn on_scheduler_start(stop_on_signals: bool) {
     wake::register_this_thread();
+    // A new scheduler on this thread (after `reset`) has no hook yet; its coroutines that
+    // wait for a signal, and the clean stop, need it.
+    HOOKED.with(|h| h.set(false));
+    if WATCHED.with(|w| !w.borrow().is_empty()) {
+        hook_this_thread();
+    }
     if !stop_on_signals {
         return;
     }
@@ -369,9 +377,8 @@ pub(crate) fn on_scheduler_start(stop_on_signals: bool) {
     hook_this_thread();
 }
 
-/// Chain this module's loop hook into this thread's scheduler (once per thread).
+/// Chain this module's loop hook into this thread's scheduler (once per scheduler).
 fn hook_this_thread() {
-    thread_local!(static HOOKED: Cell<bool> = const { Cell::new(false) });
     if HOOKED.with(|h| h.replace(true)) {
         return;
     }
