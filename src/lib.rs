@@ -15,6 +15,7 @@ pub mod latency;
 mod log_route;
 pub mod net;
 pub mod platform;
+pub mod process;
 mod runtime;
 pub mod signal;
 pub mod stack;

@@ -37,7 +37,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::path::Path;
@@ -349,28 +349,28 @@ fn connect_on(s: Socket, addr: &SockAddr, kind: SocketKind) -> io::Result<OwnedF
 macro_rules! stream_io {
     // Read and Write for the socket and for a shared reference to it.
     (@rw $ty:ty) => {
-        impl Read for $ty {
+        impl ::std::io::Read for $ty {
             #[track_caller]
-            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
                 self.fd.read(buf)
             }
             /// One `readv(2)` into all of `bufs`.
             #[track_caller]
-            fn read_vectored(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+            fn read_vectored(&mut self, bufs: &mut [::std::io::IoSliceMut<'_>]) -> ::std::io::Result<usize> {
                 self.fd.read_vectored(bufs)
             }
         }
-        impl Write for $ty {
+        impl ::std::io::Write for $ty {
             #[track_caller]
-            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            fn write(&mut self, buf: &[u8]) -> ::std::io::Result<usize> {
                 self.fd.write(buf)
             }
             /// One `writev(2)` of all of `bufs`.
             #[track_caller]
-            fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+            fn write_vectored(&mut self, bufs: &[::std::io::IoSlice<'_>]) -> ::std::io::Result<usize> {
                 self.fd.write_vectored(bufs)
             }
-            fn flush(&mut self) -> io::Result<()> {
+            fn flush(&mut self) -> ::std::io::Result<()> {
                 Ok(())
             }
         }
@@ -409,6 +409,8 @@ macro_rules! stream_io {
         }
     };
 }
+/// Read and Write over an `OwnedFd` field `fd`, for the child-process pipes too.
+pub(crate) use stream_io;
 
 /// A listening TCP socket.
 ///

@@ -17,6 +17,7 @@ pub(crate) mod backend;
 pub(crate) mod clock;
 #[cfg_attr(not(feature = "latency"), allow(dead_code))]
 pub(crate) mod context;
+pub(crate) mod process;
 pub(crate) mod signals;
 
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
