@@ -14,6 +14,7 @@ pub mod fd;
 pub mod latency;
 mod log_route;
 pub mod net;
+pub mod per_core;
 pub mod platform;
 pub mod process;
 mod runtime;
@@ -26,6 +27,7 @@ pub mod tb;
 pub use blocking::blocking;
 pub use debug::{set_exception_notifier, where_all, where_is, Where, WhereAll};
 pub use fd::{wait_readable, wait_writable};
+pub use per_core::run_per_core;
 pub use runtime::{
     configure, ensure, event_loop, reset, sleep_relative, MonotonicClock, RuntimeConfig,
     RuntimeError,

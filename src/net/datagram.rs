@@ -104,10 +104,25 @@ impl UdpSocket {
     /// Bind `127.0.0.1` unless the service must be reachable from elsewhere.
     #[track_caller]
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
+        Self::bind_with(addr, false)
+    }
+
+    /// Bind with SO_REUSEPORT, so each scheduler (`run_per_core`) can have its own socket
+    /// on the same port and the kernel spreads the datagrams among them.
+    #[track_caller]
+    pub fn bind_reuseport(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
+        Self::bind_with(addr, true)
+    }
+
+    #[track_caller]
+    fn bind_with(addr: impl ToSocketAddrs, reuseport: bool) -> io::Result<UdpSocket> {
         let mut last = None;
         for a in addr.resolve()? {
             let s = Socket::new(Domain::for_address(a), Type::DGRAM, None)?;
             s.set_nonblocking(true)?;
+            if reuseport {
+                s.set_reuse_port(true)?;
+            }
             match s.bind(&a.into()) {
                 Ok(()) => {
                     return Ok(UdpSocket {

@@ -441,24 +441,29 @@ fn pass_on_deliveries() {
     });
     let sig = STOPPING.load(Ordering::Acquire);
     if sig != 0 && STOP.with(|s| s.get()) == ThreadStop::Armed {
-        STOP.with(|s| s.set(ThreadStop::Begun));
-        let started = crate::Builder::new()
-            .name(format!("{} stop", signals::name(sig)))
-            .spawn(move || stop_this_scheduler(sig));
-        if let Err(e) = started {
-            crate::print_stderr!(
-                "shrapnel: {}: cannot start the clean stop ({e}); the loop ends now",
-                signals::name(sig)
-            );
-            shrapnel_core::sched::set_exit(128 + sig);
-        }
+        stop_this_scheduler_soon(signals::name(sig), 128 + sig);
+    }
+}
+
+/// Begin the clean stop on this thread's scheduler (from its loop hook or a coroutine):
+/// a coroutine named `"{why} stop"` shuts the others down and ends the loop with `code`.
+pub(crate) fn stop_this_scheduler_soon(why: &'static str, code: i32) {
+    STOP.with(|s| s.set(ThreadStop::Begun));
+    let started = crate::Builder::new()
+        .name(format!("{why} stop"))
+        .spawn(move || stop_this_scheduler(why, code));
+    if let Err(e) = started {
+        crate::print_stderr!(
+            "shrapnel: {why}: cannot start the clean stop ({e}); the loop ends now"
+        );
+        shrapnel_core::sched::set_exit(code);
     }
 }
 
 /// The clean stop on one scheduler: shut every other coroutine down (again every 250 ms
 /// while it lives), wait until they have ended or the grace period is over (naming the
-/// stragglers), then end the loop with `128 + sig`.
-fn stop_this_scheduler(sig: c_int) {
+/// stragglers), then end the loop with `code`.
+fn stop_this_scheduler(why: &'static str, code: i32) {
     let me = crate::current().map(|c| c.id());
     let grace = Duration::from_millis(GRACE_MS.load(Ordering::Acquire));
     let deadline = Instant::now() + grace;
@@ -486,7 +491,7 @@ fn stop_this_scheduler(sig: c_int) {
             }
             crate::print_stderr!(
                 "shrapnel: {}: {} coroutines still running after {:?}, ending the loop anyway:{}",
-                signals::name(sig),
+                why,
                 others.len(),
                 grace,
                 names
@@ -496,5 +501,5 @@ fn stop_this_scheduler(sig: c_int) {
         // Interrupted (someone shut this one down too): keep going, the deadline holds.
         let _ = crate::sleep(Duration::from_millis(10));
     }
-    shrapnel_core::sched::set_exit(128 + sig);
+    shrapnel_core::sched::set_exit(code);
 }

@@ -149,3 +149,23 @@ pub(crate) fn run_on_stack(limit: *mut u8, size: usize, f: extern "C" fn()) -> b
         }
     }
 }
+
+/// Pin the calling thread to CPU `cpu` (sched_setaffinity).
+pub(crate) fn pin_this_thread(cpu: usize) -> std::io::Result<()> {
+    // SAFETY: an all-zero cpu_set_t is the empty set; CPU_SET writes inside it (the index
+    // is checked against its size first).
+    unsafe {
+        let mut set: libc::cpu_set_t = core::mem::zeroed();
+        if cpu >= 8 * core::mem::size_of::<libc::cpu_set_t>() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("CPU {cpu} is beyond what a cpu_set_t holds"),
+            ));
+        }
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}

@@ -35,7 +35,9 @@ cfg_if::cfg_if! {
 
 #[cfg(test)]
 pub(crate) use self::os::run_on_stack;
-pub(crate) use self::os::{advise_pages, announce, announcement, map_count, max_map_count};
+pub(crate) use self::os::{
+    advise_pages, announce, announcement, map_count, max_map_count, pin_this_thread,
+};
 
 /// Flags for the anonymous private mapping that holds a coroutine stack and its guard.
 ///

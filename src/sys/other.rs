@@ -69,3 +69,11 @@ pub(crate) fn run_on_stack(limit: *mut u8, size: usize, f: extern "C" fn()) -> b
     let _ = (limit, size, f);
     false
 }
+
+/// Pinning threads is implemented for Linux only.
+pub(crate) fn pin_this_thread(cpu: usize) -> std::io::Result<()> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        format!("pinning a scheduler to CPU {cpu} is implemented on Linux only"),
+    ))
+}
