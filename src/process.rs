@@ -13,7 +13,8 @@
 //! - [`waitpid`] waits for a child spawned some other way (std, `fork`).
 //!
 //! Spawning itself (fork and exec, through std) runs on the scheduler's thread; it takes
-//! well under a millisecond.
+//! well under a millisecond. Outside a coroutine, `wait`, `status` and `output` block the
+//! thread, as std's do.
 //!
 //! ```no_run
 //! # fn main() -> std::io::Result<()> {
@@ -141,6 +142,9 @@ impl Command {
     /// wait; blocks only this coroutine.
     #[track_caller]
     pub fn output(&mut self) -> io::Result<Output> {
+        if !in_coroutine() {
+            return self.inner.output();
+        }
         self.inner
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -210,6 +214,13 @@ impl Child {
         drop(self.stdin.take());
         if let Some(status) = self.status.get() {
             return Ok(status);
+        }
+        if !in_coroutine() {
+            // No coroutine to block: the thread waits, as std's `wait` does.
+            let status = reap(self.pid, 0)?;
+            self.status.set(status);
+            self.close_exit_fd();
+            return status.ok_or_else(|| io::Error::other("waitpid returned no status"));
         }
         loop {
             if let Some(status) = self.try_wait()? {
@@ -345,6 +356,11 @@ pub fn waitpid(pid: u32) -> io::Result<ExitStatus> {
         exit_fd: Cell::new(None),
     };
     child.wait()
+}
+
+/// Whether the caller is a coroutine (outside one, waits block the thread as std's do).
+fn in_coroutine() -> bool {
+    shrapnel_core::sched::is_installed() && crate::current().is_some()
 }
 
 /// `waitpid(pid, flags)`: the status if reaped, `None` if still running (`WNOHANG`).

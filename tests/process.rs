@@ -150,3 +150,17 @@ fn a_missing_program_is_named_in_the_error() {
     assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
     assert!(e.to_string().contains("no-such-program-here"), "{e}");
 }
+
+#[test]
+fn status_outside_a_coroutine_waits_on_the_thread() {
+    shrapnel::reset();
+    let status = Command::new("sh").args(["-c", "exit 4"]).status().unwrap();
+    assert_eq!(status.code(), Some(4));
+}
+
+#[test]
+fn output_outside_a_coroutine_is_std_s() {
+    shrapnel::reset();
+    let out = Command::new("sh").args(["-c", "echo hi"]).output().unwrap();
+    assert_eq!(out.stdout, b"hi\n");
+}

@@ -20,6 +20,7 @@
 //! `sched::notifier().notify()` from a context that may (a signal handler may, for the
 //! epoll and kqueue backends: it is one write(2)/kevent(2)).
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cell::{RefCell, UnsafeCell};
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -68,15 +69,36 @@ impl IrqEvent {
     /// consuming the signal. Call only from coroutines of one scheduler thread.
     #[track_caller]
     pub fn wait(&'static self) -> Result<(), Interrupted> {
+        self.wait_as(EventRef::Static(self), WaitReason::Irq)
+    }
+
+    /// [`wait`](Self::wait) for an event kept in an `Arc` (made at run time, shared with
+    /// the threads that signal it), shown in `where_all` as `reason`.
+    #[track_caller]
+    pub fn wait_shared(self: &Arc<Self>, reason: WaitReason) -> Result<(), Interrupted> {
+        self.wait_as(EventRef::Shared(self.clone()), reason)
+    }
+
+    /// Drop the (stale) waiters left in the queue, so the event holds nothing of this
+    /// thread's scheduler and may be dropped on another thread. Call only on the scheduler
+    /// thread whose coroutines waited on it, with none of them waiting now.
+    pub(crate) fn forget_waiters(&self) {
+        // SAFETY: the caller is on the one scheduler thread that touches `waiters`, and no
+        // borrow of it is live (no coroutine is inside `wait_as`).
+        unsafe { *self.waiters.get() = WaitQueue::new() };
+    }
+
+    #[track_caller]
+    fn wait_as(&self, held: EventRef, reason: WaitReason) -> Result<(), Interrupted> {
         if self.pending.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
         let s = sched();
-        let r = s.block(WaitReason::Irq, |w| {
+        let r = s.block(reason, |w| {
             // SAFETY: only this scheduler thread touches `waiters`, and no other borrow of
             // it is live (the loop's borrow ends before it runs coroutines).
             unsafe { (*self.waiters.get()).push(w, ()) };
-            s.irq().add(self);
+            s.irq().add(held);
         });
         match r {
             Resume::Ok => Ok(()),
@@ -95,14 +117,32 @@ impl IrqEvent {
 /// event loop calls [`dispatch`](Self::dispatch) on every iteration.
 #[derive(Default)]
 pub(crate) struct IrqWaits {
-    events: RefCell<Vec<&'static IrqEvent>>,
+    events: RefCell<Vec<EventRef>>,
+}
+
+/// An event some coroutine waits on: a `static` one, or one kept alive by its `Arc` while
+/// it is in the list.
+#[derive(Clone)]
+enum EventRef {
+    Static(&'static IrqEvent),
+    Shared(Arc<IrqEvent>),
+}
+
+impl core::ops::Deref for EventRef {
+    type Target = IrqEvent;
+    fn deref(&self) -> &IrqEvent {
+        match self {
+            EventRef::Static(e) => e,
+            EventRef::Shared(e) => e,
+        }
+    }
 }
 
 impl IrqWaits {
     /// A coroutine waits on `e`.
-    fn add(&self, e: &'static IrqEvent) {
+    fn add(&self, e: EventRef) {
         let mut list = self.events.borrow_mut();
-        if !list.iter().any(|x| core::ptr::eq(*x, e)) {
+        if !list.iter().any(|x| core::ptr::eq::<IrqEvent>(&**x, &*e)) {
             list.push(e);
         }
     }
@@ -127,7 +167,7 @@ impl IrqWaits {
 
     #[inline(never)]
     fn wake_signalled(&self) {
-        let events: Vec<&'static IrqEvent> = self.events.borrow().clone();
+        let events: Vec<EventRef> = self.events.borrow().clone();
         for e in &events {
             // SAFETY: scheduler thread only (see `IrqEvent`'s Sync impl).
             let q = unsafe { &mut *e.waiters.get() };

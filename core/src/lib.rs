@@ -20,6 +20,7 @@ extern crate std;
 pub use heapless;
 
 pub mod arch;
+pub mod channel;
 pub mod clock;
 pub mod coro;
 pub mod coro_local;

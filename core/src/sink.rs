@@ -174,6 +174,7 @@ impl defmt::Format for crate::WaitReason {
             W::RwLockWrite => defmt::write!(f, "rwlock (write)"),
             W::Join(id) => defmt::write!(f, "join #{=u64}", id),
             W::Irq => defmt::write!(f, "interrupt event"),
+            W::Channel => defmt::write!(f, "channel"),
             W::Blocking(fd) => defmt::write!(f, "blocking pool (fd {=i32})", fd),
             W::Dead => defmt::write!(f, "dead"),
         }

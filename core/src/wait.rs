@@ -50,6 +50,8 @@ pub enum WaitReason {
     Join(u64),
     /// Waiting for an interrupt handler to signal an `IrqEvent`.
     Irq,
+    /// Waiting for a message on a channel (`channel::Receiver`), which any thread may send.
+    Channel,
     /// Waiting for work handed to another thread (the runtime's blocking pool) to finish;
     /// the fd is the one its completion is announced on.
     Blocking(RawSource),
@@ -76,6 +78,7 @@ impl core::fmt::Display for WaitReason {
             WaitReason::RwLockWrite => f.write_str("rwlock (write)"),
             WaitReason::Join(id) => write!(f, "join #{id}"),
             WaitReason::Irq => f.write_str("interrupt event"),
+            WaitReason::Channel => f.write_str("channel"),
             WaitReason::Blocking(fd) => write!(f, "blocking pool (fd {fd})"),
             WaitReason::Dead => f.write_str("dead"),
         }

@@ -1,0 +1,73 @@
+//! Channels between two real schedulers (epoll/kqueue pollers woken by their notify): a
+//! million messages in order, and a ping-pong.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use shrapnel::channel::{self, Sender};
+
+/// A slot to hand a sender from one core's first coroutine to the other's.
+type Slot<T> = Arc<Mutex<Option<Sender<T>>>>;
+
+fn take_when_ready<T>(slot: &Slot<T>) -> Sender<T> {
+    loop {
+        if let Some(tx) = slot.lock().unwrap().take() {
+            return tx;
+        }
+        shrapnel::sleep(Duration::from_millis(1)).unwrap();
+    }
+}
+
+#[test]
+fn a_million_messages_between_two_schedulers_in_order() {
+    let slot: Slot<u64> = Arc::new(Mutex::new(None));
+    let received = Arc::new(Mutex::new(0u64));
+    let (s, r) = (slot.clone(), received.clone());
+    let codes = shrapnel::run_per_core(2, move |core| {
+        if core == 0 {
+            let (tx, rx) = channel::channel::<u64>();
+            *s.lock().unwrap() = Some(tx);
+            let mut next = 0;
+            while let Ok(v) = rx.recv() {
+                assert_eq!(v, next, "out of order");
+                next += 1;
+            }
+            *r.lock().unwrap() = next;
+        } else {
+            let tx = take_when_ready(&s);
+            for i in 0..1_000_000u64 {
+                tx.send(i).unwrap();
+            }
+        }
+    })
+    .unwrap();
+    assert_eq!(codes, vec![0, 0]);
+    assert_eq!(*received.lock().unwrap(), 1_000_000);
+}
+
+#[test]
+fn ping_pong_between_two_schedulers() {
+    let to_0: Slot<u32> = Arc::new(Mutex::new(None));
+    let to_1: Slot<u32> = Arc::new(Mutex::new(None));
+    let (a, b) = (to_0.clone(), to_1.clone());
+    let codes = shrapnel::run_per_core(2, move |core| {
+        let (mine, theirs) = if core == 0 { (&a, &b) } else { (&b, &a) };
+        let (tx, rx) = channel::channel::<u32>();
+        *mine.lock().unwrap() = Some(tx);
+        let peer = take_when_ready(theirs);
+        if core == 0 {
+            peer.send(0).unwrap();
+        }
+        while let Ok(n) = rx.recv() {
+            if n >= 10_000 {
+                break; // drops `peer`: the other side's recv ends with Closed
+            }
+            if peer.send(n + 1).is_err() {
+                break;
+            }
+        }
+        shrapnel::set_exit(i32::from(core == 0));
+    })
+    .unwrap();
+    assert_eq!(codes.len(), 2);
+}
