@@ -10,6 +10,7 @@ mod coro_spans;
 pub mod debug;
 pub mod debug_signal;
 pub mod fd;
+pub mod handle;
 #[cfg(feature = "latency")]
 pub mod latency;
 mod log_route;
@@ -27,6 +28,7 @@ pub mod tb;
 pub use blocking::blocking;
 pub use debug::{set_exception_notifier, where_all, where_is, Where, WhereAll};
 pub use fd::{wait_readable, wait_writable};
+pub use handle::{handle, Handle};
 pub use per_core::run_per_core;
 pub use runtime::{
     configure, ensure, event_loop, reset, sleep_relative, MonotonicClock, RuntimeConfig,

@@ -71,3 +71,41 @@ fn ping_pong_between_two_schedulers() {
     .unwrap();
     assert_eq!(codes.len(), 2);
 }
+
+#[test]
+fn a_handle_starts_closures_on_its_scheduler_from_another() {
+    let slot: Arc<Mutex<Option<shrapnel::Handle>>> = Arc::new(Mutex::new(None));
+    let ran_on = Arc::new(Mutex::new(Vec::new()));
+    let (s, r) = (slot.clone(), ran_on.clone());
+    let codes = shrapnel::run_per_core(2, move |core| {
+        if core == 0 {
+            *s.lock().unwrap() = Some(shrapnel::handle());
+            // core 0's first coroutine ends here; the remote-spawn coroutine keeps its
+            // loop alive until core 1 drops the handle.
+        } else {
+            let h = loop {
+                if let Some(h) = s.lock().unwrap().take() {
+                    break h;
+                }
+                shrapnel::sleep(Duration::from_millis(1)).unwrap();
+            };
+            for i in 0..3 {
+                let r = r.clone();
+                h.spawn(move || {
+                    let thread = std::thread::current().name().unwrap_or("").to_string();
+                    r.lock().unwrap().push((i, thread));
+                })
+                .unwrap();
+            }
+        }
+    })
+    .unwrap();
+    assert_eq!(codes, vec![0, 0]);
+    let ran = ran_on.lock().unwrap();
+    assert_eq!(ran.len(), 3, "{ran:?}");
+    assert!(ran.iter().all(|(_, t)| t == "shrapnel-core-0"), "{ran:?}");
+    assert_eq!(
+        ran.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+}
