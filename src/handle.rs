@@ -3,7 +3,7 @@
 //! `Send` closure, and a coroutine of that scheduler (named `remote spawns`) starts it as a
 //! new coroutine there.
 //!
-//! The closures travel on a [`channel`](crate::channel), so a burst of them wakes the
+//! The closures travel on a [`channel`], so a burst of them wakes the
 //! scheduler once. While any handle exists, the `remote spawns` coroutine waits for work,
 //! so that scheduler's `event_loop` does not end for lack of it; when the last handle is
 //! dropped, it ends.
