@@ -20,8 +20,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy --workspace --all-targets --features latency,stacks,backdoor-script -- -D warnings
 
 step "tests"
-# The backdoor tests drive real clients.
-apt_install socat netcat-openbsd
+# The backdoor tests and the examples' tests drive real clients.
+apt_install socat netcat-openbsd curl openssl
 cargo test --workspace
 step "tests with the debug features on"
 cargo test -p shrapnel-core --features std,latency,stacks
