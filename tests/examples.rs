@@ -220,7 +220,7 @@ fn chat_delivers_lines_with_nicks_and_announces_leaves() {
     bob.say("/quit");
     ann.expect("* bob left");
     // The room still works for those who stayed.
-    let mut cy = LineClient::connect(&chat.addr);
+    let cy = LineClient::connect(&chat.addr);
     cy.expect("welcome");
     ann.say("still here");
     cy.expect("<ann> still here");
