@@ -1,25 +1,70 @@
-//! A TCP echo server on 127.0.0.1: `cargo run --example echo -- 7000`.
+//! A TCP echo server on 127.0.0.1: `cargo run --example echo -- 7000 [--cores N]`.
+//!
+//! With `--cores N` (0: one per CPU) it runs a scheduler per core with `run_per_core`, each
+//! with its own SO_REUSEPORT listener on the port; the kernel spreads connections among
+//! them. Ctrl-C stops it cleanly.
 use std::io::{Read, Write};
 
 use shrapnel::net::TcpListener;
 
 fn main() {
-    let port: u16 = match std::env::args().nth(1).map(|p| p.parse()) {
-        None => 7000,
-        Some(Ok(p)) => p,
-        Some(Err(e)) => {
-            eprintln!("usage: echo [PORT]  (bad port: {e})");
+    let mut port = 7000u16;
+    let mut cores = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let parsed = if arg == "--cores" {
+            args.next()
+                .ok_or_else(|| "--cores needs a number".to_string())
+                .and_then(|n| {
+                    n.parse::<usize>()
+                        .map_err(|e| format!("bad --cores {n:?}: {e}"))
+                })
+                .map(|n| cores = Some(n))
+        } else {
+            arg.parse::<u16>()
+                .map(|p| port = p)
+                .map_err(|e| format!("bad port {arg:?}: {e}"))
+        };
+        if let Err(why) = parsed {
+            eprintln!("usage: echo [PORT] [--cores N]  ({why})");
             std::process::exit(2);
         }
-    };
-    let listener = match TcpListener::bind(("127.0.0.1", port)) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("echo: {e}");
-            std::process::exit(1);
+    }
+    match cores {
+        None => {
+            let listener = bind(port, false);
+            println!("echo: listening on 127.0.0.1:{port}");
+            serve(listener);
+            std::process::exit(shrapnel::event_loop());
         }
+        Some(n) => {
+            println!("echo: listening on 127.0.0.1:{port} with a scheduler per core");
+            let result = shrapnel::run_per_core(n, move |_core| serve(bind(port, true)));
+            match result {
+                Ok(codes) => std::process::exit(codes.into_iter().max().unwrap_or(0)),
+                Err(e) => {
+                    eprintln!("echo: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+    }
+}
+
+fn bind(port: u16, reuseport: bool) -> TcpListener {
+    let bound = if reuseport {
+        TcpListener::bind_reuseport(("127.0.0.1", port))
+    } else {
+        TcpListener::bind(("127.0.0.1", port))
     };
-    println!("echo: listening on 127.0.0.1:{port}");
+    bound.unwrap_or_else(|e| {
+        eprintln!("echo: {e}");
+        std::process::exit(1);
+    })
+}
+
+/// Accept on `listener` in a coroutine, one coroutine per connection echoing what it reads.
+fn serve(listener: TcpListener) {
     shrapnel::Builder::new()
         .name("acceptor")
         .spawn(move || loop {
@@ -30,14 +75,9 @@ fn main() {
                             .name(format!("echo {peer}"))
                             .spawn(move || {
                                 let mut buf = [0u8; 16 * 1024];
-                                loop {
-                                    match (&conn).read(&mut buf) {
-                                        Ok(0) | Err(_) => break,
-                                        Ok(n) => {
-                                            if (&conn).write_all(&buf[..n]).is_err() {
-                                                break;
-                                            }
-                                        }
+                                while let Ok(n @ 1..) = (&conn).read(&mut buf) {
+                                    if (&conn).write_all(&buf[..n]).is_err() {
+                                        break;
                                     }
                                 }
                             });
@@ -54,5 +94,4 @@ fn main() {
             }
         })
         .expect("spawn acceptor");
-    std::process::exit(shrapnel::event_loop());
 }

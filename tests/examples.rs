@@ -134,6 +134,7 @@ fn proxy_relays_both_ways_to_its_target() {
     );
 }
 
+#[cfg(target_os = "linux")] // the TLS crates are Linux-only dev-dependencies
 #[test]
 fn tls_echoes_lines_to_openssl() {
     let tls = start("tls", &["0"]);
