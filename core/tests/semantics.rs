@@ -696,3 +696,33 @@ fn panic_reports_are_rate_limited_and_summarized() {
     assert!(text.contains("error late"), "{text}");
     sched::uninstall();
 }
+
+#[test]
+fn a_loop_that_ends_with_coroutines_blocked_forever_names_them() {
+    let rec = setup();
+    let a = std::rc::Rc::new(shrapnel_core::sync::Mutex::new(()));
+    let b = std::rc::Rc::new(shrapnel_core::sync::Mutex::new(()));
+    for (name, first, second) in [("left", a.clone(), b.clone()), ("right", b, a)] {
+        shrapnel_core::Builder::new()
+            .name(name)
+            .spawn(move || {
+                let _one = first.lock().unwrap();
+                shrapnel_core::sched::yield_slice();
+                let _two = second.lock(); // each waits for the other's first lock
+            })
+            .unwrap();
+    }
+    assert_eq!(shrapnel_core::sched::event_loop(), 0);
+    let text = rec.text();
+    assert!(text.contains("2 coroutines are blocked forever"), "{text}");
+    assert!(text.contains("'left' blocked: mutex"), "{text}");
+    assert!(text.contains("'right' blocked: mutex"), "{text}");
+}
+
+#[test]
+fn a_loop_that_ends_because_all_finished_says_nothing() {
+    let rec = setup();
+    shrapnel_core::spawn(|| 1 + 1);
+    assert_eq!(shrapnel_core::sched::event_loop(), 0);
+    assert!(!rec.text().contains("blocked forever"), "{}", rec.text());
+}
