@@ -192,3 +192,28 @@ pub(crate) fn suspended_frames(co: &CoroInner) -> Vec<usize> {
 pub(crate) fn suspended_frames(_co: &CoroInner) -> Vec<usize> {
     Vec::new()
 }
+
+/// The loop ends because nothing can wake anything: say so if coroutines are still blocked
+/// (a deadlock, a fifo nobody will push to, a join of one of them), naming each and its
+/// wait, instead of returning silently. Hosted builds only (`hooks::report_blocked_forever`):
+/// on bare metal it would take about 1 KiB of the core's 16 KiB `.text` budget.
+#[cfg(feature = "std")]
+#[cold]
+#[inline(never)]
+pub(crate) fn report_blocked_forever(s: &crate::sched::SchedState) {
+    let stuck: Vec<_> = crate::sched::live_coros()
+        .into_iter()
+        .filter(|c| c.state() == crate::coro::State::Blocked)
+        .collect();
+    if stuck.is_empty() {
+        return;
+    }
+    s.debug_fmt(format_args!(
+        "shrapnel: event_loop ends: {} coroutines are blocked forever, with no timer, fd or \
+         interrupt event that could wake them (a deadlock?):\n",
+        stuck.len()
+    ));
+    for c in &stuck {
+        s.debug_fmt(format_args!("  {}\n", where_is(c)));
+    }
+}

@@ -206,6 +206,12 @@ cfg_if::cfg_if! {
         /// is uninstalled.
         pub(crate) const CAN_UNWIND: bool = true;
 
+        /// The loop ends with coroutines blocked forever: name them (see `debug.rs`).
+        #[inline(always)]
+        pub(crate) fn report_blocked_forever(s: &SchedState) {
+            crate::debug::report_blocked_forever(s)
+        }
+
         /// "This coroutine is being unwound": set when its scheduler is uninstalled.
         #[derive(Default)]
         pub(crate) struct UnwindFlag(core::cell::Cell<bool>);
@@ -262,6 +268,10 @@ cfg_if::cfg_if! {
         /// Without unwinding, a suspended coroutine's frames are abandoned when the
         /// scheduler is uninstalled; its stack is freed.
         pub(crate) const CAN_UNWIND: bool = false;
+
+        /// Without `std` (bare metal): no report, for the `.text` budget.
+        #[inline(always)]
+        pub(crate) fn report_blocked_forever(_s: &SchedState) {}
 
         /// Without `std`: never set.
         #[derive(Default)]

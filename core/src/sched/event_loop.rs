@@ -96,7 +96,7 @@ pub fn event_loop() -> i32 {
         } else if s.can_progress() {
             None
         } else {
-            s.report_blocked_forever();
+            hooks::report_blocked_forever(s);
             break 0;
         };
         // Nothing registered and work waiting: skip the syscall.
@@ -116,29 +116,6 @@ pub fn event_loop() -> i32 {
 }
 
 impl SchedState {
-    /// The loop ends because nothing can wake anything: say so if coroutines are still
-    /// blocked (a deadlock, a fifo nobody will push to, a join of one of them), naming each
-    /// and its wait, instead of returning silently.
-    #[cold]
-    #[inline(never)]
-    fn report_blocked_forever(&self) {
-        let stuck: alloc::vec::Vec<_> = super::live_coros()
-            .into_iter()
-            .filter(|c| c.state() == crate::coro::State::Blocked)
-            .collect();
-        if stuck.is_empty() {
-            return;
-        }
-        self.debug_fmt(format_args!(
-            "shrapnel: event_loop ends: {} coroutines are blocked forever, with no timer, fd or \
-             interrupt event that could wake them (a deadlock?):\n",
-            stuck.len()
-        ));
-        for c in &stuck {
-            self.debug_fmt(format_args!("  {}\n", crate::debug::where_is(c)));
-        }
-    }
-
     fn fire_timers(&self, now: u64) -> usize {
         let mut fired = 0;
         loop {
