@@ -57,8 +57,6 @@ static CONFIG: Mutex<bool> = Mutex::new(false);
 thread_local! {
     /// The generation this thread's scheduler last printed for.
     static SEEN: Cell<u64> = const { Cell::new(0) };
-    /// The loop hook that was installed before ours, called after ours.
-    static PREVIOUS_HOOK: Cell<Option<fn()>> = const { Cell::new(None) };
 }
 
 /// Why the debug signal could not be set.
@@ -185,8 +183,7 @@ extern "C" fn on_signal(sig: c_int) {
 pub(crate) fn register_this_thread() {
     install_default();
     SEEN.with(|s| s.set(GENERATION.load(Ordering::Acquire)));
-    let previous = shrapnel_core::sched::set_loop_hook(Some(loop_hook));
-    PREVIOUS_HOOK.with(|p| p.set(previous));
+    crate::runtime::add_loop_hook("debug signal", loop_hook);
 }
 
 /// Runs once per event-loop iteration: print `where_all` if a signal came since last time.
@@ -194,9 +191,6 @@ fn loop_hook() {
     let now = GENERATION.load(Ordering::Acquire);
     if SEEN.with(|s| s.replace(now)) != now {
         dump();
-    }
-    if let Some(previous) = PREVIOUS_HOOK.with(|p| p.get()) {
-        previous();
     }
 }
 

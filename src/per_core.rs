@@ -86,7 +86,6 @@ struct Group {
 thread_local! {
     /// The group of the scheduler on this thread, if it was started by `run_per_core`.
     static GROUP: std::cell::RefCell<Option<Arc<Group>>> = const { std::cell::RefCell::new(None) };
-    static PREVIOUS_HOOK: std::cell::Cell<Option<fn()>> = const { std::cell::Cell::new(None) };
 }
 
 impl PerCore {
@@ -192,8 +191,7 @@ fn run_one(
         .unwrap_or_else(|e| e.into_inner())
         .push(shrapnel_core::sched::notifier());
     GROUP.with(|g| *g.borrow_mut() = Some(group.clone()));
-    let previous = shrapnel_core::sched::set_loop_hook(Some(loop_hook));
-    PREVIOUS_HOOK.with(|p| p.set(previous));
+    crate::runtime::add_loop_hook("run_per_core", loop_hook);
     crate::Builder::new()
         .name(format!("core {core}"))
         .spawn(first)
@@ -209,6 +207,7 @@ fn run_one(
 /// Ask every scheduler of the group to stop cleanly.
 fn stop_group(group: &Group) {
     group.stop.store(true, Ordering::Release);
+    crate::signal::wake::note_event();
     for n in group
         .schedulers
         .lock()
@@ -230,9 +229,6 @@ fn loop_hook() {
         // Once: the group is forgotten, so later iterations see nothing.
         GROUP.with(|g| g.borrow_mut().take());
         crate::signal::stop_this_scheduler_soon("run_per_core", STOPPED_BY_PEER);
-    }
-    if let Some(previous) = PREVIOUS_HOOK.with(|p| p.get()) {
-        previous();
     }
 }
 

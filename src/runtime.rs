@@ -1,6 +1,7 @@
 //! The per-thread runtime: installs a scheduler with the OS poller, mmap stacks, the
 //! monotonic clock and the saved-stderr sink the first time a thread needs one.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use shrapnel_core::clock::Clock;
@@ -111,6 +112,8 @@ pub fn configure(config: RuntimeConfig) -> Result<(), RuntimeError> {
         default_stack_size: config.default_stack_size,
     })
     .map_err(|_| RuntimeError::AlreadyConfigured)?;
+    LOOP_HOOKS.with(|l| l.set([None; MAX_LOOP_HOOKS]));
+    sched::set_loop_hook(Some(run_loop_hooks));
     crate::signal::on_scheduler_start(config.stop_on_signals);
     crate::debug::on_scheduler_start();
     shrapnel_core::panic::set_default_printer(Some(crate::stderr::print_panic_report));
@@ -120,6 +123,54 @@ pub fn configure(config: RuntimeConfig) -> Result<(), RuntimeError> {
     #[cfg(feature = "tracing")]
     crate::coro_spans::install();
     Ok(())
+}
+
+/// How many loop hooks a scheduler can have (the runtime uses three).
+const MAX_LOOP_HOOKS: usize = 4;
+
+/// A loop hook and the name it was added under.
+type NamedHook = Option<(&'static str, fn())>;
+
+thread_local! {
+    /// What this thread's scheduler runs once per loop iteration, by name (the debug
+    /// signal, signals, run_per_core), in the order added; emptied when a scheduler is
+    /// configured, so each module adds its hook to the scheduler it serves. A `Cell` of a
+    /// small array: one read per iteration, no borrow flag, no allocation.
+    static LOOP_HOOKS: Cell<[NamedHook; MAX_LOOP_HOOKS]> =
+        const { Cell::new([None; MAX_LOOP_HOOKS]) };
+    /// `signal::wake::events()` when the hooks last ran.
+    static HOOKS_SAW: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Run `hook` in this thread's event loop, in the scheduler's own context (see
+/// `sched::set_loop_hook`), at each iteration after `signal::wake::note_event` (or `poke`)
+/// was called: announce the hook's work that way. Returns false if a hook of that name is
+/// there already (nothing changes).
+pub(crate) fn add_loop_hook(name: &'static str, hook: fn()) -> bool {
+    let mut hooks = LOOP_HOOKS.with(Cell::get);
+    if hooks.iter().flatten().any(|(n, _)| *n == name) {
+        return false;
+    }
+    match hooks.iter_mut().find(|h| h.is_none()) {
+        Some(free) => *free = Some((name, hook)),
+        // Only the runtime's own modules add hooks, a fixed few.
+        None => panic!("shrapnel: more than {MAX_LOOP_HOOKS} loop hooks ({name})"),
+    }
+    LOOP_HOOKS.with(|l| l.set(hooks));
+    true
+}
+
+/// The core's one loop hook: each added hook in turn, when something they act on happened
+/// since they last ran (every hook's work is announced with `signal::wake::note_event`), so
+/// an iteration with nothing to do costs one atomic load.
+fn run_loop_hooks() {
+    let now = crate::signal::wake::events();
+    if HOOKS_SAW.with(|s| s.replace(now)) == now {
+        return;
+    }
+    for (_, hook) in LOOP_HOOKS.with(Cell::get).into_iter().flatten() {
+        hook();
+    }
 }
 
 /// Make sure this thread has a scheduler (with the defaults if none was configured).

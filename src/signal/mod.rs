@@ -100,10 +100,6 @@ thread_local! {
     static WATCHED: RefCell<Vec<Watch>> = const { RefCell::new(Vec::new()) };
     /// Whether this thread takes part in the clean stop, and whether it has begun here.
     static STOP: Cell<ThreadStop> = const { Cell::new(ThreadStop::Off) };
-    /// Whether this thread's current scheduler calls our loop hook.
-    static HOOKED: Cell<bool> = const { Cell::new(false) };
-    /// The loop hook that was installed before ours, called after ours.
-    static PREVIOUS_HOOK: Cell<Option<fn()>> = const { Cell::new(None) };
 }
 
 struct Watch {
@@ -350,7 +346,6 @@ pub(crate) fn on_scheduler_start(stop_on_signals: bool) {
     wake::register_this_thread();
     // A new scheduler on this thread (after `reset`) has no hook yet; its coroutines that
     // wait for a signal, and the clean stop, need it.
-    HOOKED.with(|h| h.set(false));
     if WATCHED.with(|w| !w.borrow().is_empty()) {
         hook_this_thread();
     }
@@ -377,14 +372,11 @@ pub(crate) fn on_scheduler_start(stop_on_signals: bool) {
     hook_this_thread();
 }
 
-/// Chain this module's loop hook into this thread's scheduler (once per scheduler).
+/// Add this module's loop hook to this thread's scheduler (once per scheduler).
 fn hook_this_thread() {
-    if HOOKED.with(|h| h.replace(true)) {
-        return;
+    if crate::runtime::add_loop_hook("signals", loop_hook) {
+        SEEN_GENERATION.with(|s| s.set(GENERATION.load(Ordering::Acquire)));
     }
-    SEEN_GENERATION.with(|s| s.set(GENERATION.load(Ordering::Acquire)));
-    let previous = shrapnel_core::sched::set_loop_hook(Some(loop_hook));
-    PREVIOUS_HOOK.with(|p| p.set(previous));
 }
 
 /// The handler of every signal this module takes. Async-signal-safe: atomics, write(2),
@@ -423,9 +415,6 @@ fn loop_hook() {
     let now = GENERATION.load(Ordering::Acquire);
     if SEEN_GENERATION.with(|s| s.replace(now)) != now {
         pass_on_deliveries();
-    }
-    if let Some(previous) = PREVIOUS_HOOK.with(|p| p.get()) {
-        previous();
     }
 }
 

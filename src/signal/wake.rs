@@ -12,7 +12,7 @@
 //! blocks, and a thread started before the runtime (by the program or a library) would
 //! take the signal's default action instead.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Mutex, Once, Weak};
 
 use libc::c_int;
@@ -20,6 +20,8 @@ use shrapnel_core::poller::Notify;
 
 use crate::stderr::SavedStderr;
 
+/// Bumped by every [`poke`] and [`note_event`]: the loop hooks run only when it changed.
+static EVENTS: AtomicU64 = AtomicU64::new(0);
 /// The self-pipe's write end (-1 before it exists).
 static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
 /// The saved stderr fd, read once outside any handler so a handler never initialises it.
@@ -53,11 +55,23 @@ pub(crate) fn stderr_fd() -> c_int {
 /// Wake every registered scheduler soon. Async-signal-safe: one write(2) of one byte to a
 /// non-blocking pipe; a full pipe means a wake-up is already pending.
 pub(crate) fn poke() {
+    note_event();
     let fd = PIPE_WRITE.load(Ordering::Acquire);
     if fd >= 0 {
         // SAFETY: a one-byte write from a live buffer; the fd is never closed once published.
         unsafe { libc::write(fd, b"!".as_ptr().cast(), 1) };
     }
+}
+
+/// Something a loop hook acts on happened (a signal, a group's stop): the hooks of every
+/// scheduler run at its next iteration. Async-signal-safe (one atomic add); wakes nobody.
+pub(crate) fn note_event() {
+    EVENTS.fetch_add(1, Ordering::AcqRel);
+}
+
+/// The count [`note_event`] bumps.
+pub(crate) fn events() -> u64 {
+    EVENTS.load(Ordering::Acquire)
 }
 
 /// Register this thread's scheduler to be woken by [`poke`] (once per scheduler).
