@@ -19,6 +19,7 @@ pub mod per_core;
 pub mod platform;
 pub mod process;
 mod runtime;
+mod schedulers;
 pub mod signal;
 pub mod stack;
 pub mod stderr;

@@ -115,6 +115,7 @@ pub fn configure(config: RuntimeConfig) -> Result<(), RuntimeError> {
     LOOP_HOOKS.with(|l| l.set([None; MAX_LOOP_HOOKS]));
     sched::set_loop_hook(Some(run_loop_hooks));
     crate::signal::on_scheduler_start(config.stop_on_signals);
+    crate::schedulers::on_scheduler_start();
     crate::debug::on_scheduler_start();
     shrapnel_core::panic::set_default_printer(Some(crate::stderr::print_panic_report));
     crate::sys::altstack::ensure_altstack().ok();
@@ -125,8 +126,8 @@ pub fn configure(config: RuntimeConfig) -> Result<(), RuntimeError> {
     Ok(())
 }
 
-/// How many loop hooks a scheduler can have (the runtime uses three).
-const MAX_LOOP_HOOKS: usize = 4;
+/// How many loop hooks a scheduler can have (the runtime uses four).
+const MAX_LOOP_HOOKS: usize = 6;
 
 /// A loop hook and the name it was added under.
 type NamedHook = Option<(&'static str, fn())>;
@@ -186,12 +187,15 @@ pub fn ensure() {
 /// Drop this thread's scheduler: suspended coroutines are unwound so their destructors
 /// run. A later spawn starts a fresh one.
 pub fn reset() {
+    crate::schedulers::on_scheduler_end();
     sched::uninstall();
 }
 
 /// Run this thread's event loop until `set_exit` or until nothing can run again.
 pub fn event_loop() -> i32 {
     ensure();
+    // Listed for the backdoor's view of every scheduler while the loop runs.
+    let _listed = crate::schedulers::in_loop();
     sched::event_loop()
 }
 

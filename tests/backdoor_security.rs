@@ -107,7 +107,7 @@ fn loopback_tcp_and_shrapnels_port_scan() {
         s.read_to_string(&mut out).unwrap();
         out
     });
-    assert!(out.contains("   2  watcher\n"), "{out}");
+    assert!(out.contains("  watcher\n"), "{out}");
     assert!(out.contains("backdoor session 1 (127.0.0.1:"), "{out}");
     assert!(out.ends_with("shrapnel> bye\n"), "{out}");
 }

@@ -612,3 +612,53 @@ fn the_debug_signal_prints_where_all_and_the_program_goes_on() {
         .expect("the child went on to the end");
     assert!(done > stderr.rfind("where_all: ").unwrap());
 }
+
+#[test]
+fn debug_signal_per_core_child() {
+    if !in_child() {
+        return;
+    }
+    static SIGNALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let codes = shrapnel::run_per_core(2, |core| {
+        let sleeper = shrapnel::Builder::new()
+            .name(format!("sleeper on core {core}"))
+            .spawn(|| {
+                let _ = shrapnel::sleep(Duration::from_secs(60));
+            })
+            .unwrap();
+        if core == 1 {
+            shrapnel::sleep(Duration::from_millis(50)).unwrap();
+            // SAFETY: sending a signal to ourselves.
+            unsafe { libc::kill(libc::getpid(), shrapnel::debug_signal::DEFAULT) };
+            SIGNALLED.store(true, std::sync::atomic::Ordering::Release);
+        }
+        while !SIGNALLED.load(std::sync::atomic::Ordering::Acquire) {
+            shrapnel::sleep(Duration::from_millis(5)).unwrap();
+        }
+        // Time for both dumps, loaded machine included.
+        shrapnel::sleep(Duration::from_millis(300)).unwrap();
+        sleeper.handle().shutdown();
+    })
+    .unwrap();
+    assert_eq!(codes, vec![0, 0]);
+    shrapnel::print_stderr!("child done");
+}
+
+/// The SIGUSR1 dump covers every scheduler of `run_per_core`, each from its own thread.
+#[test]
+fn the_debug_signal_dumps_every_scheduler_of_run_per_core() {
+    let (code, stderr) = run_child("debug_signal_per_core_child");
+    assert_eq!(code, Some(0), "{stderr}");
+    let dumps: Vec<&str> = stderr.split("where_all: ").skip(1).collect();
+    assert_eq!(dumps.len(), 2, "one dump per scheduler:\n{stderr}");
+    for core in 0..2 {
+        let dump = dumps
+            .iter()
+            .find(|d| d.contains(&format!("'sleeper on core {core}' blocked: sleeping")))
+            .unwrap_or_else(|| panic!("no dump names the sleeper on core {core}:\n{stderr}"));
+        assert!(
+            dump.contains(&format!("'core {core}' blocked: sleeping")),
+            "{stderr}"
+        );
+    }
+}

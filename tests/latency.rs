@@ -195,3 +195,39 @@ fn factor_zero_silences_and_out_of_range_is_rejected() {
     assert!(shrapnel::latency::set_latency_warning(301.0).is_err());
     assert!(shrapnel::latency::set_latency_warning(-0.5).is_err());
 }
+
+#[test]
+fn child_per_core_stalls() {
+    if !in_child() {
+        return;
+    }
+    let codes = shrapnel::run_per_core(2, |core| {
+        shrapnel::Builder::new()
+            .name(format!("hog on core {core}"))
+            .spawn(|| busy_hog_function(Duration::from_millis(250)))
+            .unwrap();
+    })
+    .unwrap();
+    assert_eq!(codes, vec![0, 0]);
+}
+
+/// Each scheduler of `run_per_core` has its own watchdog: a stall on either is reported,
+/// with a stack sampled on that scheduler's thread.
+#[test]
+fn every_scheduler_of_run_per_core_is_watched() {
+    if in_child() {
+        return;
+    }
+    let (err, status) = child("child_per_core_stalls");
+    assert!(status.success(), "{err}");
+    for core in 0..2 {
+        let name = format!("hog on core {core}");
+        let lines: Vec<&str> = err
+            .lines()
+            .filter(|l| l.contains("High Latency") && l.contains(&format!("name='{name}'")))
+            .collect();
+        assert_eq!(lines.len(), 1, "{err}");
+        assert_shrapnel_line(lines[0], &name);
+        assert!(lines[0].contains("busy_hog_function"), "{err}");
+    }
+}

@@ -278,7 +278,8 @@ impl CoroInner {
         }
     }
 
-    /// The id: unique for the life of the thread, never reused.
+    /// The id: never reused; unique in the process in hosted builds (feature `std`), where
+    /// every scheduler takes its ids from one counter.
     #[inline]
     pub(crate) fn id(&self) -> u64 {
         self.id
@@ -811,7 +812,8 @@ impl CoroRef {
         CoroRef { inner }
     }
 
-    /// The id: unique for the life of the thread, never reused.
+    /// The id: never reused; unique in the process in hosted builds (feature `std`), where
+    /// every scheduler takes its ids from one counter.
     pub fn id(&self) -> u64 {
         self.inner.id
     }

@@ -212,6 +212,18 @@ cfg_if::cfg_if! {
             crate::debug::report_blocked_forever(s)
         }
 
+        /// The next block of coroutine ids for a scheduler: a process-wide counter hands
+        /// out 1,024 at a time, so ids are unique across every scheduler of the process
+        /// (a console can name any coroutine by its id alone) and spawning touches the
+        /// shared counter once per 1,024 coroutines.
+        pub(crate) fn coro_id_block() -> core::ops::Range<u64> {
+            use core::sync::atomic::{AtomicU64, Ordering};
+            const BLOCK: u64 = 1024;
+            static NEXT: AtomicU64 = AtomicU64::new(1);
+            let start = NEXT.fetch_add(BLOCK, Ordering::Relaxed);
+            start..start + BLOCK
+        }
+
         /// "This coroutine is being unwound": set when its scheduler is uninstalled.
         #[derive(Default)]
         pub(crate) struct UnwindFlag(core::cell::Cell<bool>);
@@ -268,6 +280,11 @@ cfg_if::cfg_if! {
         /// Without unwinding, a suspended coroutine's frames are abandoned when the
         /// scheduler is uninstalled; its stack is freed.
         pub(crate) const CAN_UNWIND: bool = false;
+
+        /// Without `std` (one scheduler, bare metal): ids from 1, one block for good.
+        pub(crate) fn coro_id_block() -> core::ops::Range<u64> {
+            1..u64::MAX
+        }
 
         /// Without `std` (bare metal): no report, for the `.text` budget.
         #[inline(always)]

@@ -2,6 +2,12 @@
 //! coroutine snapshots, scheduler counters, live sockets) as text for one session, or pulls
 //! one of its levers (interrupt, shutdown, latency factor, selfishness).
 //!
+//! `ps`, `where`, `where_all`, `live`, `top`, `stats`, `sockets`, `interrupt` and
+//! `shutdown` cover every scheduler of the process (`crate::schedulers`): each scheduler
+//! answers in its own loop, and with more than one a `SCHED` column (or a heading) says
+//! whose each line is. A scheduler that does not answer within 2 s is named in a note
+//! instead of stalling the console.
+//!
 //! Tables have a header line and columns as wide as their widest value (with a minimum, so
 //! the usual layout stays put); names and wait reasons longer than 24 and 20 characters are
 //! cut with `…` (`where N` shows them whole).
@@ -13,7 +19,76 @@ use shrapnel_core::{CoroInfo, CoroRef};
 
 use super::line::{Request, BUILTINS};
 use super::Shared;
-use crate::net::{self, SocketKind};
+use crate::net::{self, SocketInfo, SocketKind};
+use crate::schedulers::{self, Answer};
+
+/// How long a command waits for the other schedulers' answers.
+const PATIENCE: Duration = Duration::from_secs(2);
+
+/// What every scheduler answered to `ask`, tagged with its number, and a note line for
+/// each one that did not answer; `multi` says whether the process has more than one
+/// scheduler (then the output says whose each line is).
+struct Gathered<T> {
+    answers: Vec<(usize, T)>,
+    notes: Vec<String>,
+    multi: bool,
+    /// Each answering scheduler's thread.
+    threads: Vec<(usize, String)>,
+}
+
+impl<T> Gathered<T> {
+    /// `scheduler 1 (thread shrapnel-core-1)`.
+    fn heading(&self, number: usize) -> String {
+        let thread = self
+            .threads
+            .iter()
+            .find(|(n, _)| *n == number)
+            .map_or("?", |(_, t)| t.as_str());
+        format!("scheduler {} (thread {thread})", sched_label(number))
+    }
+}
+
+fn gather<T, F>(ask: F) -> Gathered<T>
+where
+    T: Send + 'static,
+    F: Fn() -> T + Send + Sync + 'static,
+{
+    let all = schedulers::ask_all(ask, PATIENCE);
+    let multi = all.len() > 1;
+    let mut g = Gathered {
+        answers: Vec::new(),
+        notes: Vec::new(),
+        multi,
+        threads: Vec::new(),
+    };
+    for Answer {
+        number,
+        thread,
+        value,
+    } in all
+    {
+        match value {
+            Ok(v) => {
+                g.answers.push((number, v));
+                g.threads.push((number, thread));
+            }
+            Err(why) => g
+                .notes
+                .push(format!("scheduler {number} (thread {thread}): {why}")),
+        }
+    }
+    g
+}
+
+/// A scheduler's number as the SCHED column shows it (`-` for one installed without the
+/// runtime, which is not registered).
+fn sched_label(number: usize) -> String {
+    if number == schedulers::UNREGISTERED {
+        "-".into()
+    } else {
+        number.to_string()
+    }
+}
 
 /// Run a built-in command and return its output.
 pub(crate) fn run(req: &Request<'_>, shared: &Shared) -> String {
@@ -22,13 +97,13 @@ pub(crate) fn run(req: &Request<'_>, shared: &Shared) -> String {
         Request::Help => help(&mut out, shared),
         Request::Ps => ps(&mut out),
         Request::Where(id) => where_one(&mut out, id),
-        Request::WhereAll => write!(out, "{}", crate::where_all()),
+        Request::WhereAll => where_all(&mut out),
         Request::Live => live(&mut out),
         Request::Latency(factor) => latency(&mut out, factor),
         Request::Top(n) => top(&mut out, n),
         Request::Stats => stats(&mut out, shared),
         Request::Sockets => sockets(&mut out),
-        Request::Interrupt { id, code } => lever(&mut out, "interrupt", id, |c| {
+        Request::Interrupt { id, code } => lever(&mut out, "interrupt", id, move |c| {
             c.interrupt(code)
                 .then(|| format!("its blocking call returns Interrupted::Interrupt({code})"))
         }),
@@ -74,8 +149,9 @@ fn cut(text: &str, width: usize) -> String {
 
 /// A column of a [`table`]: its header, which side its cells line up on, and its
 /// narrowest width (so small tables keep a steady layout).
+#[derive(Clone)]
 struct Column {
-    head: &'static str,
+    head: std::borrow::Cow<'static, str>,
     right: bool,
     min: usize,
 }
@@ -83,7 +159,7 @@ struct Column {
 impl Column {
     const fn left(head: &'static str, min: usize) -> Self {
         Column {
-            head,
+            head: std::borrow::Cow::Borrowed(head),
             right: false,
             min,
         }
@@ -91,7 +167,15 @@ impl Column {
 
     const fn right(head: &'static str, min: usize) -> Self {
         Column {
-            head,
+            head: std::borrow::Cow::Borrowed(head),
+            right: true,
+            min,
+        }
+    }
+
+    fn right_owned(head: String, min: usize) -> Self {
+        Column {
+            head: std::borrow::Cow::Owned(head),
             right: true,
             min,
         }
@@ -157,11 +241,55 @@ fn slice_cells(info: &CoroInfo) -> (String, String) {
     }
 }
 
-fn ps(out: &mut String) -> fmt::Result {
-    ps_table(out, &shrapnel_core::where_all())
+/// Every scheduler's coroutine snapshots, each tagged with its scheduler, in id order.
+fn all_coros() -> Gathered<Vec<CoroInfo>> {
+    gather(shrapnel_core::where_all)
 }
 
-fn ps_table(out: &mut String, coros: &[CoroInfo]) -> fmt::Result {
+/// `rows` (each starting with the id cell) with the scheduler's number as the second cell,
+/// and `columns` with the SCHED column there, when the process has several schedulers.
+fn with_sched_column(
+    multi: bool,
+    columns: &[Column],
+    rows: Vec<(usize, Vec<String>)>,
+) -> (Vec<Column>, Vec<Vec<String>>) {
+    let mut columns: Vec<Column> = columns.to_vec();
+    if multi {
+        columns.insert(1, Column::right("SCHED", 5));
+    }
+    let rows = rows
+        .into_iter()
+        .map(|(number, mut cells)| {
+            if multi {
+                cells.insert(1, sched_label(number));
+            }
+            cells
+        })
+        .collect();
+    (columns, rows)
+}
+
+/// The notes of schedulers that did not answer, after a command's output.
+fn notes(out: &mut String, notes: &[String]) -> fmt::Result {
+    for n in notes {
+        writeln!(out, "note: {n}")?;
+    }
+    Ok(())
+}
+
+fn ps(out: &mut String) -> fmt::Result {
+    let g = all_coros();
+    let mut coros: Vec<(usize, CoroInfo)> = g
+        .answers
+        .into_iter()
+        .flat_map(|(n, list)| list.into_iter().map(move |c| (n, c)))
+        .collect();
+    coros.sort_by_key(|(_, c)| c.id);
+    ps_table(out, g.multi, &coros)?;
+    notes(out, &g.notes)
+}
+
+fn ps_table(out: &mut String, multi: bool, coros: &[(usize, CoroInfo)]) -> fmt::Result {
     const COLUMNS: &[Column] = &[
         Column::right("ID", 4),
         Column::left("NAME", 24),
@@ -171,11 +299,11 @@ fn ps_table(out: &mut String, coros: &[CoroInfo]) -> fmt::Result {
         Column::right("SLICES", 6),
         Column::right("MAX SLICE", 10),
     ];
-    let rows: Vec<Vec<String>> = coros
+    let rows = coros
         .iter()
-        .map(|info| {
+        .map(|(number, info)| {
             let (count, max) = slice_cells(info);
-            vec![
+            let cells = vec![
                 info.id.to_string(),
                 cut(&info.name, 24),
                 info.state.to_string(),
@@ -183,10 +311,12 @@ fn ps_table(out: &mut String, coros: &[CoroInfo]) -> fmt::Result {
                 secs(info.waited),
                 count,
                 max,
-            ]
+            ];
+            (*number, cells)
         })
         .collect();
-    table(out, COLUMNS, &rows)
+    let (columns, rows) = with_sched_column(multi, COLUMNS, rows);
+    table(out, &columns, &rows)
 }
 
 fn no_such(out: &mut String, verb: &str, id: u64) -> fmt::Result {
@@ -194,23 +324,53 @@ fn no_such(out: &mut String, verb: &str, id: u64) -> fmt::Result {
 }
 
 fn where_one(out: &mut String, id: u64) -> fmt::Result {
-    match crate::coro_by_id(id) {
-        Some(c) => writeln!(out, "{}", crate::where_is(&c)),
+    let g = gather(move || crate::coro_by_id(id).map(|c| crate::where_is(&c).to_string()));
+    let found = g.answers.iter().find_map(|(n, w)| Some((*n, w.as_ref()?)));
+    match found {
+        Some((number, w)) if g.multi => writeln!(out, "{}:\n{w}", g.heading(number)),
+        Some((_, w)) => writeln!(out, "{w}"),
         None => no_such(out, "where", id),
+    }?;
+    notes(out, &g.notes)
+}
+
+fn where_all(out: &mut String) -> fmt::Result {
+    let g = gather(|| crate::where_all().to_string());
+    for (number, text) in &g.answers {
+        if g.multi {
+            writeln!(out, "{}:", g.heading(*number))?;
+        }
+        write!(out, "{text}")?;
     }
+    notes(out, &g.notes)
 }
 
 fn live(out: &mut String) -> fmt::Result {
-    let coros = crate::live_coros();
+    let g = gather(|| {
+        crate::live_coros()
+            .iter()
+            .map(|c| (c.id(), c.name().to_string()))
+            .collect::<Vec<_>>()
+    });
+    let mut coros: Vec<(usize, u64, String)> = g
+        .answers
+        .into_iter()
+        .flat_map(|(n, list)| list.into_iter().map(move |(id, name)| (n, id, name)))
+        .collect();
+    coros.sort_by_key(|c| c.1);
     writeln!(out, "{} live coroutines", coros.len())?;
     let w = coros
         .iter()
-        .map(|c| c.id().to_string().len())
+        .map(|c| c.1.to_string().len())
         .fold(4, usize::max);
-    for c in coros {
-        writeln!(out, "{:>w$}  {}", c.id(), c.name())?;
+    for (number, id, name) in coros {
+        if g.multi {
+            writeln!(out, "{id:>w$}  {name} (scheduler {})", sched_label(number))?;
+        } else {
+            writeln!(out, "{id:>w$}  {name}")?;
+        }
     }
-    Ok(())
+    notes(out, &g.notes)
 }
 
 #[cfg(feature = "latency")]
@@ -250,8 +410,13 @@ fn top(out: &mut String, n: usize) -> fmt::Result {
             "top: slices are not timed in this build (feature `latency` of shrapnel is off)"
         );
     }
-    let mut all = shrapnel_core::where_all();
-    all.sort_by(|a, b| b.slices.max.cmp(&a.slices.max).then(a.id.cmp(&b.id)));
+    let g = all_coros();
+    let mut all: Vec<(usize, CoroInfo)> = g
+        .answers
+        .into_iter()
+        .flat_map(|(n, list)| list.into_iter().map(move |c| (n, c)))
+        .collect();
+    all.sort_by(|(_, a), (_, b)| b.slices.max.cmp(&a.slices.max).then(a.id.cmp(&b.id)));
     const COLUMNS: &[Column] = &[
         Column::right("ID", 4),
         Column::left("NAME", 24),
@@ -260,33 +425,36 @@ fn top(out: &mut String, n: usize) -> fmt::Result {
         Column::right("TOTAL", 10),
         Column::right("MEAN", 10),
     ];
-    let rows: Vec<Vec<String>> = all
+    let rows = all
         .iter()
         .take(n)
-        .map(|info| {
+        .map(|(number, info)| {
             let s = info.slices;
             let mean = match u32::try_from(s.count) {
                 Ok(c) if c > 0 => s.total / c,
                 _ => Duration::ZERO,
             };
-            vec![
+            let cells = vec![
                 info.id.to_string(),
                 cut(&info.name, 24),
                 secs(s.max),
                 s.count.to_string(),
                 secs(s.total),
                 secs(mean),
-            ]
+            ];
+            (*number, cells)
         })
         .collect();
-    table(out, COLUMNS, &rows)
+    let (columns, rows) = with_sched_column(g.multi, COLUMNS, rows);
+    table(out, &columns, &rows)?;
+    notes(out, &g.notes)
 }
 
-fn stats(out: &mut String, shared: &Shared) -> fmt::Result {
+/// One scheduler's counters, as `stats` shows them.
+fn scheduler_stats() -> Vec<(&'static str, String)> {
     use shrapnel_core::sched;
     let st = sched::stats();
-    let pool = crate::blocking::pool_stats();
-    let rows: [(&str, String); 15] = [
+    vec![
         ("uptime", secs(sched::uptime())),
         ("switches", st.switches.to_string()),
         ("polls", st.polls.to_string()),
@@ -304,6 +472,13 @@ fn stats(out: &mut String, shared: &Shared) -> fmt::Result {
             "EAGAIN syscalls",
             shrapnel_core::io::would_block_count().to_string(),
         ),
+    ]
+}
+
+fn stats(out: &mut String, shared: &Shared) -> fmt::Result {
+    let g = gather(scheduler_stats);
+    let pool = crate::blocking::pool_stats();
+    let process: [(&str, String); 4] = [
         (
             "blocking threads",
             format!(
@@ -323,10 +498,33 @@ fn stats(out: &mut String, shared: &Shared) -> fmt::Result {
         ("backdoor sessions", shared.sessions.get().to_string()),
         ("backdoor logins", shared.pending_logins.get().to_string()),
     ];
-    for (k, v) in rows {
+    if g.multi {
+        // A column per scheduler.
+        let mut columns = vec![Column::left("", 18)];
+        let heads: Vec<String> = g
+            .answers
+            .iter()
+            .map(|(n, _)| format!("sched {}", sched_label(*n)))
+            .collect();
+        columns.extend(heads.iter().map(|h| Column::right_owned(h.clone(), 8)));
+        let labels = g.answers.first().map(|(_, rows)| rows.len()).unwrap_or(0);
+        let rows: Vec<Vec<String>> = (0..labels)
+            .map(|i| {
+                let mut row = vec![g.answers[0].1[i].0.to_string()];
+                row.extend(g.answers.iter().map(|(_, r)| r[i].1.clone()));
+                row
+            })
+            .collect();
+        table(out, &columns, &rows)?;
+    } else {
+        for (k, v) in g.answers.iter().flat_map(|(_, rows)| rows) {
+            writeln!(out, "{k:<18} {v}")?;
+        }
+    }
+    for (k, v) in process {
         writeln!(out, "{k:<18} {v}")?;
     }
-    Ok(())
+    notes(out, &g.notes)
 }
 
 fn kind_name(k: SocketKind) -> &'static str {
@@ -347,11 +545,23 @@ fn sockets(out: &mut String) -> fmt::Result {
         Column::left("LOCAL", 28),
         Column::left("PEER", 0),
     ];
-    let rows: Vec<Vec<String>> = net::live_sockets()
+    let g = gather(net::live_sockets);
+    let mut all: Vec<(usize, SocketInfo)> = g
+        .answers
         .into_iter()
-        .map(|s| vec![s.fd.to_string(), kind_name(s.kind).into(), s.local, s.peer])
+        .flat_map(|(n, list)| list.into_iter().map(move |s| (n, s)))
         .collect();
-    table(out, COLUMNS, &rows)
+    all.sort_by_key(|(_, s)| s.fd);
+    let rows = all
+        .into_iter()
+        .map(|(n, s)| {
+            let cells = vec![s.fd.to_string(), kind_name(s.kind).into(), s.local, s.peer];
+            (n, cells)
+        })
+        .collect();
+    let (columns, rows) = with_sched_column(g.multi, COLUMNS, rows);
+    table(out, &columns, &rows)?;
+    notes(out, &g.notes)
 }
 
 /// Why a session must not pull `verb` on coroutine `id`, if it must not: `id` is the
@@ -372,25 +582,44 @@ pub(crate) fn lever_refusal(verb: &str, id: u64) -> Option<String> {
     None
 }
 
-/// `interrupt` / `shutdown`: find the coroutine, refuse this session's own and a
-/// listener, pull the lever.
+/// `interrupt` / `shutdown`: refuse this session's own coroutine and a listener, then
+/// pull the lever on whichever scheduler has the coroutine (in that scheduler's loop).
 fn lever(
     out: &mut String,
     verb: &str,
     id: u64,
-    pull: impl FnOnce(&CoroRef) -> Option<String>,
+    pull: impl Fn(&CoroRef) -> Option<String> + Send + Sync + 'static,
 ) -> fmt::Result {
-    let Some(c) = crate::coro_by_id(id) else {
-        return no_such(out, verb, id);
-    };
     if let Some(refusal) = lever_refusal(verb, id) {
         return writeln!(out, "{refusal}");
     }
-    let name = c.name();
-    match pull(&c) {
-        Some(effect) => writeln!(out, "{verb} #{id} '{name}': {effect}"),
-        None => writeln!(out, "{verb}: #{id} '{name}' has already finished"),
-    }
+    let g = gather(move || {
+        let c = crate::coro_by_id(id)?;
+        let name = c.name().to_string();
+        Some((name, pull(&c)))
+    });
+    let found = g.answers.into_iter().find_map(|(n, r)| Some((n, r?)));
+    let whose = |n: usize| {
+        if g.multi {
+            format!(" (scheduler {})", sched_label(n))
+        } else {
+            String::new()
+        }
+    };
+    match found {
+        None => no_such(out, verb, id),
+        Some((n, (name, Some(effect)))) => {
+            writeln!(out, "{verb} #{id} '{name}'{}: {effect}", whose(n))
+        }
+        Some((n, (name, None))) => {
+            writeln!(
+                out,
+                "{verb}: #{id} '{name}'{} has already finished",
+                whose(n)
+            )
+        }
+    }?;
+    notes(out, &g.notes)
 }
 
 #[cfg(test)]
@@ -431,9 +660,13 @@ mod tests {
         let mut out = String::new();
         ps_table(
             &mut out,
+            false,
             &[
-                info(7, "small", Duration::from_millis(5), 3),
-                info(123_456, "big", Duration::from_secs(1_000_000), 12_345_678),
+                (0, info(7, "small", Duration::from_millis(5), 3)),
+                (
+                    0,
+                    info(123_456, "big", Duration::from_secs(1_000_000), 12_345_678),
+                ),
             ],
         )
         .unwrap();

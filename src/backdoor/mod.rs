@@ -6,6 +6,14 @@
 //! commands, and with feature `backdoor-script` an `eval` prompt runs rhai scripts over
 //! objects the application registers — the Rust answer to Shrapnel's Python prompt.
 //!
+//! One console sees the whole process: `ps`, `where`, `where_all`, `live`, `top`, `stats`,
+//! `sockets`, `interrupt` and `shutdown` cover every scheduler running its event loop (each
+//! answers in its own loop), whichever scheduler the session runs on; with more than one,
+//! a `SCHED` column or a `scheduler N (thread …)` heading says whose each line is.
+//! Coroutine ids are unique in the process, so `where 1025` needs no scheduler number. A
+//! scheduler that does not answer within 2 s (a coroutine there holds the CPU) is named
+//! in a `note:` line instead of stalling the console.
+//!
 //! Spawn [`serve`] before the event loop; a unix socket is the way to do it:
 //!
 //! ```no_run

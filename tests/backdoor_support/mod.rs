@@ -32,10 +32,16 @@ pub fn sock_path(tag: &str) -> PathBuf {
 
 /// Serve `backdoor` on this thread's scheduler while `client` runs on a std thread; the
 /// event loop ends when the client is done. Returns what the client returned.
+///
+/// One test's loop at a time: the console shows every scheduler of the process in its
+/// loop, and the tests of one binary run on threads of one process, so each test's
+/// session would otherwise list (and wait for) the others' schedulers too.
 pub fn drive<R: Send + 'static>(
     backdoor: Backdoor,
     client: impl FnOnce() -> R + Send + 'static,
 ) -> R {
+    static ONE_LOOP_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _serial = ONE_LOOP_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let done = Arc::new(AtomicBool::new(false));
     let flag = done.clone();
     let client = std::thread::spawn(move || {

@@ -113,7 +113,10 @@ pub(crate) struct SchedState {
     /// Live coroutines by registry slot (strong: the registry owns them until they die).
     registry: RefCell<Vec<Option<CoroRc>>>,
     registry_free: RefCell<Vec<usize>>,
+    /// The next coroutine id, and the end of the block of ids this scheduler holds
+    /// (`hooks::coro_id_block`).
     next_id: Cell<u64>,
+    ids_end: Cell<u64>,
     pub(super) next_timeout: Cell<u64>,
     pub(super) exit: Cell<Option<i32>>,
     pub(super) selfishness: Cell<u32>,
@@ -198,7 +201,8 @@ pub fn install(config: Config) -> Result<(), AlreadyInstalled> {
         current: Cell::new(core::ptr::null()),
         registry: RefCell::new(Vec::new()),
         registry_free: RefCell::new(Vec::new()),
-        next_id: Cell::new(1),
+        next_id: Cell::new(0),
+        ids_end: Cell::new(0),
         next_timeout: Cell::new(1),
         exit: Cell::new(None),
         selfishness: Cell::new(DEFAULT_SELFISHNESS),
@@ -424,7 +428,12 @@ impl SchedState {
 
     /// A fresh coroutine id (never reused).
     pub(crate) fn next_coro_id(&self) -> u64 {
-        let id = self.next_id.get();
+        let mut id = self.next_id.get();
+        if id == self.ids_end.get() {
+            let block = hooks::coro_id_block();
+            id = block.start;
+            self.ids_end.set(block.end);
+        }
         self.next_id.set(id + 1);
         id
     }
