@@ -1,53 +1,91 @@
-//! The backdoor in a running server: a TCP echo server on 127.0.0.1 and the backdoor on a
-//! unix socket in the working directory, with latency reporting on.
+//! The backdoor in a running server: a TCP echo server on 127.0.0.1, served by a scheduler
+//! per core (`run_per_core`, each with its own SO_REUSEPORT listener), and the backdoor on
+//! a unix socket in the working directory, with latency reporting on.
 //!
 //! ```text
-//! cargo run --example demo --features backdoor,latency [-- PORT]
+//! cargo run --example demo --features backdoor,latency [-- PORT] [--cores N]
 //! socat - UNIX-CONNECT:./shrapnel-demo.sock      (or: nc -U ./shrapnel-demo.sock)
 //! ```
 //!
+//! `--cores N` sets the number of schedulers (default 0: one per CPU). The backdoor runs on
+//! the first; its commands see every scheduler (a SCHED column says which).
 //! `$SHRAPNEL_BACKDOOR` names another socket path; with `$SHRAPNEL_BACKDOOR_PASSWORD` set,
 //! a session must log in first (user `admin`, that password). Try `ps`, `where_all`, `stats`,
 //! `sockets`, `top`, the demo's own `echoes` command, and `stall 300` to see a high-latency
 //! warning on the server's stderr and the slice in `top`. Built with
 //! `--features backdoor,latency,backdoor-script`, `eval` runs rhai scripts such as
 //! `eval ps().filter(|c| c.state == "blocked").len()` or `eval echoed()`.
-use std::cell::Cell;
 use std::io::{Read, Write};
-use std::rc::Rc;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shrapnel::backdoor::{self, Backdoor, Options};
 use shrapnel::net::TcpListener;
 
 fn main() {
-    let port: u16 = match std::env::args().nth(1).map(|p| p.parse()) {
-        None => 7000,
-        Some(Ok(p)) => p,
-        Some(Err(e)) => {
-            eprintln!("usage: demo [PORT]  (bad port: {e})");
+    let mut port = 7000u16;
+    let mut cores = 0usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let parsed = if arg == "--cores" {
+            args.next()
+                .ok_or_else(|| "--cores needs a number".to_string())
+                .and_then(|n| {
+                    n.parse::<usize>()
+                        .map_err(|e| format!("bad --cores {n:?}: {e}"))
+                })
+                .map(|n| cores = n)
+        } else {
+            arg.parse::<u16>()
+                .map(|p| port = p)
+                .map_err(|e| format!("bad port {arg:?}: {e}"))
+        };
+        if let Err(why) = parsed {
+            eprintln!("usage: demo [PORT] [--cores N]  ({why})");
             std::process::exit(2);
         }
-    };
-    let path = std::env::var_os("SHRAPNEL_BACKDOOR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| "./shrapnel-demo.sock".into());
-
-    // Slices longer than 1 × 0.2 s are reported on stderr.
-    shrapnel::ensure();
-    if let Err(e) = shrapnel::latency::set_latency_warning(1.0) {
-        eprintln!("demo: {e}");
     }
-
-    let listener = match TcpListener::bind(("127.0.0.1", port)) {
-        Ok(l) => l,
+    let path: PathBuf = std::env::var_os("SHRAPNEL_BACKDOOR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "./shrapnel-demo.sock".into());
+    let echoed = Arc::new(AtomicU64::new(0));
+    let schedulers = match cores {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let result = shrapnel::run_per_core(schedulers, move |core| {
+        // Slices longer than 1 × 0.2 s are reported on stderr.
+        if let Err(e) = shrapnel::latency::set_latency_warning(1.0) {
+            eprintln!("demo: {e}");
+        }
+        let listener = match TcpListener::bind_reuseport(("127.0.0.1", port)) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("demo: core {core}: {e}");
+                std::process::exit(1);
+            }
+        };
+        if core == 0 {
+            start_backdoor(&path, port, schedulers, echoed.clone());
+        }
+        accept(listener, echoed.clone());
+    });
+    match result {
+        // Every scheduler ends with the same status (130 after Ctrl-C, 143 after SIGTERM).
+        Ok(codes) => std::process::exit(codes.into_iter().max().unwrap_or(0)),
         Err(e) => {
             eprintln!("demo: {e}");
             std::process::exit(1);
         }
-    };
-    let echoed = Rc::new(Cell::new(0u64));
-    let mut options = Options::unix(&path);
+    }
+}
+
+/// The backdoor on `path`, with the demo's own commands, served by a coroutine of this
+/// scheduler.
+fn start_backdoor(path: &std::path::Path, port: u16, schedulers: usize, echoed: Arc<AtomicU64>) {
+    let mut options = Options::unix(path);
     if let Some(password) = std::env::var_os("SHRAPNEL_BACKDOOR_PASSWORD") {
         let password = password.into_encoded_bytes();
         options = options.auth(move |user, typed| {
@@ -60,7 +98,7 @@ fn main() {
         let count = echoed.clone();
         options.script_engine(move |engine| {
             let count = count.clone();
-            engine.register_fn("echoed", move || count.get() as i64);
+            engine.register_fn("echoed", move || count.load(Ordering::Relaxed) as i64);
         })
     };
     let backdoor = match Backdoor::bind(options) {
@@ -75,7 +113,7 @@ fn main() {
         .register(
             "echoes",
             "bytes the echo server has echoed",
-            move |_args, out| writeln!(out, "{} bytes echoed", count.get()),
+            move |_args, out| writeln!(out, "{} bytes echoed", count.load(Ordering::Relaxed)),
         )
         .and_then(|()| {
             backdoor.register(
@@ -104,7 +142,9 @@ fn main() {
         std::process::exit(1);
     }
 
-    println!("demo: echo server on 127.0.0.1:{port} (try: nc 127.0.0.1 {port})");
+    println!(
+        "demo: echo server on 127.0.0.1:{port} with {schedulers} schedulers (try: nc 127.0.0.1 {port})"
+    );
     println!("demo: backdoor on {}; connect with", backdoor.addr());
     println!("    socat - UNIX-CONNECT:{}", path.display());
     println!("    nc -U {}", path.display());
@@ -118,6 +158,10 @@ fn main() {
             }
         })
         .expect("spawn the backdoor");
+}
+
+/// Accept connections on `listener` and echo each in its own coroutine.
+fn accept(listener: TcpListener, echoed: Arc<AtomicU64>) {
     shrapnel::Builder::new()
         .name("acceptor")
         .spawn(move || loop {
@@ -140,7 +184,7 @@ fn main() {
                         if (&conn).write_all(&buf[..n]).is_err() {
                             break;
                         }
-                        echoed.set(echoed.get() + n as u64);
+                        echoed.fetch_add(n as u64, Ordering::Relaxed);
                     }
                 });
             if let Err(e) = spawned {
@@ -148,5 +192,4 @@ fn main() {
             }
         })
         .expect("spawn the acceptor");
-    std::process::exit(shrapnel::event_loop());
 }

@@ -126,6 +126,13 @@ fn the_backdoor_on_one_scheduler_sees_and_interrupts_coroutines_of_the_other() {
         let sockets = c.cmd("sockets");
         assert!(sockets.contains("unix listener"), "{sockets}");
 
+        let levers = c.cmd("selfishness 5");
+        assert_eq!(
+            levers.lines().filter(|l| l.ends_with("selfishness 5 (was 4)")).count(),
+            2,
+            "set on both schedulers:\n{levers}"
+        );
+
         let hit = c.cmd(&format!("interrupt {id} 7"));
         assert_eq!(
             hit,

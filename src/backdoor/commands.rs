@@ -111,10 +111,13 @@ pub(crate) fn run(req: &Request<'_>, shared: &Shared) -> String {
             c.shutdown()
                 .then(|| "its blocking call returns Interrupted::Shutdown".to_string())
         }),
-        Request::Selfishness(n) => match crate::set_selfishness(n) {
-            Ok(old) => writeln!(out, "selfishness {n} (was {old})"),
-            Err(e) => writeln!(out, "selfishness: {e}; try `help`"),
-        },
+        Request::Selfishness(n) => each(
+            &mut out,
+            gather(move || match crate::set_selfishness(n) {
+                Ok(old) => format!("selfishness {n} (was {old})"),
+                Err(e) => format!("selfishness: {e}; try `help`"),
+            }),
+        ),
         Request::Empty | Request::Quit | Request::Eval(_) | Request::Other { .. } => Ok(()),
     };
     out
@@ -269,6 +272,19 @@ fn with_sched_column(
     (columns, rows)
 }
 
+/// One line per scheduler (`scheduler 1 (thread …): …` when there are several), then the
+/// notes.
+fn each(out: &mut String, g: Gathered<String>) -> fmt::Result {
+    for (number, line) in &g.answers {
+        if g.multi {
+            writeln!(out, "{}: {line}", g.heading(*number))?;
+        } else {
+            writeln!(out, "{line}")?;
+        }
+    }
+    notes(out, &g.notes)
+}
+
 /// The notes of schedulers that did not answer, after a command's output.
 fn notes(out: &mut String, notes: &[String]) -> fmt::Result {
     for n in notes {
@@ -386,13 +402,23 @@ fn latency(out: &mut String, factor: Option<f64>) -> fmt::Result {
             )
         }
     };
-    match factor {
-        None => writeln!(out, "latency warning {}", describe(latency_warning())),
-        Some(f) => match set_latency_warning(f) {
-            Ok(old) => writeln!(out, "latency warning {}; was {old}", describe(f)),
-            Err(e) => writeln!(out, "latency: {e}; try `help`"),
-        },
+    if let Some(f) = factor {
+        // Refused before any scheduler changes.
+        if !(0.0..=shrapnel_core::latency::MAX_FACTOR).contains(&f) {
+            let e = shrapnel_core::latency::LatencyFactorError(f);
+            return writeln!(out, "latency: {e}; try `help`");
+        }
     }
+    each(
+        out,
+        gather(move || match factor {
+            None => format!("latency warning {}", describe(latency_warning())),
+            Some(f) => match set_latency_warning(f) {
+                Ok(old) => format!("latency warning {}; was {old}", describe(f)),
+                Err(e) => format!("latency: {e}; try `help`"),
+            },
+        }),
+    )
 }
 
 #[cfg(not(feature = "latency"))]
