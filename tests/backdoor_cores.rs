@@ -128,7 +128,10 @@ fn the_backdoor_on_one_scheduler_sees_and_interrupts_coroutines_of_the_other() {
 
         let levers = c.cmd("selfishness 5");
         assert_eq!(
-            levers.lines().filter(|l| l.ends_with("selfishness 5 (was 4)")).count(),
+            levers
+                .lines()
+                .filter(|l| l.ends_with("selfishness 5 (was 4)"))
+                .count(),
             2,
             "set on both schedulers:\n{levers}"
         );

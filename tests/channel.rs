@@ -45,6 +45,49 @@ fn a_million_messages_between_two_schedulers_in_order() {
     assert_eq!(*received.lock().unwrap(), 1_000_000);
 }
 
+/// A bounded channel between two schedulers: the sending coroutine blocks for room and is
+/// woken by the other scheduler's receives; a plain thread sends through it too.
+#[test]
+fn a_bounded_channel_between_two_schedulers_and_a_thread_loses_nothing() {
+    let slot: Slot<u64> = Arc::new(Mutex::new(None));
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let (s, r) = (slot.clone(), received.clone());
+    let codes = shrapnel::run_per_core(2, move |core| {
+        if core == 0 {
+            let (tx, rx) = channel::bounded::<u64>(8);
+            let from_thread = tx.clone();
+            let thread = std::thread::spawn(move || {
+                for i in 0..50_000u64 {
+                    from_thread.send(1_000_000 + i).unwrap();
+                }
+            });
+            *s.lock().unwrap() = Some(tx);
+            let (mut next_core, mut next_thread) = (0u64, 1_000_000u64);
+            while let Ok(v) = rx.recv() {
+                assert!(rx.len() <= 8);
+                // Each sender's messages stay in order.
+                if v >= 1_000_000 {
+                    assert_eq!(v, next_thread);
+                    next_thread += 1;
+                } else {
+                    assert_eq!(v, next_core);
+                    next_core += 1;
+                }
+            }
+            thread.join().unwrap();
+            *r.lock().unwrap() = vec![next_core, next_thread - 1_000_000];
+        } else {
+            let tx = take_when_ready(&s);
+            for i in 0..100_000u64 {
+                tx.send(i).unwrap();
+            }
+        }
+    })
+    .unwrap();
+    assert_eq!(codes, vec![0, 0]);
+    assert_eq!(*received.lock().unwrap(), vec![100_000, 50_000]);
+}
+
 #[test]
 fn ping_pong_between_two_schedulers() {
     let to_0: Slot<u32> = Arc::new(Mutex::new(None));

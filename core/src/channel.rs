@@ -2,8 +2,9 @@
 //! plain OS thread, the other core of a dual-core MCU — to one receiving coroutine.
 //!
 //! [`channel`] is unbounded; [`bounded`] refuses a message when `cap` are queued
-//! ([`Sender::try_send`] gives it back; [`Sender::send`] waits for room, in a coroutine in
-//! 1 ms naps, elsewhere by spinning). A [`Sender`] is `Send + Clone`; the [`Receiver`]
+//! ([`Sender::try_send`] gives it back; [`Sender::send`] waits for room: a coroutine blocks
+//! in a FIFO queue of senders, woken by the receive that makes room, on whichever
+//! scheduler it runs; a plain thread yields until there is room). A [`Sender`] is `Send + Clone`; the [`Receiver`]
 //! stays on the thread that made it (`!Send`): make the channel on the scheduler that will
 //! read it and hand out senders. `recv` blocks only the calling coroutine.
 //!
@@ -65,6 +66,23 @@ struct State<T> {
     receiver_alive: bool,
     /// The poller notify of the scheduler the receiver last blocked on.
     notify: Option<Arc<dyn Notify>>,
+    /// Coroutines waiting for room in a full bounded channel, first come first served.
+    send_waiters: VecDeque<SendWaiter>,
+}
+
+/// A coroutine waiting in [`Sender::send`]: the event it waits on (its own, made for this
+/// wait) and the notify of its scheduler's poller.
+struct SendWaiter {
+    event: Arc<IrqEvent>,
+    notify: Arc<dyn Notify>,
+}
+
+impl SendWaiter {
+    /// Wake it (from any thread: an atomic store and a poller notify).
+    fn wake(self) {
+        self.event.signal();
+        self.notify.notify();
+    }
 }
 
 /// The sending side: `Send + Clone`, usable from any thread.
@@ -77,7 +95,9 @@ pub struct Sender<T> {
 // `signal` (atomics) and the `Arc`'s count. The event's wait queue, which holds the
 // receiving scheduler's `Rc`s, is touched only on the receiver's thread, and the receiver
 // empties it when it is dropped (`forget_waiters`), so a sender that drops the last `Arc`
-// drops an empty queue.
+// drops an empty queue. The same holds the other way for a sender waiting for room: its
+// event's queue holds its own scheduler's `Rc`s and is emptied on its thread when the wait
+// ends (`EmptiedAfterWait`), before a receiver can hold the last `Arc`.
 unsafe impl<T: Send> Send for Sender<T> {}
 // SAFETY: as for `Send`: every method takes `&self` and does only the above.
 unsafe impl<T: Send> Sync for Sender<T> {}
@@ -107,9 +127,24 @@ pub enum TrySendError<T> {
     Closed(T),
 }
 
-/// The receiver is gone; the message is given back.
+/// Why `send` gave the message back.
 #[derive(Debug, PartialEq, Eq)]
-pub struct SendError<T>(pub T);
+pub enum SendError<T> {
+    /// The receiver is gone.
+    Closed(T),
+    /// The coroutine waiting for room in a full bounded channel was interrupted (a
+    /// timeout, `interrupt`, `shutdown`).
+    Interrupted(T, Interrupted),
+}
+
+impl<T> SendError<T> {
+    /// The message that was not sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            SendError::Closed(v) | SendError::Interrupted(v, _) => v,
+        }
+    }
+}
 
 /// Why `recv` returned without a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +175,10 @@ impl core::fmt::Display for RecvError {
 
 impl<T> core::fmt::Display for SendError<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("the channel's receiver is gone")
+        match self {
+            SendError::Closed(_) => f.write_str("the channel's receiver is gone"),
+            SendError::Interrupted(_, i) => write!(f, "waiting for room in a channel: {i}"),
+        }
     }
 }
 
@@ -169,6 +207,7 @@ fn make<T: Send>(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
             queue: VecDeque::new(),
             receiver_alive: true,
             notify: None,
+            send_waiters: VecDeque::new(),
         }),
         // Shared with senders on other threads, which only signal it and count the Arc (see
         // the `Send` impl of `Sender`).
@@ -189,7 +228,37 @@ fn make<T: Send>(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
     )
 }
 
+/// A sender's wait event, emptied of its waiters when the wait is over — on the sender's
+/// thread, with nobody waiting on it, also when the coroutine is unwound — so that a
+/// receiver on another thread that drops the last `Arc` (a taken [`SendWaiter`]) drops an
+/// empty queue (see Sender's `Send`).
+struct EmptiedAfterWait(Arc<IrqEvent>);
+
+impl Drop for EmptiedAfterWait {
+    fn drop(&mut self) {
+        self.0.forget_waiters();
+    }
+}
+
+/// A plain thread's turn while it waits for room: with `std`, let the OS run others.
+fn yield_thread() {
+    #[cfg(feature = "std")]
+    std::thread::yield_now();
+    #[cfg(not(feature = "std"))]
+    core::hint::spin_loop();
+}
+
 impl<T> Shared<T> {
+    /// A receive made room for `n` messages: take that many waiting senders off the queue
+    /// (call with the lock held; wake what this returns after releasing it).
+    fn room_made(&self, state: &mut State<T>, n: usize) -> VecDeque<SendWaiter> {
+        if state.send_waiters.is_empty() || n == 0 {
+            return VecDeque::new();
+        }
+        let n = n.min(state.send_waiters.len());
+        state.send_waiters.drain(..n).collect()
+    }
+
     /// Wake the receiver if it is waiting (once per wait: the flag is taken).
     fn wake_receiver(&self) {
         if self.receiver_waiting.swap(false, Ordering::AcqRel) {
@@ -203,24 +272,66 @@ impl<T> Shared<T> {
 }
 
 impl<T: Send> Sender<T> {
-    /// Queue `v`, waiting for room in a full bounded channel (in a coroutine in 1 ms naps,
-    /// elsewhere spinning); fails only if the receiver is gone. Use
-    /// [`try_send`](Self::try_send) to decide yourself what a full channel means.
+    /// Queue `v`, waiting for room in a full bounded channel: a coroutine blocks (in line
+    /// with the other waiting senders, woken by the receive that makes room; shown as
+    /// `channel` in `where_all`), a plain thread yields until there is room. Fails if the
+    /// receiver is gone or the waiting coroutine is interrupted; the message comes back
+    /// either way. Use [`try_send`](Self::try_send) to decide yourself what a full channel
+    /// means.
+    #[track_caller]
     pub fn send(&self, v: T) -> Result<(), SendError<T>> {
-        let mut v = v;
+        let in_coroutine = crate::sched::try_sched().is_some() && crate::sched::current().is_some();
         loop {
-            match self.try_send(v) {
-                Ok(()) => return Ok(()),
-                Err(TrySendError::Closed(back)) => return Err(SendError(back)),
-                Err(TrySendError::Full(back)) => {
-                    v = back;
-                    if crate::sched::try_sched().is_some() && crate::sched::current().is_some() {
-                        // An interruption of the nap is left for the next blocking call.
-                        let _ = crate::sched::sleep(core::time::Duration::from_millis(1));
-                    } else {
-                        core::hint::spin_loop();
-                    }
+            let event = {
+                let mut state = self.shared.state.lock();
+                if !state.receiver_alive {
+                    return Err(SendError::Closed(v));
                 }
+                if self.shared.cap.is_none_or(|cap| state.queue.len() < cap) {
+                    state.queue.push_back(v);
+                    drop(state);
+                    self.shared.wake_receiver();
+                    return Ok(());
+                }
+                if !in_coroutine {
+                    None
+                } else {
+                    // Under the lock, so the receive that makes room sees this waiter.
+                    #[allow(clippy::arc_with_non_send_sync)]
+                    let event = Arc::new(IrqEvent::new());
+                    state.send_waiters.push_back(SendWaiter {
+                        event: event.clone(),
+                        notify: crate::sched::notifier(),
+                    });
+                    Some(event)
+                }
+            };
+            let Some(event) = event else {
+                // A plain thread: no scheduler to block on.
+                yield_thread();
+                continue;
+            };
+            let event = EmptiedAfterWait(event);
+            let waited = event.0.wait_shared(WaitReason::Channel);
+            if let Err(i) = waited {
+                let event = &event.0;
+                let mut state = self.shared.state.lock();
+                let before = state.send_waiters.len();
+                state
+                    .send_waiters
+                    .retain(|w| !Arc::ptr_eq(&w.event, &event));
+                // Already taken off the queue: a receive made room for this sender, which
+                // will not use it; pass the turn on.
+                let passed_on = if state.send_waiters.len() == before {
+                    state.send_waiters.pop_front()
+                } else {
+                    None
+                };
+                drop(state);
+                if let Some(next) = passed_on {
+                    next.wake();
+                }
+                return Err(SendError::Interrupted(v, i));
             }
         }
     }
@@ -274,6 +385,9 @@ impl<T: Send> Receiver<T> {
             {
                 let mut state = self.shared.state.lock();
                 if let Some(v) = state.queue.pop_front() {
+                    let woken = self.shared.room_made(&mut state, 1);
+                    drop(state);
+                    woken.into_iter().for_each(SendWaiter::wake);
                     return Ok(v);
                 }
                 if self.shared.senders.load(Ordering::Acquire) == 0 {
@@ -295,7 +409,12 @@ impl<T: Send> Receiver<T> {
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         let mut state = self.shared.state.lock();
         match state.queue.pop_front() {
-            Some(v) => Ok(v),
+            Some(v) => {
+                let woken = self.shared.room_made(&mut state, 1);
+                drop(state);
+                woken.into_iter().for_each(SendWaiter::wake);
+                Ok(v)
+            }
             None if self.shared.senders.load(Ordering::Acquire) == 0 => Err(TryRecvError::Closed),
             None => Err(TryRecvError::Empty),
         }
@@ -303,7 +422,12 @@ impl<T: Send> Receiver<T> {
 
     /// Everything queued now, in order (one lock for the batch).
     pub fn try_recv_all(&self) -> alloc::vec::Vec<T> {
-        self.shared.state.lock().queue.drain(..).collect()
+        let mut state = self.shared.state.lock();
+        let all: alloc::vec::Vec<T> = state.queue.drain(..).collect();
+        let woken = self.shared.room_made(&mut state, all.len());
+        drop(state);
+        woken.into_iter().for_each(SendWaiter::wake);
+        all
     }
 
     /// Messages queued now.
@@ -320,12 +444,17 @@ impl<T: Send> Receiver<T> {
 impl<T> Drop for Receiver<T> {
     /// Closes the channel for the senders; queued messages are dropped.
     fn drop(&mut self) {
-        let queued = {
+        let (queued, senders) = {
             let mut state = self.shared.state.lock();
             state.receiver_alive = false;
-            core::mem::take(&mut state.queue)
+            (
+                core::mem::take(&mut state.queue),
+                core::mem::take(&mut state.send_waiters),
+            )
         };
         drop(queued);
+        // Waiting senders see the channel closed.
+        senders.into_iter().for_each(SendWaiter::wake);
         // On the receiver's thread (it is `!Send`), with no coroutine in `recv` (that would
         // borrow it): stale waiters of interrupted receives go now (see Sender's Send).
         self.shared.event.forget_waiters();

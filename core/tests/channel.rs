@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use shrapnel_core::channel::{self, RecvError, TryRecvError, TrySendError};
+use shrapnel_core::channel::{self, RecvError, SendError, TryRecvError, TrySendError};
 use shrapnel_core::sched::{event_loop, with_timeout};
 use shrapnel_core::*;
 use support::*;
@@ -56,7 +56,7 @@ fn closing_either_side_is_seen_by_the_other() {
     let (tx, rx) = channel::channel::<u8>();
     drop(rx);
     assert!(tx.is_closed());
-    assert_eq!(tx.send(7).unwrap_err().0, 7);
+    assert_eq!(tx.send(7), Err(SendError::Closed(7)));
     assert_eq!(tx.try_send(8), Err(TrySendError::Closed(8)));
 }
 
@@ -111,4 +111,62 @@ fn an_interrupted_receive_loses_no_message() {
     event_loop();
     producer.join().unwrap();
     assert_eq!(c.join().unwrap(), (0..100).collect::<Vec<_>>());
+}
+
+#[test]
+fn waiting_senders_queue_in_order_and_an_interrupted_one_gets_its_message_back() {
+    setup();
+    let (tx, rx) = channel::bounded::<u32>(1);
+    tx.try_send(0).unwrap();
+    let (a_tx, b_tx, c_tx) = (tx.clone(), tx.clone(), tx.clone());
+    drop(tx);
+    let a = spawn(move || a_tx.send(1));
+    let b = spawn(move || b_tx.send(2));
+    let c = spawn(move || c_tx.send(3));
+    let (b_ref, a_ref) = (b.handle(), a.handle());
+    let receiver = spawn(move || {
+        sched::sleep(ms(20)).unwrap();
+        // Every sender waits for room, each shown as waiting on the channel.
+        let waits: Vec<WaitReason> = [&a_ref, &b_ref]
+            .iter()
+            .map(|c| {
+                where_all()
+                    .into_iter()
+                    .find(|i| i.id == c.id())
+                    .unwrap()
+                    .reason
+            })
+            .collect();
+        assert_eq!(waits, vec![WaitReason::Channel, WaitReason::Channel]);
+        assert!(b_ref.interrupt(5));
+        sched::sleep(ms(5)).unwrap();
+        let mut got = Vec::new();
+        while let Ok(v) = rx.recv() {
+            got.push(v);
+        }
+        got
+    });
+    event_loop();
+    assert_eq!(a.join().unwrap(), Ok(()));
+    assert_eq!(
+        b.join().unwrap(),
+        Err(SendError::Interrupted(2, Interrupted::Interrupt(5)))
+    );
+    assert_eq!(c.join().unwrap(), Ok(()));
+    // First come, first served; the interrupted sender's message was never queued.
+    assert_eq!(receiver.join().unwrap(), vec![0, 1, 3]);
+}
+
+#[test]
+fn dropping_the_receiver_wakes_waiting_senders_with_their_messages() {
+    setup();
+    let (tx, rx) = channel::bounded::<&'static str>(1);
+    tx.try_send("queued").unwrap();
+    let waiting = spawn(move || tx.send("waiting"));
+    spawn(move || {
+        sched::sleep(ms(10)).unwrap();
+        drop(rx);
+    });
+    event_loop();
+    assert_eq!(waiting.join().unwrap(), Err(SendError::Closed("waiting")));
 }
