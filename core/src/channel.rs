@@ -317,9 +317,7 @@ impl<T: Send> Sender<T> {
                 let event = &event.0;
                 let mut state = self.shared.state.lock();
                 let before = state.send_waiters.len();
-                state
-                    .send_waiters
-                    .retain(|w| !Arc::ptr_eq(&w.event, &event));
+                state.send_waiters.retain(|w| !Arc::ptr_eq(&w.event, event));
                 // Already taken off the queue: a receive made room for this sender, which
                 // will not use it; pass the turn on.
                 let passed_on = if state.send_waiters.len() == before {
