@@ -76,9 +76,18 @@ fn check_help(c: &mut Client) {
 /// `ps`: one row per coroutine with its state, wait and slice statistics.
 fn check_ps(c: &mut Client, ids: [u64; 6]) {
     let ps = c.cmd("ps");
-    assert!(ps.starts_with(
-        "  ID  NAME                      STATE      WAIT                     WAITED  SLICES   MAX SLICE\n"
-    ), "{ps}");
+    // WAIT is as wide as its widest cell: here `mutex (held by #N)`.
+    assert!(
+        ps.starts_with("  ID  NAME                      STATE      WAIT  "),
+        "{ps}"
+    );
+    assert!(
+        ps.lines()
+            .next()
+            .unwrap()
+            .ends_with("  WAITED  SLICES   MAX SLICE"),
+        "{ps}"
+    );
     let cells = |name: &str| -> Vec<String> {
         row(&ps, name)
             .split("  ")
@@ -91,7 +100,13 @@ fn check_ps(c: &mut Client, ids: [u64; 6]) {
     assert_eq!(cells("reader")[2], "blocked");
     assert!(cells("reader")[3].starts_with("readable fd "), "{ps}");
     assert_eq!(cells("holder")[2..4], ["blocked", "sleeping"]);
-    assert_eq!(cells("locker")[2..4], ["blocked", "mutex"]);
+    assert_eq!(
+        cells("locker")[2..4],
+        [
+            "blocked".to_string(),
+            format!("mutex (held by #{})", ids[2])
+        ]
+    );
     assert_eq!(cells("joiner")[3], format!("join #{}", ids[0]));
     assert_eq!(cells("unstarted")[2..4], ["new", "not started"]);
     assert_eq!(cells("backdoor")[2], "blocked");
@@ -169,6 +184,20 @@ fn check_where(c: &mut Client, ids: [u64; 6], nid: u64) {
     }
     assert!(
         all.contains(&format!("#{nid} 'unstarted' new: not started")),
+        "{all}"
+    );
+    assert!(
+        all.contains(&format!(
+            "#{} 'locker' blocked: mutex held by #{} 'holder' for ",
+            ids[3], ids[2]
+        )),
+        "{all}"
+    );
+    assert!(
+        all.contains(&format!(
+            "#{} 'joiner' blocked: join #{} 'sleeper' for ",
+            ids[4], ids[0]
+        )),
         "{all}"
     );
 }
@@ -694,4 +723,64 @@ mod script {
             assert!(c.cmd("stats").contains("backdoor sessions  1"));
         });
     }
+}
+
+/// `deadlocks` prints each cycle with its members as `where N` does; `ps` and `where`
+/// say who holds the mutex each waits for.
+#[test]
+fn deadlocks_lists_each_cycle_and_ps_names_the_holders() {
+    use shrapnel::sync::Mutex;
+    shrapnel::reset();
+    let (opts, path) = unix("deadlocks");
+    let bd = Backdoor::bind(opts).unwrap();
+    let (a, b) = (Rc::new(Mutex::new(())), Rc::new(Mutex::new(())));
+    let mut ids = Vec::new();
+    for (name, first, second) in [("left", a.clone(), b.clone()), ("right", b, a)] {
+        let c = shrapnel::Builder::new()
+            .name(name)
+            .spawn(move || {
+                let _one = first.lock()?;
+                shrapnel::sleep(Duration::from_millis(2))?;
+                let _two = second.lock()?;
+                Ok::<_, Interrupted>(())
+            })
+            .unwrap();
+        ids.push(c.id());
+    }
+    let (left, right) = (ids[0], ids[1]);
+    let (out, ps, after) = drive(bd, move || {
+        std::thread::sleep(Duration::from_millis(50));
+        let mut c = Client::connect(&path);
+        let out = c.cmd("deadlocks");
+        let ps = c.cmd("ps");
+        c.cmd(&format!("shutdown {left}"));
+        std::thread::sleep(Duration::from_millis(50));
+        let after = c.cmd("deadlocks");
+        c.send(b"quit\n");
+        (out, ps, after)
+    });
+    assert!(
+        out.starts_with("deadlock 1: 2 coroutines, each waiting for the next:\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "  #{left} 'left' blocked: mutex held by #{right} 'right' for "
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "  #{right} 'right' blocked: mutex held by #{left} 'left' for "
+        )),
+        "{out}"
+    );
+    assert!(
+        row(&ps, "left").contains(&format!("mutex (held by #{right})")),
+        "{ps}"
+    );
+    assert!(
+        after.starts_with("no deadlock among "),
+        "shutting one down broke the cycle: {after}"
+    );
 }

@@ -216,7 +216,10 @@ fn where_all_display_prints_one_block_per_coroutine() {
     );
     assert!(reader.starts_with(&expected), "{reader}");
     let joiner = line(s.joiner);
-    let expected = format!("#{} 'joiner' blocked: join #{} for ", s.joiner, s.sleeper);
+    let expected = format!(
+        "#{} 'joiner' blocked: join #{} 'sleeper' for ",
+        s.joiner, s.sleeper
+    );
     assert!(joiner.starts_with(&expected), "{joiner}");
     let unstarted = line(s.unstarted);
     let expected = format!("#{} 'unstarted' new: not started for ", s.unstarted);

@@ -210,6 +210,8 @@ pub(crate) struct CoroInner {
     max_selfish: Cell<u32>,
     /// Set when its scheduler unwinds it (feature `std`; nothing without it).
     unwind: hooks::UnwindFlag,
+    /// What its current wait is on, for the wait-for graph (feature `std`).
+    waits_on: hooks::WaitsOnPart,
     /// Slice counters (feature `latency`; nothing without it).
     slices: hooks::CoroSlices,
     /// Its coroutine-local values (`coro_local`): one null word until first used.
@@ -273,6 +275,7 @@ impl CoroInner {
             selfish: Cell::new(0),
             max_selfish: Cell::new(0),
             unwind: Default::default(),
+            waits_on: Default::default(),
             slices: Default::default(),
             locals: CoroLocals::new(),
         }
@@ -577,6 +580,13 @@ impl CoroInner {
     #[inline]
     pub(crate) fn unwind_flag(&self) -> &hooks::UnwindFlag {
         &self.unwind
+    }
+
+    /// What its current wait is on (noted by a sync primitive before it blocks).
+    #[inline]
+    #[allow(dead_code)] // read and written only with feature `std`
+    pub(crate) fn waits_on(&self) -> &hooks::WaitsOnPart {
+        &self.waits_on
     }
 
     /// One I/O operation completed without blocking: true when it has used its allowance

@@ -30,6 +30,20 @@ pub struct SliceStats {
     pub max: Duration,
 }
 
+/// Who holds what a blocked coroutine waits for, in a snapshot ([`CoroInfo::held_by`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeldBy {
+    /// A coroutine: a mutex's owner, a rwlock's writer, the coroutine being joined.
+    Coro {
+        /// Its id.
+        id: u64,
+        /// Its name (empty if it is gone).
+        name: String,
+    },
+    /// A rwlock held by this many readers (their ids are not kept).
+    Readers(usize),
+}
+
 /// A snapshot of one coroutine for `where`/`where_all`/`ps`.
 #[derive(Clone, Debug)]
 pub struct CoroInfo {
@@ -54,6 +68,9 @@ pub struct CoroInfo {
     /// Return addresses of the suspended call stack, innermost first (feature `stacks`;
     /// empty for a coroutine that is running, not started, or dead).
     pub frames: Vec<usize>,
+    /// Who holds what it waits for: a mutex's owner, a rwlock's writer or readers, the
+    /// coroutine it joins (hosted builds; `None` on bare metal, or when nobody does).
+    pub held_by: Option<HeldBy>,
 }
 
 impl fmt::Display for CoroInfo {
@@ -64,6 +81,17 @@ impl fmt::Display for CoroInfo {
             "#{} '{}' {}: {}",
             self.id, self.name, self.state, self.reason
         )?;
+        // Hosted builds only: on bare metal `held_by` is always `None` (hooks.rs), and
+        // the code would cost the core's `.text` budget.
+        #[cfg(feature = "std")]
+        match &self.held_by {
+            Some(HeldBy::Coro { name, .. }) if matches!(self.reason, WaitReason::Join(_)) => {
+                write!(f, " '{name}'")?
+            }
+            Some(HeldBy::Coro { id, name }) => write!(f, " held by #{id} '{name}'")?,
+            Some(HeldBy::Readers(n)) => write!(f, " held by {n} readers")?,
+            None => {}
+        }
         if let Some(left) = self.sleep_left {
             write!(f, " ({}.{:03}s left)", left.as_secs(), left.subsec_millis())?;
         }
@@ -86,7 +114,17 @@ pub fn where_is(co: &CoroRef) -> CoroInfo {
     // Taking (and printing) snapshots is not a coroutine's time: with `latency`, the next
     // slice starts after it.
     s.break_slice_chain();
-    info(&co.inner, s.now_ticks())
+    #[cfg_attr(not(feature = "std"), allow(unused_mut))]
+    let mut one = info(&co.inner, s.now_ticks());
+    #[cfg(feature = "std")]
+    if let Some(HeldBy::Coro { id, name }) = &mut one.held_by {
+        s.for_each_live(|c| {
+            if c.id() == *id {
+                *name = c.name_str();
+            }
+        });
+    }
+    one
 }
 
 /// Every live coroutine, sorted by id.
@@ -119,7 +157,30 @@ pub fn where_all() -> Vec<CoroInfo> {
     let mut v: Vec<CoroInfo> = Vec::new();
     s.for_each_live(|co| v.push(info(co, now)));
     v.sort_unstable_by_key(|i| i.id);
+    #[cfg(feature = "std")]
+    name_holders(&mut v);
     v
+}
+
+/// Holders' names, from the same snapshot (sorted by id).
+#[cfg(feature = "std")]
+fn name_holders(v: &mut [CoroInfo]) {
+    let holders: Vec<(usize, usize)> = v
+        .iter()
+        .enumerate()
+        .filter_map(|(k, i)| match &i.held_by {
+            Some(HeldBy::Coro { id, .. }) => {
+                v.binary_search_by_key(id, |h| h.id).ok().map(|at| (k, at))
+            }
+            _ => None,
+        })
+        .collect();
+    for (k, at) in holders {
+        let name = v[at].name.clone();
+        if let Some(HeldBy::Coro { name: n, .. }) = &mut v[k].held_by {
+            *n = name;
+        }
+    }
 }
 
 fn info(co: &CoroInner, now: u64) -> CoroInfo {
@@ -147,6 +208,13 @@ fn info(co: &CoroInner, now: u64) -> CoroInfo {
         stack_size: base.saturating_sub(limit),
         slices: crate::hooks::slice_stats(s, co),
         frames: suspended_frames(co),
+        held_by: crate::hooks::holder_of(co).map(|h| match h {
+            Ok(id) => HeldBy::Coro {
+                id,
+                name: String::new(),
+            },
+            Err(readers) => HeldBy::Readers(readers),
+        }),
     }
 }
 
@@ -208,11 +276,25 @@ pub(crate) fn report_blocked_forever(s: &crate::sched::SchedState) {
     if stuck.is_empty() {
         return;
     }
+    let all = where_all();
+    let cycles = crate::wait_for::cycles(&all);
     s.debug_fmt(format_args!(
         "shrapnel: event_loop ends: {} coroutines are blocked forever, with no timer, fd or \
-         interrupt event that could wake them (a deadlock?):\n",
-        stuck.len()
+         interrupt event that could wake them ({}):\n",
+        stuck.len(),
+        match cycles.len() {
+            0 => "nothing can wake them".into(),
+            1 => "a deadlock".into(),
+            n => alloc::format!("{n} deadlocks"),
+        }
     ));
+    for (k, cycle) in cycles.iter().enumerate() {
+        s.debug_fmt(format_args!("  deadlock {}: ", k + 1));
+        for id in cycle {
+            s.debug_fmt(format_args!("#{id} → "));
+        }
+        s.debug_fmt(format_args!("#{} (each waits for the next)\n", cycle[0]));
+    }
     for c in &stuck {
         s.debug_fmt(format_args!("  {}\n", where_is(c)));
     }

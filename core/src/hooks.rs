@@ -212,6 +212,35 @@ cfg_if::cfg_if! {
             crate::debug::report_blocked_forever(s)
         }
 
+        /// What a blocked coroutine's wait is on, for the wait-for graph (`wait_for.rs`).
+        pub(crate) type WaitsOnPart = core::cell::Cell<crate::wait_for::Holds>;
+
+        /// A mutex about to block the running coroutine: note its owner cell.
+        #[inline(always)]
+        pub(crate) fn note_waits_on_mutex(owner: &core::cell::Cell<Option<u64>>) {
+            crate::sched::sched()
+                .current_ref()
+                .waits_on()
+                .set(crate::wait_for::Holds::Owner(owner));
+        }
+
+        /// A rwlock about to block the running coroutine: note its writer and readers.
+        #[inline(always)]
+        pub(crate) fn note_waits_on_rwlock(
+            writer: &core::cell::Cell<Option<u64>>,
+            readers: &core::cell::Cell<usize>,
+        ) {
+            crate::sched::sched()
+                .current_ref()
+                .waits_on()
+                .set(crate::wait_for::Holds::RwLock(writer, readers));
+        }
+
+        /// Who holds what `co` waits for: a coroutine's id, or a number of readers.
+        pub(crate) fn holder_of(co: &CoroInner) -> Option<Result<u64, usize>> {
+            crate::wait_for::holder(co.wait_reason(), co.state(), co.waits_on().get())
+        }
+
         /// The next block of coroutine ids for a scheduler: a process-wide counter hands
         /// out 1,024 at a time, so ids are unique across every scheduler of the process
         /// (a console can name any coroutine by its id alone) and spawning touches the
@@ -280,6 +309,25 @@ cfg_if::cfg_if! {
         /// Without unwinding, a suspended coroutine's frames are abandoned when the
         /// scheduler is uninstalled; its stack is freed.
         pub(crate) const CAN_UNWIND: bool = false;
+
+        /// Without `std` (bare metal, for the `.text` budget): no wait-for graph.
+        #[derive(Default)]
+        pub(crate) struct WaitsOnPart;
+
+        #[inline(always)]
+        pub(crate) fn note_waits_on_mutex(_owner: &core::cell::Cell<Option<u64>>) {}
+
+        #[inline(always)]
+        pub(crate) fn note_waits_on_rwlock(
+            _writer: &core::cell::Cell<Option<u64>>,
+            _readers: &core::cell::Cell<usize>,
+        ) {
+        }
+
+        #[inline(always)]
+        pub(crate) fn holder_of(_co: &CoroInner) -> Option<Result<u64, usize>> {
+            None
+        }
 
         /// Without `std` (one scheduler, bare metal): ids from 1, one block for good.
         pub(crate) fn coro_id_block() -> core::ops::Range<u64> {

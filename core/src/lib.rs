@@ -46,13 +46,15 @@ pub mod switch_observer;
 pub mod sync;
 pub mod timer;
 pub mod wait;
+#[cfg(feature = "std")]
+pub mod wait_for;
 
 pub use clock::Instant;
 pub use coro::{
     new, spawn, Builder, Coro, CoroRef, JoinError, SelfishnessError, SpawnError, State,
 };
 pub use coro_local::CoroLocalKey;
-pub use debug::{where_all, where_is, CoroInfo};
+pub use debug::{where_all, where_is, CoroInfo, HeldBy};
 pub use interruption::{Interrupted, Timeout, TimeoutId};
 pub use parallel::{in_parallel, InParallelError};
 pub use running::{running_for_signal, RunningInfo};

@@ -103,6 +103,7 @@ pub(crate) fn run(req: &Request<'_>, shared: &Shared) -> String {
         Request::Top(n) => top(&mut out, n),
         Request::Stats => stats(&mut out, shared),
         Request::Sockets => sockets(&mut out),
+        Request::Deadlocks => deadlocks(&mut out),
         Request::Interrupt { id, code } => lever(&mut out, "interrupt", id, move |c| {
             c.interrupt(code)
                 .then(|| format!("its blocking call returns Interrupted::Interrupt({code})"))
@@ -305,6 +306,19 @@ fn ps(out: &mut String) -> fmt::Result {
     notes(out, &g.notes)
 }
 
+/// `mutex (held by #7)`, `rwlock (write) (held by 3 readers)`, `join #12`.
+fn wait_cell(info: &CoroInfo) -> String {
+    match &info.held_by {
+        Some(shrapnel_core::HeldBy::Coro { id, .. })
+            if !matches!(info.reason, shrapnel_core::WaitReason::Join(_)) =>
+        {
+            format!("{} (held by #{id})", info.reason)
+        }
+        Some(shrapnel_core::HeldBy::Readers(n)) => format!("{} (held by {n} readers)", info.reason),
+        _ => info.reason.to_string(),
+    }
+}
+
 fn ps_table(out: &mut String, multi: bool, coros: &[(usize, CoroInfo)]) -> fmt::Result {
     const COLUMNS: &[Column] = &[
         Column::right("ID", 4),
@@ -323,7 +337,7 @@ fn ps_table(out: &mut String, multi: bool, coros: &[(usize, CoroInfo)]) -> fmt::
                 info.id.to_string(),
                 cut(&info.name, 24),
                 info.state.to_string(),
-                cut(&info.reason.to_string(), 20),
+                cut(&wait_cell(info), 28),
                 secs(info.waited),
                 count,
                 max,
@@ -553,6 +567,63 @@ fn stats(out: &mut String, shared: &Shared) -> fmt::Result {
     notes(out, &g.notes)
 }
 
+/// One scheduler's deadlocks, each member as `where N` shows it, and how many of its
+/// coroutines are blocked.
+fn scheduler_deadlocks() -> (Vec<Vec<String>>, usize) {
+    let cycles = shrapnel_core::wait_for::deadlocks()
+        .into_iter()
+        .map(|cycle| {
+            cycle
+                .iter()
+                .map(|c| match crate::coro_by_id(c.id) {
+                    Some(r) => crate::where_is(&r).to_string(),
+                    None => c.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    let blocked = shrapnel_core::where_all()
+        .iter()
+        .filter(|c| c.state == shrapnel_core::State::Blocked)
+        .count();
+    (cycles, blocked)
+}
+
+fn deadlocks(out: &mut String) -> fmt::Result {
+    let g = gather(scheduler_deadlocks);
+    let mut found = 0;
+    let mut blocked = 0;
+    for (number, (cycles, b)) in &g.answers {
+        blocked += b;
+        for cycle in cycles {
+            found += 1;
+            let whose = if g.multi {
+                format!(" on {}", g.heading(*number))
+            } else {
+                String::new()
+            };
+            writeln!(
+                out,
+                "deadlock {found}{whose}: {} coroutines, each waiting for the next:",
+                cycle.len()
+            )?;
+            for member in cycle {
+                for line in member.lines() {
+                    writeln!(out, "  {line}")?;
+                }
+            }
+        }
+    }
+    if found == 0 {
+        writeln!(
+            out,
+            "no deadlock among {blocked} blocked coroutines (looked at mutex owners, rwlock \
+             writers and joins)"
+        )?;
+    }
+    notes(out, &g.notes)
+}
+
 fn kind_name(k: SocketKind) -> &'static str {
     match k {
         SocketKind::TcpListener => "tcp listener",
@@ -678,6 +749,7 @@ mod tests {
                 max: Duration::from_millis(1),
             },
             frames: Vec::new(),
+            held_by: None,
         }
     }
 

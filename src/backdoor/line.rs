@@ -241,6 +241,8 @@ pub enum Request<'a> {
     Stats,
     /// `sockets`.
     Sockets,
+    /// `deadlocks`.
+    Deadlocks,
     /// `interrupt N [code]` (code 0 if not given).
     Interrupt {
         /// The coroutine.
@@ -289,6 +291,10 @@ pub const BUILTINS: &[(&str, &str)] = &[
         "switches, polls, timers, run queue, coroutines, sockets, uptime",
     ),
     ("sockets", "open sockets: fd, kind, local and peer address"),
+    (
+        "deadlocks",
+        "cycles of coroutines waiting for each other (mutexes, rwlock writers, joins), with stacks",
+    ),
     (
         "interrupt N [CODE]",
         "make coroutine N's blocking call return Interrupted (code 0)",
@@ -342,6 +348,7 @@ pub fn parse(line: &str) -> Result<Request<'_>, ParseError> {
         "live" => none(name, &args, Request::Live)?,
         "stats" => none(name, &args, Request::Stats)?,
         "sockets" => none(name, &args, Request::Sockets)?,
+        "deadlocks" => none(name, &args, Request::Deadlocks)?,
         "where" => Request::Where(id_arg(name, &args)?),
         "shutdown" => Request::Shutdown(id_arg(name, &args)?),
         "interrupt" => match args.as_slice() {

@@ -93,6 +93,7 @@ impl<T> Mutex<T> {
             return Ok((guard, false));
         }
         // The unlocker hands the lock over (sets owner and depth) before waking us.
+        crate::hooks::note_waits_on_mutex(&self.owner);
         let r = sched().block(WaitReason::Mutex, |w| self.waiters.borrow_mut().push(w, ()));
         if let Resume::Revoked(i) = r {
             // Handed the lock, then interrupted before we ran: pass it on.

@@ -106,6 +106,7 @@ impl<T> RwLock<T> {
             return Ok(guard);
         }
         // `grant` counts us in before waking us.
+        crate::hooks::note_waits_on_rwlock(&self.writer, &self.readers);
         let r = sched().block(WaitReason::RwLockRead, |w| {
             self.waiters.borrow_mut().push(w, false)
         });
@@ -128,6 +129,7 @@ impl<T> RwLock<T> {
             return Ok(guard);
         }
         // `grant` makes us the writer before waking us.
+        crate::hooks::note_waits_on_rwlock(&self.writer, &self.readers);
         let r = sched().block(WaitReason::RwLockWrite, |w| {
             self.waiters.borrow_mut().push(w, true)
         });
