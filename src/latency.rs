@@ -491,8 +491,20 @@ fn take_sample(shared: &Shared, target: usize, seq: u64) -> Option<Raw> {
     None
 }
 
+thread_local! {
+    /// Slices of this thread's scheduler over the threshold, reported or not.
+    static SLOW_SLICES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many slices of this thread's scheduler ran over the latency threshold (each one
+/// the warning was for, printed or suppressed by the rate limit).
+pub(crate) fn slow_slices() -> u64 {
+    SLOW_SLICES.with(std::cell::Cell::get)
+}
+
 /// The end-of-slice report (the core's latency hook), with the sample if one was taken.
 fn report_slice(r: &LatencyReport) {
+    SLOW_SLICES.with(|n| n.set(n.get() + 1));
     let p = SAMPLE.with(|c| c.get());
     // SAFETY: as in the signal handler: kept alive by the thread-local StopOnExit.
     let shared = unsafe { p.as_ref() };

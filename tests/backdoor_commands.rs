@@ -784,3 +784,144 @@ fn deadlocks_lists_each_cycle_and_ps_names_the_holders() {
         "shutting one down broke the cycle: {after}"
     );
 }
+
+/// Every `--json` document parses and has the documented members and types; `metrics`
+/// is the Prometheus text format.
+#[test]
+fn json_documents_and_metrics_follow_their_schema() {
+    use serde_json::Value;
+    shrapnel::reset();
+    let (opts, path) = unix("json");
+    let bd = Backdoor::bind(opts).unwrap();
+    let k = spawn_known(Rc::new(Cell::new(None)));
+    let (holder, locker, sleeper) = (k.holder, k.locker, k.sleeper);
+    let docs = drive(bd, move || {
+        let mut c = Client::connect(&path);
+        let mut docs = Vec::new();
+        for cmd in [
+            "ps --json".to_string(),
+            format!("where {locker} --json"),
+            "where 999999 --json".to_string(),
+            "where_all --json".to_string(),
+            "top 3 --json".to_string(),
+            "stats --json".to_string(),
+            "sockets --json".to_string(),
+            "deadlocks --json".to_string(),
+            "metrics".to_string(),
+        ] {
+            docs.push((cmd.clone(), c.cmd(&cmd)));
+        }
+        c.send(b"quit\n");
+        docs
+    });
+    let parse = |k: usize| -> Value {
+        let (cmd, text) = &docs[k];
+        assert_eq!(text.lines().count(), 1, "{cmd}: one line:\n{text}");
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{cmd}: {e}:\n{text}"))
+    };
+    let check_coro = |c: &Value, with_stack: bool| {
+        assert!(c["id"].is_u64(), "{c}");
+        assert!(c["name"].is_string(), "{c}");
+        assert!(c["scheduler"].is_u64() || c["scheduler"].is_null(), "{c}");
+        let state = c["state"].as_str().unwrap();
+        assert!(
+            ["new", "scheduled", "running", "blocked", "dead"].contains(&state),
+            "{c}"
+        );
+        assert!(c["wait"].is_string() && c["waited_s"].is_number(), "{c}");
+        assert!(c["sleep_left_s"].is_number() || c["sleep_left_s"].is_null());
+        assert!(c["blocked_at"].is_string() || c["blocked_at"].is_null());
+        assert!(c["stack_size"].is_u64());
+        for k in ["count", "total_s", "max_s"] {
+            assert!(c["slices"][k].is_number(), "{c}");
+        }
+        assert_eq!(c.get("stack").is_some(), with_stack, "{c}");
+        if with_stack {
+            for f in c["stack"].as_array().unwrap() {
+                assert!(f["function"].is_string(), "{c}");
+            }
+        }
+    };
+
+    let ps = parse(0);
+    let list = ps["coroutines"].as_array().unwrap();
+    assert!(list.len() >= 8, "{ps}");
+    list.iter().for_each(|c| check_coro(c, false));
+    assert_eq!(ps["notes"], serde_json::json!([]));
+    let lock = list.iter().find(|c| c["id"] == locker).unwrap();
+    assert_eq!(lock["wait"], "mutex");
+    assert_eq!(lock["held_by"]["id"], holder);
+    assert_eq!(lock["held_by"]["name"], "holder");
+    assert!(lock["blocked_at"]
+        .as_str()
+        .unwrap()
+        .contains("backdoor_support"));
+    let sleep = list.iter().find(|c| c["id"] == sleeper).unwrap();
+    assert!(sleep["sleep_left_s"].as_f64().unwrap() > 3000.0, "{sleep}");
+
+    let one = parse(1);
+    check_coro(&one["coroutine"], true);
+    assert_eq!(one["coroutine"]["id"], locker);
+    assert_eq!(parse(2)["coroutine"], Value::Null);
+
+    let all = parse(3);
+    all["coroutines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .for_each(|c| check_coro(c, true));
+    let top = parse(4);
+    assert!(top["coroutines"].as_array().unwrap().len() <= 3);
+
+    let stats = parse(5);
+    let s0 = &stats["schedulers"][0];
+    for k in [
+        "switches",
+        "polls",
+        "passes",
+        "spawned",
+        "live_coroutines",
+        "run_queue",
+        "timers_pending",
+        "live_sockets",
+        "fds_registered",
+        "eagain",
+    ] {
+        assert!(s0[k].is_u64(), "{k}: {stats}");
+    }
+    assert!(s0["uptime_s"].is_number() && s0["thread"].is_string());
+    assert!(stats["blocking_pool"]["max_threads"].is_u64());
+    assert_eq!(stats["backdoor"]["sessions"], 1);
+
+    let sockets = parse(6);
+    let kinds: Vec<&str> = sockets["sockets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"unix listener"), "{sockets}");
+
+    let dl = parse(7);
+    assert_eq!(dl["deadlocks"], serde_json::json!([]));
+    assert!(dl["blocked"].as_u64().unwrap() >= 5, "{dl}");
+
+    let (_, metrics) = &docs[8];
+    assert!(
+        metrics.contains("# TYPE shrapnel_coroutines gauge\n"),
+        "{metrics}"
+    );
+    let blocked_line = metrics
+        .lines()
+        .find(|l| l.starts_with("shrapnel_coroutines{") && l.contains("state=\"blocked\""))
+        .unwrap();
+    let n: u64 = blocked_line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 5, "{metrics}");
+    // Every sample line is `name{labels} value` or `name value` with a number.
+    for line in metrics.lines().filter(|l| !l.starts_with('#')) {
+        let (name, value) = line.rsplit_once(' ').unwrap();
+        assert!(name.starts_with("shrapnel_"), "{line}");
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+    }
+    assert!(metrics.contains("# TYPE shrapnel_switches_total counter\n"));
+}

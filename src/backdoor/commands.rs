@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use shrapnel_core::{CoroInfo, CoroRef};
 
-use super::line::{Request, BUILTINS};
+use super::json::{self, Json};
+use super::line::{Format, Request, BUILTINS};
 use super::Shared;
 use crate::net::{self, SocketInfo, SocketKind};
 use crate::schedulers::{self, Answer};
@@ -37,14 +38,21 @@ struct Gathered<T> {
 }
 
 impl<T> Gathered<T> {
-    /// `scheduler 1 (thread shrapnel-core-1)`.
-    fn heading(&self, number: usize) -> String {
-        let thread = self
-            .threads
+    /// The thread of scheduler `number`.
+    fn thread(&self, number: usize) -> &str {
+        self.threads
             .iter()
             .find(|(n, _)| *n == number)
-            .map_or("?", |(_, t)| t.as_str());
-        format!("scheduler {} (thread {thread})", sched_label(number))
+            .map_or("?", |(_, t)| t.as_str())
+    }
+
+    /// `scheduler 1 (thread shrapnel-core-1)`.
+    fn heading(&self, number: usize) -> String {
+        format!(
+            "scheduler {} (thread {})",
+            sched_label(number),
+            self.thread(number)
+        )
     }
 }
 
@@ -95,15 +103,20 @@ pub(crate) fn run(req: &Request<'_>, shared: &Shared) -> String {
     let mut out = String::new();
     let _ = match *req {
         Request::Help => help(&mut out, shared),
-        Request::Ps => ps(&mut out),
-        Request::Where(id) => where_one(&mut out, id),
-        Request::WhereAll => where_all(&mut out),
+        Request::Ps(Format::Text) => ps(&mut out),
+        Request::Ps(Format::Json) => ps_json(&mut out),
+        Request::Where(id, Format::Text) => where_one(&mut out, id),
+        Request::Where(id, Format::Json) => where_one_json(&mut out, id),
+        Request::WhereAll(Format::Text) => where_all(&mut out),
+        Request::WhereAll(Format::Json) => where_all_json(&mut out),
         Request::Live => live(&mut out),
         Request::Latency(factor) => latency(&mut out, factor),
-        Request::Top(n) => top(&mut out, n),
-        Request::Stats => stats(&mut out, shared),
-        Request::Sockets => sockets(&mut out),
-        Request::Deadlocks => deadlocks(&mut out),
+        Request::Top(n, format) => top(&mut out, n, format),
+        Request::Stats(Format::Text) => stats(&mut out, shared),
+        Request::Stats(Format::Json) => stats_json(&mut out, shared),
+        Request::Sockets(format) => sockets(&mut out, format),
+        Request::Deadlocks(format) => deadlocks(&mut out, format),
+        Request::Metrics => metrics(&mut out, shared),
         Request::Interrupt { id, code } => lever(&mut out, "interrupt", id, move |c| {
             c.interrupt(code)
                 .then(|| format!("its blocking call returns Interrupted::Interrupt({code})"))
@@ -319,6 +332,52 @@ fn wait_cell(info: &CoroInfo) -> String {
     }
 }
 
+/// `{"coroutines": [...], "notes": [...]}` on one line.
+fn coroutines_doc(out: &mut String, coros: Vec<Json>, notes: &[String]) -> fmt::Result {
+    let doc = Json::Obj(vec![("coroutines", Json::Arr(coros)), json::notes(notes)]);
+    writeln!(out, "{doc}")
+}
+
+fn ps_json(out: &mut String) -> fmt::Result {
+    let g = all_coros();
+    let mut coros: Vec<(usize, CoroInfo)> = g
+        .answers
+        .into_iter()
+        .flat_map(|(n, list)| list.into_iter().map(move |c| (n, c)))
+        .collect();
+    coros.sort_by_key(|(_, c)| c.id);
+    let list = coros.iter().map(|(n, c)| json::coro(c, *n, None)).collect();
+    coroutines_doc(out, list, &g.notes)
+}
+
+fn where_all_json(out: &mut String) -> fmt::Result {
+    let g = gather(|| crate::where_all().0);
+    let mut all: Vec<(usize, crate::Where)> = g
+        .answers
+        .into_iter()
+        .flat_map(|(n, list)| list.into_iter().map(move |w| (n, w)))
+        .collect();
+    all.sort_by_key(|(_, w)| w.info.id);
+    let list = all
+        .iter()
+        .map(|(n, w)| json::coro(&w.info, *n, Some(&w.stack)))
+        .collect();
+    coroutines_doc(out, list, &g.notes)
+}
+
+fn where_one_json(out: &mut String, id: u64) -> fmt::Result {
+    let g = gather(move || crate::coro_by_id(id).map(|c| crate::where_is(&c)));
+    let found = g
+        .answers
+        .iter()
+        .find_map(|(n, w)| Some(json::coro(&w.as_ref()?.info, *n, Some(&w.as_ref()?.stack))));
+    let doc = Json::Obj(vec![
+        ("coroutine", found.unwrap_or(Json::Null)),
+        json::notes(&g.notes),
+    ]);
+    writeln!(out, "{doc}")
+}
+
 fn ps_table(out: &mut String, multi: bool, coros: &[(usize, CoroInfo)]) -> fmt::Result {
     const COLUMNS: &[Column] = &[
         Column::right("ID", 4),
@@ -443,8 +502,8 @@ fn latency(out: &mut String, _factor: Option<f64>) -> fmt::Result {
     )
 }
 
-fn top(out: &mut String, n: usize) -> fmt::Result {
-    if !cfg!(feature = "latency") {
+fn top(out: &mut String, n: usize, format: Format) -> fmt::Result {
+    if !cfg!(feature = "latency") && format == Format::Text {
         return writeln!(
             out,
             "top: slices are not timed in this build (feature `latency` of shrapnel is off)"
@@ -457,6 +516,14 @@ fn top(out: &mut String, n: usize) -> fmt::Result {
         .flat_map(|(n, list)| list.into_iter().map(move |c| (n, c)))
         .collect();
     all.sort_by(|(_, a), (_, b)| b.slices.max.cmp(&a.slices.max).then(a.id.cmp(&b.id)));
+    if format == Format::Json {
+        let list = all
+            .iter()
+            .take(n)
+            .map(|(number, c)| json::coro(c, *number, None))
+            .collect();
+        return coroutines_doc(out, list, &g.notes);
+    }
     const COLUMNS: &[Column] = &[
         Column::right("ID", 4),
         Column::left("NAME", 24),
@@ -490,33 +557,295 @@ fn top(out: &mut String, n: usize) -> fmt::Result {
     notes(out, &g.notes)
 }
 
-/// One scheduler's counters, as `stats` shows them.
-fn scheduler_stats() -> Vec<(&'static str, String)> {
-    use shrapnel_core::sched;
-    let st = sched::stats();
-    vec![
-        ("uptime", secs(sched::uptime())),
-        ("switches", st.switches.to_string()),
-        ("polls", st.polls.to_string()),
-        ("loop passes", st.passes.to_string()),
-        ("spawned", st.spawned.to_string()),
-        ("live coroutines", crate::live_coros().len().to_string()),
-        ("run queue", sched::run_queue_len().to_string()),
-        ("timers pending", sched::timers_pending().to_string()),
-        ("live sockets", net::live_sockets().len().to_string()),
+/// One scheduler's counters.
+struct SchedulerStats {
+    uptime: Duration,
+    core: shrapnel_core::sched::Stats,
+    /// Live coroutines by state: new, scheduled, running, blocked.
+    states: [(&'static str, usize); 4],
+    run_queue: usize,
+    timers_pending: usize,
+    live_sockets: usize,
+    fds_registered: usize,
+    eagain: u64,
+    /// Slices over the latency threshold (feature `latency`).
+    slow_slices: Option<u64>,
+}
+
+impl SchedulerStats {
+    /// This thread's scheduler's, now.
+    fn here() -> Self {
+        use shrapnel_core::sched;
+        let mut states = [("new", 0), ("scheduled", 0), ("running", 0), ("blocked", 0)];
+        for c in crate::live_coros() {
+            let k = match c.state() {
+                shrapnel_core::State::NotStarted => 0,
+                shrapnel_core::State::Ready => 1,
+                shrapnel_core::State::Running => 2,
+                _ => 3,
+            };
+            states[k].1 += 1;
+        }
+        SchedulerStats {
+            uptime: sched::uptime(),
+            core: sched::stats(),
+            states,
+            run_queue: sched::run_queue_len(),
+            timers_pending: sched::timers_pending(),
+            live_sockets: net::live_sockets().len(),
+            fds_registered: shrapnel_core::io::registered(),
+            eagain: shrapnel_core::io::would_block_count(),
+            slow_slices: slow_slices(),
+        }
+    }
+
+    fn live(&self) -> usize {
+        self.states.iter().map(|(_, n)| n).sum()
+    }
+
+    /// The rows `stats` shows.
+    fn rows(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("uptime", secs(self.uptime)),
+            ("switches", self.core.switches.to_string()),
+            ("polls", self.core.polls.to_string()),
+            ("loop passes", self.core.passes.to_string()),
+            ("spawned", self.core.spawned.to_string()),
+            ("live coroutines", self.live().to_string()),
+            ("run queue", self.run_queue.to_string()),
+            ("timers pending", self.timers_pending.to_string()),
+            ("live sockets", self.live_sockets.to_string()),
+            ("fds registered", self.fds_registered.to_string()),
+            ("EAGAIN syscalls", self.eagain.to_string()),
+        ]
+    }
+}
+
+#[cfg(feature = "latency")]
+fn slow_slices() -> Option<u64> {
+    Some(crate::latency::slow_slices())
+}
+
+#[cfg(not(feature = "latency"))]
+fn slow_slices() -> Option<u64> {
+    None
+}
+
+fn stats_json(out: &mut String, shared: &Shared) -> fmt::Result {
+    let g = gather(SchedulerStats::here);
+    let pool = crate::blocking::pool_stats();
+    let schedulers = g
+        .answers
+        .iter()
+        .map(|(n, st)| {
+            Json::Obj(vec![
+                ("scheduler", json::scheduler(*n)),
+                ("thread", g.thread(*n).into()),
+                ("uptime_s", st.uptime.into()),
+                ("switches", st.core.switches.into()),
+                ("polls", st.core.polls.into()),
+                ("passes", st.core.passes.into()),
+                ("spawned", st.core.spawned.into()),
+                ("live_coroutines", st.live().into()),
+                ("run_queue", st.run_queue.into()),
+                ("timers_pending", st.timers_pending.into()),
+                ("live_sockets", st.live_sockets.into()),
+                ("fds_registered", st.fds_registered.into()),
+                ("eagain", st.eagain.into()),
+            ])
+        })
+        .collect();
+    let doc = Json::Obj(vec![
+        ("schedulers", Json::Arr(schedulers)),
         (
-            "fds registered",
-            shrapnel_core::io::registered().to_string(),
+            "blocking_pool",
+            Json::Obj(vec![
+                ("threads", pool.threads.into()),
+                ("busy", pool.busy.into()),
+                ("max_threads", crate::blocking::pool_config().threads.into()),
+                ("queued", pool.queued.into()),
+                ("completed", pool.completed.into()),
+                ("refused", pool.refused.into()),
+            ]),
         ),
         (
-            "EAGAIN syscalls",
-            shrapnel_core::io::would_block_count().to_string(),
+            "backdoor",
+            Json::Obj(vec![
+                ("sessions", shared.sessions.get().into()),
+                ("pending_logins", shared.pending_logins.get().into()),
+            ]),
         ),
-    ]
+        json::notes(&g.notes),
+    ]);
+    writeln!(out, "{doc}")
+}
+
+/// `metrics`: every scheduler's counters and gauges, and the process's, in the Prometheus
+/// text exposition format (labels `scheduler` and `state`).
+fn metrics(out: &mut String, shared: &Shared) -> fmt::Result {
+    let g = gather(SchedulerStats::here);
+    type Metric = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&SchedulerStats) -> u64,
+    );
+    const PER_SCHEDULER: &[Metric] = &[
+        (
+            "shrapnel_uptime_seconds",
+            "gauge",
+            "Seconds since the scheduler started.",
+            |s| s.uptime.as_secs(),
+        ),
+        (
+            "shrapnel_switches_total",
+            "counter",
+            "Context switches into coroutines.",
+            |s| s.core.switches,
+        ),
+        (
+            "shrapnel_polls_total",
+            "counter",
+            "Calls to the poller.",
+            |s| s.core.polls,
+        ),
+        (
+            "shrapnel_loop_passes_total",
+            "counter",
+            "Passes of the event loop.",
+            |s| s.core.passes,
+        ),
+        (
+            "shrapnel_spawned_total",
+            "counter",
+            "Coroutines spawned.",
+            |s| s.core.spawned,
+        ),
+        (
+            "shrapnel_run_queue",
+            "gauge",
+            "Coroutines ready to run.",
+            |s| s.run_queue as u64,
+        ),
+        ("shrapnel_timers_pending", "gauge", "Timers pending.", |s| {
+            s.timers_pending as u64
+        }),
+        ("shrapnel_live_sockets", "gauge", "Open sockets.", |s| {
+            s.live_sockets as u64
+        }),
+        (
+            "shrapnel_fds_registered",
+            "gauge",
+            "File descriptors registered with the poller.",
+            |s| s.fds_registered as u64,
+        ),
+        (
+            "shrapnel_eagain_total",
+            "counter",
+            "System calls that returned EAGAIN.",
+            |s| s.eagain,
+        ),
+        (
+            "shrapnel_stack_copies_total",
+            "counter",
+            "Shared-stack frame copies.",
+            |s| s.core.stack_copies,
+        ),
+    ];
+    let label = |n: usize| format!("scheduler=\"{}\"", sched_label(n));
+    writeln!(out, "# HELP shrapnel_coroutines Live coroutines by state.")?;
+    writeln!(out, "# TYPE shrapnel_coroutines gauge")?;
+    for (n, st) in &g.answers {
+        for (state, count) in st.states {
+            writeln!(
+                out,
+                "shrapnel_coroutines{{{},state=\"{state}\"}} {count}",
+                label(*n)
+            )?;
+        }
+    }
+    for (name, kind, help, value) in PER_SCHEDULER {
+        writeln!(out, "# HELP {name} {help}")?;
+        writeln!(out, "# TYPE {name} {kind}")?;
+        for (n, st) in &g.answers {
+            writeln!(out, "{name}{{{}}} {}", label(*n), value(st))?;
+        }
+    }
+    if g.answers.iter().any(|(_, st)| st.slow_slices.is_some()) {
+        let name = "shrapnel_slow_slices_total";
+        writeln!(
+            out,
+            "# HELP {name} Slices over the latency warning's threshold."
+        )?;
+        writeln!(out, "# TYPE {name} counter")?;
+        for (n, st) in &g.answers {
+            writeln!(
+                out,
+                "{name}{{{}}} {}",
+                label(*n),
+                st.slow_slices.unwrap_or(0)
+            )?;
+        }
+    }
+    let pool = crate::blocking::pool_stats();
+    let process: [(&str, &str, &str, u64); 7] = [
+        (
+            "shrapnel_blocking_threads",
+            "gauge",
+            "Threads of the blocking pool.",
+            pool.threads as u64,
+        ),
+        (
+            "shrapnel_blocking_busy",
+            "gauge",
+            "Blocking-pool threads running a closure.",
+            pool.busy as u64,
+        ),
+        (
+            "shrapnel_blocking_queued",
+            "gauge",
+            "Closures waiting for a blocking-pool thread.",
+            pool.queued as u64,
+        ),
+        (
+            "shrapnel_blocking_completed_total",
+            "counter",
+            "Blocking-pool closures finished.",
+            pool.completed,
+        ),
+        (
+            "shrapnel_blocking_refused_total",
+            "counter",
+            "Blocking calls refused (queue full).",
+            pool.refused,
+        ),
+        (
+            "shrapnel_backdoor_sessions",
+            "gauge",
+            "Open backdoor sessions.",
+            shared.sessions.get() as u64,
+        ),
+        (
+            "shrapnel_schedulers",
+            "gauge",
+            "Schedulers that answered.",
+            g.answers.len() as u64,
+        ),
+    ];
+    for (name, kind, help, value) in process {
+        writeln!(out, "# HELP {name} {help}")?;
+        writeln!(out, "# TYPE {name} {kind}")?;
+        writeln!(out, "{name} {value}")?;
+    }
+    // A scheduler that did not answer: a comment line, which scrapers ignore.
+    for n in &g.notes {
+        writeln!(out, "# note: {n}")?;
+    }
+    Ok(())
 }
 
 fn stats(out: &mut String, shared: &Shared) -> fmt::Result {
-    let g = gather(scheduler_stats);
+    let g = gather(|| SchedulerStats::here().rows());
     let pool = crate::blocking::pool_stats();
     let process: [(&str, String); 4] = [
         (
@@ -569,15 +898,18 @@ fn stats(out: &mut String, shared: &Shared) -> fmt::Result {
 
 /// One scheduler's deadlocks, each member as `where N` shows it, and how many of its
 /// coroutines are blocked.
-fn scheduler_deadlocks() -> (Vec<Vec<String>>, usize) {
+fn scheduler_deadlocks() -> (Vec<Vec<crate::Where>>, usize) {
     let cycles = shrapnel_core::wait_for::deadlocks()
         .into_iter()
         .map(|cycle| {
             cycle
-                .iter()
+                .into_iter()
                 .map(|c| match crate::coro_by_id(c.id) {
-                    Some(r) => crate::where_is(&r).to_string(),
-                    None => c.to_string(),
+                    Some(r) => crate::where_is(&r),
+                    None => crate::Where {
+                        info: c,
+                        stack: Vec::new(),
+                    },
                 })
                 .collect()
         })
@@ -589,8 +921,31 @@ fn scheduler_deadlocks() -> (Vec<Vec<String>>, usize) {
     (cycles, blocked)
 }
 
-fn deadlocks(out: &mut String) -> fmt::Result {
+fn deadlocks(out: &mut String, format: Format) -> fmt::Result {
     let g = gather(scheduler_deadlocks);
+    if format == Format::Json {
+        let mut list = Vec::new();
+        let mut blocked = 0usize;
+        for (number, (cycles, b)) in &g.answers {
+            blocked += b;
+            for cycle in cycles {
+                let members = cycle
+                    .iter()
+                    .map(|w| json::coro(&w.info, *number, Some(&w.stack)))
+                    .collect();
+                list.push(Json::Obj(vec![
+                    ("scheduler", json::scheduler(*number)),
+                    ("members", Json::Arr(members)),
+                ]));
+            }
+        }
+        let doc = Json::Obj(vec![
+            ("deadlocks", Json::Arr(list)),
+            ("blocked", blocked.into()),
+            json::notes(&g.notes),
+        ]);
+        return writeln!(out, "{doc}");
+    }
     let mut found = 0;
     let mut blocked = 0;
     for (number, (cycles, b)) in &g.answers {
@@ -608,7 +963,7 @@ fn deadlocks(out: &mut String) -> fmt::Result {
                 cycle.len()
             )?;
             for member in cycle {
-                for line in member.lines() {
+                for line in member.to_string().lines() {
                     writeln!(out, "  {line}")?;
                 }
             }
@@ -635,7 +990,7 @@ fn kind_name(k: SocketKind) -> &'static str {
     }
 }
 
-fn sockets(out: &mut String) -> fmt::Result {
+fn sockets(out: &mut String, format: Format) -> fmt::Result {
     const COLUMNS: &[Column] = &[
         Column::right("FD", 4),
         Column::left("KIND", 13),
@@ -649,6 +1004,22 @@ fn sockets(out: &mut String) -> fmt::Result {
         .flat_map(|(n, list)| list.into_iter().map(move |s| (n, s)))
         .collect();
     all.sort_by_key(|(_, s)| s.fd);
+    if format == Format::Json {
+        let list = all
+            .iter()
+            .map(|(n, s)| {
+                Json::Obj(vec![
+                    ("fd", Json::Int(s.fd.into())),
+                    ("kind", kind_name(s.kind).into()),
+                    ("local", s.local.as_str().into()),
+                    ("peer", s.peer.as_str().into()),
+                    ("scheduler", json::scheduler(*n)),
+                ])
+            })
+            .collect();
+        let doc = Json::Obj(vec![("sockets", Json::Arr(list)), json::notes(&g.notes)]);
+        return writeln!(out, "{doc}");
+    }
     let rows = all
         .into_iter()
         .map(|(n, s)| {

@@ -18,13 +18,13 @@
 //! once as [`Input::TooLong`] and the decoder stops; it never holds more than the limit.
 //!
 //! ```
-//! use shrapnel::backdoor::line::{parse, Input, LineDecoder, Request};
+//! use shrapnel::backdoor::line::{parse, Format, Input, LineDecoder, Request};
 //!
 //! let mut dec = LineDecoder::new(4096);
 //! let mut got = Vec::new();
 //! dec.feed(b"\xff\xfd\x01where 3\r\nquit\n", &mut got);
 //! assert_eq!(got, [Input::Line("where 3".into()), Input::Line("quit".into())]);
-//! assert_eq!(parse("where 3").unwrap(), Request::Where(3));
+//! assert_eq!(parse("where 3").unwrap(), Request::Where(3, Format::Text));
 //! assert_eq!(parse("exit").unwrap(), Request::Quit);
 //! ```
 
@@ -225,24 +225,26 @@ pub enum Request<'a> {
     Quit,
     /// `help`, `?`.
     Help,
-    /// `ps`.
-    Ps,
-    /// `where N`.
-    Where(u64),
-    /// `where_all`.
-    WhereAll,
+    /// `ps [--json]`.
+    Ps(Format),
+    /// `where N [--json]`.
+    Where(u64, Format),
+    /// `where_all [--json]`.
+    WhereAll(Format),
     /// `live`.
     Live,
     /// `latency [factor]`.
     Latency(Option<f64>),
-    /// `top [n]`.
-    Top(usize),
-    /// `stats`.
-    Stats,
-    /// `sockets`.
-    Sockets,
-    /// `deadlocks`.
-    Deadlocks,
+    /// `top [n] [--json]`.
+    Top(usize, Format),
+    /// `stats [--json]`.
+    Stats(Format),
+    /// `sockets [--json]`.
+    Sockets(Format),
+    /// `deadlocks [--json]`.
+    Deadlocks(Format),
+    /// `metrics`: the Prometheus text format.
+    Metrics,
     /// `interrupt N [code]` (code 0 if not given).
     Interrupt {
         /// The coroutine.
@@ -263,6 +265,15 @@ pub enum Request<'a> {
         /// The other words.
         args: Vec<&'a str>,
     },
+}
+
+/// How a command's answer is written: for people, or as one JSON document (`--json`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Tables and lines.
+    Text,
+    /// One JSON document (schema: the backdoor's `json` module).
+    Json,
 }
 
 /// How many entries `top` shows when not told.
@@ -294,6 +305,14 @@ pub const BUILTINS: &[(&str, &str)] = &[
     (
         "deadlocks",
         "cycles of coroutines waiting for each other (mutexes, rwlock writers, joins), with stacks",
+    ),
+    (
+        "metrics",
+        "counters and gauges in the Prometheus text format",
+    ),
+    (
+        "… --json",
+        "ps, where, where_all, top, stats, sockets, deadlocks as one JSON document",
     ),
     (
         "interrupt N [CODE]",
@@ -339,17 +358,26 @@ pub fn parse(line: &str) -> Result<Request<'_>, ParseError> {
     let Some(name) = words.next() else {
         return Ok(Request::Empty);
     };
-    let args: Vec<&str> = words.collect();
+    let mut args: Vec<&str> = words.collect();
+    // `--json` anywhere among the arguments of the commands that have it.
+    let mut format = Format::Text;
+    if JSON_COMMANDS.contains(&name) {
+        if let Some(at) = args.iter().position(|a| *a == "--json") {
+            args.remove(at);
+            format = Format::Json;
+        }
+    }
     let req = match name {
         "quit" | "exit" => none(name, &args, Request::Quit)?,
         "help" | "?" => none(name, &args, Request::Help)?,
-        "ps" => none(name, &args, Request::Ps)?,
-        "where_all" => none(name, &args, Request::WhereAll)?,
+        "ps" => none(name, &args, Request::Ps(format))?,
+        "where_all" => none(name, &args, Request::WhereAll(format))?,
         "live" => none(name, &args, Request::Live)?,
-        "stats" => none(name, &args, Request::Stats)?,
-        "sockets" => none(name, &args, Request::Sockets)?,
-        "deadlocks" => none(name, &args, Request::Deadlocks)?,
-        "where" => Request::Where(id_arg(name, &args)?),
+        "stats" => none(name, &args, Request::Stats(format))?,
+        "sockets" => none(name, &args, Request::Sockets(format))?,
+        "deadlocks" => none(name, &args, Request::Deadlocks(format))?,
+        "metrics" => none(name, &args, Request::Metrics)?,
+        "where" => Request::Where(id_arg(name, &args)?, format),
         "shutdown" => Request::Shutdown(id_arg(name, &args)?),
         "interrupt" => match args.as_slice() {
             [id] => Request::Interrupt {
@@ -367,8 +395,8 @@ pub fn parse(line: &str) -> Result<Request<'_>, ParseError> {
             _ => return Err(usage(name, "a count")),
         },
         "top" => match args.as_slice() {
-            [] => Request::Top(TOP_DEFAULT),
-            [n] => Request::Top(number(name, "count", n)?),
+            [] => Request::Top(TOP_DEFAULT, format),
+            [n] => Request::Top(number(name, "count", n)?, format),
             _ => return Err(usage(name, "an optional count")),
         },
         "latency" => match args.as_slice() {
@@ -397,6 +425,17 @@ pub fn parse(line: &str) -> Result<Request<'_>, ParseError> {
     };
     Ok(req)
 }
+
+/// The commands that take `--json`.
+const JSON_COMMANDS: &[&str] = &[
+    "ps",
+    "where",
+    "where_all",
+    "top",
+    "stats",
+    "sockets",
+    "deadlocks",
+];
 
 fn none<'a>(name: &str, args: &[&str], req: Request<'a>) -> Result<Request<'a>, ParseError> {
     if args.is_empty() {
@@ -530,11 +569,34 @@ mod tests {
     #[test]
     fn parses_builtins() {
         assert_eq!(parse("  ").unwrap(), Request::Empty);
-        assert_eq!(parse("ps").unwrap(), Request::Ps);
-        assert_eq!(parse(" where   12 ").unwrap(), Request::Where(12));
-        assert_eq!(parse("where #12").unwrap(), Request::Where(12));
-        assert_eq!(parse("top").unwrap(), Request::Top(TOP_DEFAULT));
-        assert_eq!(parse("top 3").unwrap(), Request::Top(3));
+        assert_eq!(parse("ps").unwrap(), Request::Ps(Format::Text));
+        assert_eq!(parse("ps --json").unwrap(), Request::Ps(Format::Json));
+        assert_eq!(
+            parse(" where   12 ").unwrap(),
+            Request::Where(12, Format::Text)
+        );
+        assert_eq!(
+            parse("where #12").unwrap(),
+            Request::Where(12, Format::Text)
+        );
+        assert_eq!(
+            parse("where --json 12").unwrap(),
+            Request::Where(12, Format::Json)
+        );
+        assert_eq!(
+            parse("top").unwrap(),
+            Request::Top(TOP_DEFAULT, Format::Text)
+        );
+        assert_eq!(parse("top 3").unwrap(), Request::Top(3, Format::Text));
+        assert_eq!(
+            parse("top 3 --json").unwrap(),
+            Request::Top(3, Format::Json)
+        );
+        assert_eq!(parse("metrics").unwrap(), Request::Metrics);
+        assert!(
+            parse("live --json").is_err(),
+            "only the listed commands have it"
+        );
         assert_eq!(parse("latency").unwrap(), Request::Latency(None));
         assert_eq!(parse("latency 2.5").unwrap(), Request::Latency(Some(2.5)));
         assert_eq!(

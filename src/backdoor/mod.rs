@@ -79,6 +79,7 @@
 //! described in `help`.
 
 mod commands;
+mod json;
 pub mod line;
 mod login;
 #[cfg(feature = "backdoor-script")]
