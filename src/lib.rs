@@ -40,7 +40,7 @@ pub use shrapnel_core::sched::{
     duration_between, instant_after, selfish_act, set_exit, sleep, sleep_until, stats, uptime,
     with_timeout, yield_slice, Stats,
 };
-pub use shrapnel_core::{channel, interruption, sync, wait_for};
+pub use shrapnel_core::{channel, interruption, sync, wait_for, wait_profile};
 pub use shrapnel_core::{
     coro_by_id, current, live_coros, now, Coro, CoroInfo, CoroRef, HeldBy, Instant, Interrupted,
     JoinError, SelfishnessError, SpawnError, State, Timeout, TimeoutId, WaitReason,

@@ -808,6 +808,8 @@ fn json_documents_and_metrics_follow_their_schema() {
             "sockets --json".to_string(),
             "deadlocks --json".to_string(),
             "metrics".to_string(),
+            "contention 5 --json".to_string(),
+            "contention".to_string(),
         ] {
             docs.push((cmd.clone(), c.cmd(&cmd)));
         }
@@ -924,4 +926,21 @@ fn json_documents_and_metrics_follow_their_schema() {
         assert!(value.parse::<f64>().is_ok(), "{line}");
     }
     assert!(metrics.contains("# TYPE shrapnel_switches_total counter\n"));
+
+    // The session's own reads waited for input: the blocking profile has them.
+    let cont = parse(9);
+    let list = cont["contention"].as_array().unwrap();
+    assert!(!list.is_empty() && list.len() <= 5, "{cont}");
+    for e in list {
+        assert!(e["kind"].is_string() && e["location"].is_string(), "{e}");
+        assert!(e["count"].as_u64().unwrap() >= 1, "{e}");
+        assert!(e["total_s"].is_number() && e["max_s"].is_number(), "{e}");
+    }
+    assert!(list.iter().any(|e| e["kind"] == "readable fd"), "{cont}");
+    let (_, text) = &docs[10];
+    assert!(
+        text.starts_with(" WAITS      TOTAL        MAX  KIND"),
+        "{text}"
+    );
+    assert!(text.contains("readable fd"), "{text}");
 }

@@ -212,6 +212,20 @@ cfg_if::cfg_if! {
             crate::debug::report_blocked_forever(s)
         }
 
+        /// The blocking profile (`wait_profile.rs`).
+        pub(crate) type WaitProfilePart = crate::wait_profile::WaitProfile;
+
+        /// A wait for `reason` from `at`, begun at tick `since`, ended: count it.
+        #[inline(always)]
+        pub(crate) fn wait_ended(
+            s: &SchedState,
+            reason: crate::wait::WaitReason,
+            at: &'static core::panic::Location<'static>,
+            since: u64,
+        ) {
+            s.wait_profile().record(reason, at, since, s.wait_clock());
+        }
+
         /// What a blocked coroutine's wait is on, for the wait-for graph (`wait_for.rs`).
         pub(crate) type WaitsOnPart = core::cell::Cell<crate::wait_for::Holds>;
 
@@ -309,6 +323,19 @@ cfg_if::cfg_if! {
         /// Without unwinding, a suspended coroutine's frames are abandoned when the
         /// scheduler is uninstalled; its stack is freed.
         pub(crate) const CAN_UNWIND: bool = false;
+
+        /// Without `std` (bare metal, for the `.text` budget): no blocking profile.
+        #[derive(Default)]
+        pub(crate) struct WaitProfilePart;
+
+        #[inline(always)]
+        pub(crate) fn wait_ended(
+            _s: &SchedState,
+            _reason: crate::wait::WaitReason,
+            _at: &'static core::panic::Location<'static>,
+            _since: u64,
+        ) {
+        }
 
         /// Without `std` (bare metal, for the `.text` budget): no wait-for graph.
         #[derive(Default)]

@@ -48,6 +48,8 @@ pub mod timer;
 pub mod wait;
 #[cfg(feature = "std")]
 pub mod wait_for;
+#[cfg(feature = "std")]
+pub mod wait_profile;
 
 pub use clock::Instant;
 pub use coro::{

@@ -117,6 +117,14 @@ pub(crate) fn run(req: &Request<'_>, shared: &Shared) -> String {
         Request::Sockets(format) => sockets(&mut out, format),
         Request::Deadlocks(format) => deadlocks(&mut out, format),
         Request::Metrics => metrics(&mut out, shared),
+        Request::Contention(n, format) => contention(&mut out, n, format),
+        Request::ContentionReset => each(
+            &mut out,
+            gather(|| {
+                shrapnel_core::wait_profile::reset();
+                "contention: counting afresh from now".to_string()
+            }),
+        ),
         Request::Interrupt { id, code } => lever(&mut out, "interrupt", id, move |c| {
             c.interrupt(code)
                 .then(|| format!("its blocking call returns Interrupted::Interrupt({code})"))
@@ -975,6 +983,77 @@ fn deadlocks(out: &mut String, format: Format) -> fmt::Result {
             "no deadlock among {blocked} blocked coroutines (looked at mutex owners, rwlock \
              writers and joins)"
         )?;
+    }
+    notes(out, &g.notes)
+}
+
+/// `contention [N]`: the blocking profile of every scheduler, merged by place and kind,
+/// the longest total wait first.
+fn contention(out: &mut String, n: usize, format: Format) -> fmt::Result {
+    let g = gather(shrapnel_core::wait_profile::contention);
+    let mut merged: Vec<shrapnel_core::wait_profile::Contention> = Vec::new();
+    for (_, list) in g.answers {
+        for e in list {
+            match merged
+                .iter_mut()
+                .find(|m| m.kind == e.kind && std::ptr::eq(m.location, e.location))
+            {
+                Some(m) => {
+                    m.count += e.count;
+                    m.total += e.total;
+                    m.max = m.max.max(e.max);
+                }
+                None => merged.push(e),
+            }
+        }
+    }
+    merged.sort_by(|a, b| b.total.cmp(&a.total).then(b.count.cmp(&a.count)));
+    merged.truncate(n);
+    let place = |e: &shrapnel_core::wait_profile::Contention| {
+        format!("{}:{}", e.location.file(), e.location.line())
+    };
+    if format == Format::Json {
+        let list = merged
+            .iter()
+            .map(|e| {
+                Json::Obj(vec![
+                    ("kind", e.kind.into()),
+                    ("location", place(e).into()),
+                    ("count", e.count.into()),
+                    ("total_s", e.total.into()),
+                    ("max_s", e.max.into()),
+                ])
+            })
+            .collect();
+        let doc = Json::Obj(vec![("contention", Json::Arr(list)), json::notes(&g.notes)]);
+        return writeln!(out, "{doc}");
+    }
+    const COLUMNS: &[Column] = &[
+        Column::right("WAITS", 6),
+        Column::right("TOTAL", 9),
+        Column::right("MAX", 9),
+        Column::left("KIND", 14),
+        Column::left("WHERE", 0),
+    ];
+    let rows: Vec<Vec<String>> = merged
+        .iter()
+        .map(|e| {
+            vec![
+                e.count.to_string(),
+                secs(e.total),
+                secs(e.max),
+                e.kind.to_string(),
+                place(e),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        writeln!(
+            out,
+            "contention: no waits recorded yet (sleeps are not counted)"
+        )?;
+    } else {
+        table(out, COLUMNS, &rows)?;
     }
     notes(out, &g.notes)
 }

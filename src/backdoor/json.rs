@@ -1,6 +1,6 @@
 //! `--json`: the backdoor's commands as one JSON document each, for tools and scripts
-//! (`ps`, `where N`, `where_all`, `top`, `stats`, `sockets`, `deadlocks`), and `metrics`
-//! in the Prometheus text format. Documents are one line, UTF-8, RFC 8259. Times are
+//! (`ps`, `where N`, `where_all`, `top`, `stats`, `sockets`, `deadlocks`, `contention`),
+//! and `metrics` in the Prometheus text format. Documents are one line, UTF-8, RFC 8259. Times are
 //! seconds as numbers; ids and counts are integers.
 //!
 //! The schema (every document also has `"notes"`: a list of strings, one per scheduler
@@ -35,6 +35,9 @@
 //!                    "scheduler": int | null}], "notes": […]}
 //! deadlocks      → {"deadlocks": [{"scheduler": int | null, "members": [coroutine…]}],
 //!                   "blocked": int, "notes": […]}   (members: each waits for the next)
+//! contention N   → {"contention": [{"kind": str, "location": "file:line", "count": int,
+//!                   "total_s": number, "max_s": number}], "notes": […]}
+//!                   (every scheduler's, merged; the longest total first)
 //! ```
 //!
 //! `scheduler` is `null` for a scheduler the runtime did not install.

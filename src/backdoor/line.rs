@@ -245,6 +245,10 @@ pub enum Request<'a> {
     Deadlocks(Format),
     /// `metrics`: the Prometheus text format.
     Metrics,
+    /// `contention [N] [--json]`: the N places coroutines waited longest in total.
+    Contention(usize, Format),
+    /// `contention reset`.
+    ContentionReset,
     /// `interrupt N [code]` (code 0 if not given).
     Interrupt {
         /// The coroutine.
@@ -275,6 +279,9 @@ pub enum Format {
     /// One JSON document (schema: the backdoor's `json` module).
     Json,
 }
+
+/// How many entries `contention` shows when not told.
+pub const CONTENTION_DEFAULT: usize = 20;
 
 /// How many entries `top` shows when not told.
 pub const TOP_DEFAULT: usize = 10;
@@ -311,8 +318,12 @@ pub const BUILTINS: &[(&str, &str)] = &[
         "counters and gauges in the Prometheus text format",
     ),
     (
+        "contention [N|reset]",
+        "where coroutines waited (mutex, fifo, fd, join…): count, total, max (default 20)",
+    ),
+    (
         "… --json",
-        "ps, where, where_all, top, stats, sockets, deadlocks as one JSON document",
+        "ps, where, where_all, top, stats, sockets, deadlocks, contention as JSON",
     ),
     (
         "interrupt N [CODE]",
@@ -377,6 +388,12 @@ pub fn parse(line: &str) -> Result<Request<'_>, ParseError> {
         "sockets" => none(name, &args, Request::Sockets(format))?,
         "deadlocks" => none(name, &args, Request::Deadlocks(format))?,
         "metrics" => none(name, &args, Request::Metrics)?,
+        "contention" => match args.as_slice() {
+            [] => Request::Contention(CONTENTION_DEFAULT, format),
+            ["reset"] if format == Format::Text => Request::ContentionReset,
+            [n] => Request::Contention(number(name, "count", n)?, format),
+            _ => return Err(usage(name, "an optional count, or `reset`")),
+        },
         "where" => Request::Where(id_arg(name, &args)?, format),
         "shutdown" => Request::Shutdown(id_arg(name, &args)?),
         "interrupt" => match args.as_slice() {
@@ -435,6 +452,7 @@ const JSON_COMMANDS: &[&str] = &[
     "stats",
     "sockets",
     "deadlocks",
+    "contention",
 ];
 
 fn none<'a>(name: &str, args: &[&str], req: Request<'a>) -> Result<Request<'a>, ParseError> {
@@ -593,6 +611,16 @@ mod tests {
             Request::Top(3, Format::Json)
         );
         assert_eq!(parse("metrics").unwrap(), Request::Metrics);
+        assert_eq!(
+            parse("contention").unwrap(),
+            Request::Contention(CONTENTION_DEFAULT, Format::Text)
+        );
+        assert_eq!(
+            parse("contention 5 --json").unwrap(),
+            Request::Contention(5, Format::Json)
+        );
+        assert_eq!(parse("contention reset").unwrap(), Request::ContentionReset);
+        assert!(parse("contention lots").is_err());
         assert!(
             parse("live --json").is_err(),
             "only the listed commands have it"

@@ -139,6 +139,8 @@ pub(crate) struct SchedState {
     panic: hooks::PanicPart,
     /// The switch observer (feature `switch-observer`; nothing without it).
     switch_observer: hooks::ObserverPart,
+    /// The blocking profile (feature `std`; nothing without it).
+    wait_profile: hooks::WaitProfilePart,
 }
 
 /// The scheduler installed on this thread, if any.
@@ -216,6 +218,7 @@ pub fn install(config: Config) -> Result<(), AlreadyInstalled> {
         latency: hooks::LatencyPart::new(rate, lag),
         panic: hooks::panic_part(),
         switch_observer: hooks::observer_part(),
+        wait_profile: Default::default(),
     });
     hooks::set_sched_ptr(Box::into_raw(state));
     Ok(())
@@ -265,6 +268,13 @@ impl SchedState {
     #[allow(dead_code)] // read only with feature `latency`
     pub(crate) fn latency(&self) -> &hooks::LatencyPart {
         &self.latency
+    }
+
+    /// The blocking profile (the `wait_profile` module's, through `hooks`).
+    #[inline]
+    #[allow(dead_code)] // read only with feature `std`
+    pub(crate) fn wait_profile(&self) -> &hooks::WaitProfilePart {
+        &self.wait_profile
     }
 
     /// The switch observer (the `switch_observer` module's, through `hooks`).
@@ -662,10 +672,12 @@ impl SchedState {
                 return r;
             }
             let me = self.current_rc().expect("running coroutine is registered");
-            let seq = co.enter_wait(reason, self.wait_clock(), Location::caller());
+            let since = self.wait_clock();
+            let seq = co.enter_wait(reason, since, Location::caller());
             register(Waiter::new(me, seq));
             self.suspend_current(co);
             co.leave_wait();
+            hooks::wait_ended(self, reason, Location::caller(), since);
             hooks::unwinding_after_wait(co);
             co.take_resume()
         }
