@@ -175,52 +175,9 @@ impl Raw {
 }
 
 /// Whether the instruction at `pc` runs while its function has no frame record of its
-/// own: at the first instructions of the prologue (`push rbp; mov rbp, rsp` or
-/// `stp x29, x30, [sp, #-n]!; mov x29, sp` not yet run) or at the return instruction (the
-/// record already popped). The frame-pointer register then still names the caller's
-/// record, so the chain skips the caller; its return address is on the stack (x86_64) or in
-/// the link register (aarch64), where the scan finds it. Read from the code itself: the
-/// symbolizer gives no function start addresses.
+/// own (see `sys::context::outside_frame_record`).
 fn outside_frame_record(pc: usize) -> bool {
-    const PAGE: usize = 4096;
-    // Bytes of the page holding `pc`, or None past it: that page is mapped and readable (the
-    // thread was executing `pc` when the sample was taken; text is mapped read-execute and
-    // stays mapped while the program runs), its neighbours need not be.
-    let byte = |at: usize| -> Option<u8> {
-        (at / PAGE == pc / PAGE).then(|| {
-            // SAFETY: `at` is in the same page as an instruction that was executing, which
-            // is mapped readable (above).
-            unsafe { std::ptr::read_volatile(at as *const u8) }
-        })
-    };
-    let bytes_at = |at: usize, pat: &[u8]| {
-        pat.iter()
-            .enumerate()
-            .all(|(i, &b)| byte(at.wrapping_add(i)) == Some(b))
-    };
-    if cfg!(target_arch = "x86_64") {
-        const PUSH_RBP: &[u8] = &[0x55];
-        const MOV_RBP_RSP: &[u8] = &[0x48, 0x89, 0xe5];
-        let before_push = bytes_at(pc, PUSH_RBP) && bytes_at(pc + 1, MOV_RBP_RSP);
-        let before_mov = bytes_at(pc, MOV_RBP_RSP) && bytes_at(pc.wrapping_sub(1), PUSH_RBP);
-        let ret = matches!(byte(pc), Some(0xc3 | 0xc2));
-        before_push || before_mov || ret
-    } else if cfg!(target_arch = "aarch64") && pc.is_multiple_of(4) {
-        let word = |at: usize| -> Option<u32> {
-            let b: Option<Vec<u8>> = (0..4).map(|i| byte(at.wrapping_add(i))).collect();
-            b.map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        };
-        // stp x29, x30, [sp, #imm]! (pre-indexed, any offset); mov x29, sp; ret.
-        let is_stp_fp_lr = |w: Option<u32>| w.is_some_and(|w| w & 0xffc0_7fff == 0xa980_7bfd);
-        const MOV_FP_SP: u32 = 0x9100_03fd;
-        const RET: u32 = 0xd65f_03c0;
-        let insn = word(pc);
-        is_stp_fp_lr(insn)
-            || (insn == Some(MOV_FP_SP) && is_stp_fp_lr(word(pc.wrapping_sub(4))))
-            || insn == Some(RET)
-    } else {
-        false
-    }
+    crate::sys::context::outside_frame_record(pc).is_some()
 }
 
 /// Source paths of code that was compiled elsewhere, without our frame pointers.

@@ -18,6 +18,7 @@ pub mod net;
 pub mod per_core;
 pub mod platform;
 pub mod process;
+pub mod profile;
 mod runtime;
 mod schedulers;
 pub mod signal;

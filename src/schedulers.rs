@@ -143,7 +143,7 @@ fn answer_questions() {
 }
 
 /// This thread's scheduler's number, if it is listed (in its loop).
-fn this_number() -> Option<usize> {
+pub(crate) fn this_number() -> Option<usize> {
     let number = MINE.with(|m| m.borrow().as_ref().map(|r| r.number))?;
     registry()
         .iter()

@@ -26,8 +26,9 @@ fn console() -> PathBuf {
     bin
 }
 
-/// The demo on a free port with its backdoor on `sock` (optionally with a password).
-fn start_demo(sock: &Path, password: Option<&str>) -> Child {
+/// The demo on a free port with its backdoor on `sock` (optionally with a password), and
+/// the port.
+fn start_demo_on(sock: &Path, password: Option<&str>) -> (Child, u16) {
     let demo = target_dir().join("examples/demo");
     assert!(
         demo.exists(),
@@ -61,7 +62,11 @@ fn start_demo(sock: &Path, password: Option<&str>) -> Child {
         );
         assert!(t0.elapsed() < Duration::from_secs(30));
     }
-    child
+    (child, port)
+}
+
+fn start_demo(sock: &Path, password: Option<&str>) -> Child {
+    start_demo_on(sock, password).0
 }
 
 fn stop(mut demo: Child) {
@@ -140,6 +145,50 @@ fn the_console_drives_the_demo() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/shrapnel.sock"));
     assert_eq!(run(&[s], None).status.code(), Some(2));
+    stop(demo);
+}
+
+/// `profile 2` while a client keeps the echo servers busy: the echoing coroutines are in
+/// the report; `profile 1 folded FILE` writes folded stacks.
+#[test]
+fn the_console_profiles_the_demo_under_load() {
+    use std::io::{Read, Write};
+    let sock = temp_sock("profile");
+    let (demo, port) = start_demo_on(&sock, None);
+    let s = sock.to_str().unwrap().to_string();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                let mut buf = [0u8; 4096];
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    c.write_all(&[7u8; 4096]).unwrap();
+                    c.read_exact(&mut buf).unwrap();
+                }
+            })
+        })
+        .collect();
+    let report = text(&run(&[&s, "profile", "2"], None));
+    let folded_file = sock.with_file_name("cpu.folded");
+    let wrote = text(&run(
+        &[&s, "profile", "1", "folded", folded_file.to_str().unwrap()],
+        None,
+    ));
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in load {
+        t.join().unwrap();
+    }
+    assert!(report.starts_with("profile: "), "{report}");
+    assert!(report.contains("top coroutines:"), "{report}");
+    assert!(report.contains("'echo 127.0.0.1:"), "{report}");
+    assert!(wrote.starts_with("profile: wrote "), "{wrote}");
+    let folded = std::fs::read_to_string(&folded_file).unwrap();
+    let line = folded.lines().next().unwrap();
+    let (stack, count) = line.rsplit_once(' ').unwrap();
+    assert!(count.parse::<u64>().unwrap() >= 1, "{line}");
+    assert!(stack.contains(';'), "{line}");
     stop(demo);
 }
 

@@ -118,6 +118,11 @@ pub(crate) fn run(req: &Request<'_>, shared: &Shared) -> String {
         Request::Deadlocks(format) => deadlocks(&mut out, format),
         Request::Metrics => metrics(&mut out, shared),
         Request::Contention(n, format) => contention(&mut out, n, format),
+        Request::Profile {
+            seconds,
+            folded,
+            file,
+        } => profile(&mut out, seconds, folded, file),
         Request::ContentionReset => each(
             &mut out,
             gather(|| {
@@ -985,6 +990,53 @@ fn deadlocks(out: &mut String, format: Format) -> fmt::Result {
         )?;
     }
     notes(out, &g.notes)
+}
+
+/// `profile`: start a CPU profile on every scheduler, sleep, stop them all, report.
+fn profile(out: &mut String, seconds: u64, folded: bool, file: Option<&str>) -> fmt::Result {
+    let duration = Duration::from_secs(seconds);
+    let started = gather(move || crate::profile::start(duration).err().map(|e| e.to_string()));
+    let mut notes_all = started.notes.clone();
+    for (n, err) in &started.answers {
+        if let Some(e) = err {
+            notes_all.push(format!("{}: {e}", started.heading(*n)));
+        }
+    }
+    if started.answers.iter().all(|(_, e)| e.is_some()) {
+        return notes(out, &notes_all);
+    }
+    let slept = crate::sleep(duration);
+    let stopped = gather(crate::profile::stop);
+    notes_all.extend(stopped.notes.iter().cloned());
+    let mut p = crate::profile::Profile::default();
+    for (n, taken) in stopped.answers {
+        if let Some((raw, dropped, took)) = taken {
+            p.dropped += dropped;
+            p.duration = p.duration.max(took);
+            p.add((n != schedulers::UNREGISTERED).then_some(n), raw);
+        }
+    }
+    if let Err(i) = slept {
+        notes_all.push(format!("the wait was cut short: {i}"));
+    }
+    if !folded {
+        write!(out, "{}", p.report(15))?;
+    } else {
+        let text = p.folded();
+        match file {
+            None => write!(out, "{text}")?,
+            Some(path) => match std::fs::write(path, &text) {
+                Ok(()) => writeln!(
+                    out,
+                    "profile: wrote {} stacks ({} samples) to {path}",
+                    text.lines().count(),
+                    p.samples.len()
+                )?,
+                Err(e) => writeln!(out, "profile: cannot write {path}: {e}")?,
+            },
+        }
+    }
+    notes(out, &notes_all)
 }
 
 /// `contention [N]`: the blocking profile of every scheduler, merged by place and kind,

@@ -249,6 +249,15 @@ pub enum Request<'a> {
     Contention(usize, Format),
     /// `contention reset`.
     ContentionReset,
+    /// `profile [SECONDS] [folded [FILE]]`: a CPU profile of every scheduler.
+    Profile {
+        /// How long to sample.
+        seconds: u64,
+        /// Folded stacks (for flame graphs) instead of the report.
+        folded: bool,
+        /// Where to write them (relative to the process's working directory).
+        file: Option<&'a str>,
+    },
     /// `interrupt N [code]` (code 0 if not given).
     Interrupt {
         /// The coroutine.
@@ -279,6 +288,9 @@ pub enum Format {
     /// One JSON document (schema: the backdoor's `json` module).
     Json,
 }
+
+/// How long `profile` samples when not told, in seconds.
+pub const PROFILE_DEFAULT_SECS: u64 = 5;
 
 /// How many entries `contention` shows when not told.
 pub const CONTENTION_DEFAULT: usize = 20;
@@ -316,6 +328,10 @@ pub const BUILTINS: &[(&str, &str)] = &[
     (
         "metrics",
         "counters and gauges in the Prometheus text format",
+    ),
+    (
+        "profile [SECS] [folded [FILE]]",
+        "sample the CPU for SECS (default 5): top coroutines and functions, or folded stacks",
     ),
     (
         "contention [N|reset]",
@@ -388,6 +404,39 @@ pub fn parse(line: &str) -> Result<Request<'_>, ParseError> {
         "sockets" => none(name, &args, Request::Sockets(format))?,
         "deadlocks" => none(name, &args, Request::Deadlocks(format))?,
         "metrics" => none(name, &args, Request::Metrics)?,
+        "profile" => {
+            let (seconds, rest) = match args.as_slice() {
+                [] => (PROFILE_DEFAULT_SECS, &[][..]),
+                [s, rest @ ..] => match s.parse::<u64>() {
+                    Ok(n) if (1..=300).contains(&n) => (n, rest),
+                    _ if *s == "folded" => (PROFILE_DEFAULT_SECS, &args[..]),
+                    _ => {
+                        return Err(ParseError(format!(
+                            "profile: '{}' is not a number of seconds from 1 to 300",
+                            shorten(s)
+                        )))
+                    }
+                },
+            };
+            match rest {
+                [] => Request::Profile {
+                    seconds,
+                    folded: false,
+                    file: None,
+                },
+                ["folded"] => Request::Profile {
+                    seconds,
+                    folded: true,
+                    file: None,
+                },
+                ["folded", file] => Request::Profile {
+                    seconds,
+                    folded: true,
+                    file: Some(file),
+                },
+                _ => return Err(usage(name, "[SECONDS] [folded [FILE]]")),
+            }
+        }
         "contention" => match args.as_slice() {
             [] => Request::Contention(CONTENTION_DEFAULT, format),
             ["reset"] if format == Format::Text => Request::ContentionReset,
@@ -620,6 +669,25 @@ mod tests {
             Request::Contention(5, Format::Json)
         );
         assert_eq!(parse("contention reset").unwrap(), Request::ContentionReset);
+        assert_eq!(
+            parse("profile").unwrap(),
+            Request::Profile {
+                seconds: PROFILE_DEFAULT_SECS,
+                folded: false,
+                file: None
+            }
+        );
+        assert_eq!(
+            parse("profile 2 folded out.folded").unwrap(),
+            Request::Profile {
+                seconds: 2,
+                folded: true,
+                file: Some("out.folded")
+            }
+        );
+        assert!(parse("profile 0").is_err());
+        assert!(parse("profile 9999").is_err());
+        assert!(parse("profile 3 flame").is_err());
         assert!(parse("contention lots").is_err());
         assert!(
             parse("live --json").is_err(),

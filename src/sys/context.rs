@@ -59,3 +59,72 @@ pub(crate) unsafe fn regs(uc: *mut c_void) -> Option<Regs> {
         }
     }
 }
+
+/// Where the return address of the function executing at `pc` is, when that instruction
+/// runs outside the function's frame record: at the first instructions of the prologue
+/// (`push rbp; mov rbp, rsp` or `stp x29, x30, [sp, #-n]!; mov x29, sp` not yet run) or at
+/// the return instruction (the record already popped). The frame-pointer register then
+/// still names the caller's record, so a frame-pointer walk skips the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OutsideRecord {
+    /// At the stack pointer (x86_64: before `push rbp`, or at `ret`).
+    AtSp,
+    /// One word above the stack pointer (x86_64: after `push rbp`, before `mov rbp, rsp`).
+    AboveSp,
+    /// In the link register (aarch64).
+    InLr,
+}
+
+/// Whether the instruction at `pc` runs outside its function's frame record, and where
+/// the return address is then. Read from the code itself (the symbolizer gives no
+/// function start addresses); only the page holding `pc` is read. Async-signal-safe.
+pub(crate) fn outside_frame_record(pc: usize) -> Option<OutsideRecord> {
+    // (The latency sampler calls this after the fact; the profiler from its handler.)
+    const PAGE: usize = 4096;
+    // Bytes of the page holding `pc`, or None past it: that page is mapped and readable (the
+    // thread was executing `pc` when it was interrupted; text is mapped read-execute and
+    // stays mapped while the program runs), its neighbours need not be.
+    let byte = |at: usize| -> Option<u8> {
+        (at / PAGE == pc / PAGE).then(|| {
+            // SAFETY: `at` is in the same page as an instruction that was executing, which
+            // is mapped readable (above).
+            unsafe { core::ptr::read_volatile(at as *const u8) }
+        })
+    };
+    let bytes_at = |at: usize, pat: &[u8]| {
+        pat.iter()
+            .enumerate()
+            .all(|(i, &b)| byte(at.wrapping_add(i)) == Some(b))
+    };
+    if cfg!(target_arch = "x86_64") {
+        const PUSH_RBP: &[u8] = &[0x55];
+        const MOV_RBP_RSP: &[u8] = &[0x48, 0x89, 0xe5];
+        if bytes_at(pc, PUSH_RBP) && bytes_at(pc + 1, MOV_RBP_RSP) {
+            return Some(OutsideRecord::AtSp);
+        }
+        if bytes_at(pc, MOV_RBP_RSP) && bytes_at(pc.wrapping_sub(1), PUSH_RBP) {
+            return Some(OutsideRecord::AboveSp);
+        }
+        matches!(byte(pc), Some(0xc3 | 0xc2)).then_some(OutsideRecord::AtSp)
+    } else if cfg!(target_arch = "aarch64") && pc.is_multiple_of(4) {
+        // No allocation: this runs in signal handlers.
+        let word = |at: usize| -> Option<u32> {
+            let mut b = [0u8; 4];
+            for (i, slot) in b.iter_mut().enumerate() {
+                *slot = byte(at.wrapping_add(i))?;
+            }
+            Some(u32::from_le_bytes(b))
+        };
+        // stp x29, x30, [sp, #imm]! (pre-indexed, any offset); mov x29, sp; ret.
+        let is_stp_fp_lr = |w: Option<u32>| w.is_some_and(|w| w & 0xffc0_7fff == 0xa980_7bfd);
+        const MOV_FP_SP: u32 = 0x9100_03fd;
+        const RET: u32 = 0xd65f_03c0;
+        let insn = word(pc);
+        let outside = is_stp_fp_lr(insn)
+            || (insn == Some(MOV_FP_SP) && is_stp_fp_lr(word(pc.wrapping_sub(4))))
+            || insn == Some(RET);
+        outside.then_some(OutsideRecord::InLr)
+    } else {
+        None
+    }
+}

@@ -169,3 +169,50 @@ pub(crate) fn pin_this_thread(cpu: usize) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// A timer that sends `signal` to the calling thread each time it has used `period` of
+/// CPU time (`timer_create` on `CLOCK_THREAD_CPUTIME_ID`, delivered with
+/// `SIGEV_THREAD_ID`): the CPU profiler's clock, which ticks only while the thread runs,
+/// so an idle scheduler is not sampled. Deleted on drop.
+pub(crate) struct ThreadCpuTimer(libc::timer_t);
+
+impl ThreadCpuTimer {
+    pub(crate) fn start(signal: libc::c_int, period: std::time::Duration) -> std::io::Result<Self> {
+        // SAFETY: an all-zero sigevent is a valid value of this C struct; the fields that
+        // matter are set below.
+        let mut ev: libc::sigevent = unsafe { core::mem::zeroed() };
+        ev.sigev_notify = libc::SIGEV_THREAD_ID;
+        ev.sigev_signo = signal;
+        // SAFETY: gettid has no preconditions.
+        ev.sigev_notify_thread_id = unsafe { libc::gettid() };
+        let mut timer: libc::timer_t = core::ptr::null_mut();
+        // SAFETY: `ev` and `timer` are valid for the call; the clock is this thread's CPU
+        // clock and the event targets this thread.
+        if unsafe { libc::timer_create(libc::CLOCK_THREAD_CPUTIME_ID, &mut ev, &mut timer) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let it = libc::timespec {
+            tv_sec: period.as_secs() as libc::time_t,
+            tv_nsec: period.subsec_nanos() as libc::c_long,
+        };
+        let spec = libc::itimerspec {
+            it_interval: it,
+            it_value: it,
+        };
+        // SAFETY: `timer` was just created; `spec` is a valid itimerspec.
+        if unsafe { libc::timer_settime(timer, 0, &spec, core::ptr::null_mut()) } != 0 {
+            let e = std::io::Error::last_os_error();
+            // SAFETY: deleting the timer created above, once.
+            unsafe { libc::timer_delete(timer) };
+            return Err(e);
+        }
+        Ok(ThreadCpuTimer(timer))
+    }
+}
+
+impl Drop for ThreadCpuTimer {
+    fn drop(&mut self) {
+        // SAFETY: the timer was created by `start` and is deleted once, here.
+        unsafe { libc::timer_delete(self.0) };
+    }
+}

@@ -9,7 +9,8 @@
 //! stack mapping takes, which signals a guard-page hit raises and where the fault address
 //! lives in `siginfo_t`, and (Linux only) how many memory mappings a process may have;
 //! the page advice slabs of stacks use (guard pages in place, commit, discard), and the
-//! one-shot announcement fd a blocking-pool call waits on (an eventfd, else a pipe).
+//! one-shot announcement fd a blocking-pool call waits on (an eventfd, else a pipe), and the
+//! per-thread CPU-time timer the profiler samples with (Linux).
 //! Everything here is a thin, documented wrapper over one libc call or one file.
 
 pub(crate) mod altstack;
@@ -36,7 +37,7 @@ cfg_if::cfg_if! {
 #[cfg(test)]
 pub(crate) use self::os::run_on_stack;
 pub(crate) use self::os::{
-    advise_pages, announce, announcement, map_count, max_map_count, pin_this_thread,
+    advise_pages, announce, announcement, map_count, max_map_count, pin_this_thread, ThreadCpuTimer,
 };
 
 /// Flags for the anonymous private mapping that holds a coroutine stack and its guard.

@@ -77,3 +77,25 @@ pub(crate) fn pin_this_thread(cpu: usize) -> std::io::Result<()> {
         format!("pinning a scheduler to CPU {cpu} is implemented on Linux only"),
     ))
 }
+
+/// The CPU profiler's per-thread CPU-time timer: Linux only for now (timer_create with
+/// SIGEV_THREAD_ID); elsewhere `start` says so.
+pub(crate) struct ThreadCpuTimer;
+
+impl Drop for ThreadCpuTimer {
+    /// Nothing to delete (none is ever made); here so that dropping one means the same on
+    /// every OS.
+    fn drop(&mut self) {}
+}
+
+impl ThreadCpuTimer {
+    pub(crate) fn start(
+        _signal: libc::c_int,
+        _period: std::time::Duration,
+    ) -> std::io::Result<Self> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "the CPU profiler's per-thread CPU timer is implemented on Linux only",
+        ))
+    }
+}
