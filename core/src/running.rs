@@ -139,7 +139,9 @@ pub fn for_each_coro_for_signal(
     mut f: impl FnMut(&SignalCoro<'_>),
 ) -> Result<usize, SignalListError> {
     let s = crate::sched::try_sched().ok_or(SignalListError::NoScheduler)?;
-    let running = s.running().map_or(core::ptr::null(), |c| c as *const CoroInner);
+    let running = s
+        .running()
+        .map_or(core::ptr::null(), |c| c as *const CoroInner);
     let mut n = 0;
     let listed = s.for_each_live_in_handler(|co| {
         n += 1;
