@@ -70,13 +70,14 @@
 
 use core::cell::{Cell, UnsafeCell};
 use core::fmt::{self, Write as _};
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Once, OnceLock};
 
 use libc::c_int;
 use shrapnel_core::arch::{ContextSwitch, Native};
 use shrapnel_core::{SignalCoro, SignalListError, State};
 
+use crate::stderr::{ChunkWriter, SavedStderr};
 use crate::sys::{self, signals, ImageMapping};
 
 /// The fatal signals the dump covers.
@@ -100,8 +101,8 @@ static CLAIMED: AtomicBool = AtomicBool::new(false);
 static DONE: AtomicBool = AtomicBool::new(false);
 /// The thread that claimed the dump (the address of its `OPTED_OUT`).
 static DUMPER: AtomicUsize = AtomicUsize::new(0);
-/// The saved stderr's fd, read once at installation.
-static STDERR_FD: AtomicI32 = AtomicI32::new(2);
+/// The saved stderr, found once at installation (finding it may duplicate fd 2).
+static STDERR: OnceLock<SavedStderr> = OnceLock::new();
 /// The executable: its path and where it is mapped, found once at installation.
 static IMAGE: OnceLock<Image> = OnceLock::new();
 static INSTALL: Once = Once::new();
@@ -142,7 +143,7 @@ pub(crate) fn on_scheduler_start(wanted: bool) {
     // SIGSEGV (and SIGBUS where it catches it) come to the dump through this handler.
     crate::stack::install_overflow_handler();
     INSTALL.call_once(|| {
-        STDERR_FD.store(crate::stderr::SavedStderr::get().fd(), Ordering::Release);
+        let _ = STDERR.set(SavedStderr::get());
         if let Some(mapping) = sys::image_containing(on_scheduler_start as *const () as usize) {
             let path = std::env::current_exe()
                 .map(|p| p.to_string_lossy().into_owned())
@@ -239,9 +240,12 @@ fn report(sig: c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
         return;
     }
     DUMPER.store(me, Ordering::Release);
-    let mut out = Out::new(STDERR_FD.load(Ordering::Acquire));
-    let _ = dump(&mut out, sig, info, context);
-    out.flush();
+    // Set before ARMED, so always there.
+    if let Some(&stderr) = STDERR.get() {
+        let mut out = ChunkWriter::for_signal_handler(stderr);
+        let _ = dump(&mut out, sig, info, context);
+        out.flush();
+    }
     DONE.store(true, Ordering::Release);
 }
 
@@ -263,7 +267,7 @@ fn wait_for_dump() {
 
 /// Write the dump to `out`.
 fn dump(
-    out: &mut Out,
+    out: &mut ChunkWriter,
     sig: c_int,
     info: *mut libc::siginfo_t,
     context: *mut libc::c_void,
@@ -310,7 +314,11 @@ fn dump(
 }
 
 /// One coroutine: `#3 'name' blocked: mutex at src/x.rs:12` and its stack.
-fn write_coro(out: &mut Out, co: &SignalCoro<'_>, regs: Option<sys::context::Regs>) -> fmt::Result {
+fn write_coro(
+    out: &mut ChunkWriter,
+    co: &SignalCoro<'_>,
+    regs: Option<sys::context::Regs>,
+) -> fmt::Result {
     write!(out, "  #{} '", co.id())?;
     match co.name() {
         Some(name) => out.write_str(&name)?,
@@ -444,7 +452,7 @@ impl StackWords {
 }
 
 /// ` 0x1b2c3` (an offset in the executable) or ` [0x7f3a…]` (absolute, outside it).
-fn write_addr(out: &mut Out, addr: usize) -> fmt::Result {
+fn write_addr(out: &mut ChunkWriter, addr: usize) -> fmt::Result {
     match IMAGE.get() {
         Some(image) if (image.mapping.start..image.mapping.end).contains(&addr) => {
             write!(out, " {:#x}", addr - image.mapping.bias)
@@ -454,7 +462,7 @@ fn write_addr(out: &mut Out, addr: usize) -> fmt::Result {
 }
 
 /// The last lines: how to turn the addresses into names.
-fn write_hint(out: &mut Out) -> fmt::Result {
+fn write_hint(out: &mut ChunkWriter) -> fmt::Result {
     match IMAGE.get() {
         Some(image) => write!(
             out,
@@ -466,44 +474,5 @@ fn write_hint(out: &mut Out) -> fmt::Result {
             "shrapnel: addresses are absolute; names: addr2line (or atos) with the \
              executable's load address\n",
         ),
-    }
-}
-
-/// A line buffer on the handler's stack, written to an fd with write(2) when full and at
-/// the end: formatting without allocating.
-struct Out {
-    fd: c_int,
-    buf: [u8; 1024],
-    len: usize,
-}
-
-impl Out {
-    fn new(fd: c_int) -> Out {
-        Out {
-            fd,
-            buf: [0; 1024],
-            len: 0,
-        }
-    }
-
-    fn flush(&mut self) {
-        signals::write_all(self.fd, &self.buf[..self.len]);
-        self.len = 0;
-    }
-}
-
-impl fmt::Write for Out {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let mut bytes = s.as_bytes();
-        while !bytes.is_empty() {
-            if self.len == self.buf.len() {
-                self.flush();
-            }
-            let n = bytes.len().min(self.buf.len() - self.len);
-            self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
-            self.len += n;
-            bytes = &bytes[n..];
-        }
-        Ok(())
     }
 }
