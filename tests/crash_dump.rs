@@ -162,10 +162,14 @@ fn an_abort_dumps_every_coroutine_and_dies_of_sigabrt() {
     );
     assert_dump_of_all(&stderr);
     assert_eq!(stderr.matches("shrapnel: fatal").count(), 1, "{stderr}");
-    // Below libc's abort, the running stack reaches the coroutine's closure.
+    // Below libc's abort (no frame records), the running stack is picked up again and
+    // reaches the coroutine's root; the closure itself, unless inlined away (release).
     let crasher = offsets(&stderr, "crasher");
     if let Some(names) = addr2line(&crasher) {
-        assert!(names.contains("abort_child"), "{names}");
+        assert!(names.contains("coro_main"), "{names}");
+        if cfg!(debug_assertions) {
+            assert!(names.contains("abort_child"), "{names}");
+        }
     }
 }
 
