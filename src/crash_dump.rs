@@ -23,10 +23,9 @@
 //! a return address minus one, so `addr2line` names the line of the call. When the signal
 //! came from code without frame records (libc's `abort`), the rest of the running stack is
 //! found by scanning it for a frame record and printed after a `~`; the first address after
-//! it may belong to a call that had already returned. The running
-//! coroutine's stack is walked from the frame pointer of the signal's interrupted context,
-//! the suspended ones' from their saved contexts (both need frame pointers, as `where_all`'s
-//! stacks do). Addresses inside the executable are printed as offsets into its file
+//! it may belong to a call that had already returned. The running coroutine's stack is
+//! walked from the frame pointer of the signal's interrupted context, the suspended ones'
+//! from their saved contexts (both need frame pointers, as `where_all`'s stacks do). Addresses inside the executable are printed as offsets into its file
 //! (`addr2line` reads those whether the program is a PIE or not); others (libc, another
 //! library) absolute, in brackets. On macOS the executable's mapping is not looked up and
 //! every address is absolute (`atos -o <binary> -l <load address>`).
@@ -37,7 +36,8 @@
 //! through that handler's "not a guard page" path; the others get the handler here. A
 //! handler the program installed before the runtime started is kept and still called after
 //! the dump; a signal the program ignores is left alone. A stack overflow prints its own
-//! report and no dump.
+//! report and no dump. A crash on a thread without a scheduler (a blocking-pool thread)
+//! prints the signal, the faulting address and that there are no coroutines to show.
 //!
 //! # Why the handler is safe wherever the crash happened
 //!
@@ -57,7 +57,10 @@
 //!   line, stack bounds, saved context) and stack words checked to lie inside the
 //!   coroutine's own stack, which is mapped (or in the heap copy of a shared-stack
 //!   coroutine's frames). The crashed code is stopped under the handler on the same
-//!   thread, so nothing changes them meanwhile.
+//!   thread, so nothing changes them meanwhile. A signal sent from outside (`kill -ABRT`)
+//!   may land between the two stores of one update; such a read is stale or mixed, never
+//!   out of bounds: every field read is a plain integer or enum word, each stack read is
+//!   bounds-checked.
 //! - One dump per process: the first fatal signal claims it. A fault inside the dump (a
 //!   corrupt frame chain that passed the bounds checks cannot make one; corrupted memory
 //!   might) finds it claimed and goes straight to the default action. A second thread
