@@ -7,6 +7,7 @@ pub mod backdoor;
 pub mod blocking;
 #[cfg(feature = "tracing")]
 mod coro_spans;
+mod crash_dump;
 pub mod debug;
 pub mod debug_signal;
 pub mod fd;

@@ -50,6 +50,14 @@ pub struct RuntimeConfig {
     /// runtime takes the two signals when the first scheduler that wants this starts, and
     /// only if the program left them at their default action.
     pub stop_on_signals: bool,
+    /// On a fatal signal that is not a stack overflow (SIGSEGV, SIGBUS, SIGILL, SIGFPE,
+    /// SIGABRT — `panic = "abort"`, a failed allocation), print every coroutine of the
+    /// crashing thread's scheduler (id, name, state, wait, stack addresses for
+    /// `addr2line`) to the saved stderr before the signal's default action (default true).
+    /// The runtime installs the handlers when the first scheduler that wants this starts,
+    /// keeping and still calling a handler the program installed before; with false, this
+    /// thread prints no dump.
+    pub crash_dump: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -58,6 +66,7 @@ impl Default for RuntimeConfig {
             default_stack_size: DEFAULT_STACK_SIZE,
             stack_pool_cap: crate::stack::DEFAULT_POOL_CAP,
             stop_on_signals: true,
+            crash_dump: true,
         }
     }
 }
@@ -117,6 +126,7 @@ pub fn configure(config: RuntimeConfig) -> Result<(), RuntimeError> {
     crate::signal::on_scheduler_start(config.stop_on_signals);
     crate::schedulers::on_scheduler_start();
     crate::debug::on_scheduler_start();
+    crate::crash_dump::on_scheduler_start(config.crash_dump);
     shrapnel_core::panic::set_default_printer(Some(crate::stderr::print_panic_report));
     crate::sys::altstack::ensure_altstack().ok();
     #[cfg(feature = "latency")]

@@ -116,9 +116,10 @@ macro_rules! print_stderr {
 }
 
 /// Collects formatted text in a stack buffer and writes it out in full buffers.
-struct ChunkWriter {
+pub(crate) struct ChunkWriter {
     sink: SavedStderr,
-    severity: Severity,
+    /// The `log` severity the text is routed with; `None`: straight to the fd.
+    severity: Option<Severity>,
     buf: [u8; 512],
     len: usize,
     /// The last byte written, to know whether a newline must be added.
@@ -129,15 +130,32 @@ impl ChunkWriter {
     fn new(sink: SavedStderr, severity: Severity) -> Self {
         ChunkWriter {
             sink,
-            severity,
+            severity: Some(severity),
             buf: [0; 512],
             len: 0,
             last: 0,
         }
     }
 
-    fn flush(&mut self) {
-        self.sink.write_at(self.severity, &self.buf[..self.len]);
+    /// A writer for a signal handler (the crash dump): write(2) to the fd only, never
+    /// through the `log` route (a logger may allocate or lock). Async-signal-safe.
+    pub(crate) fn for_signal_handler(sink: SavedStderr) -> Self {
+        ChunkWriter {
+            sink,
+            severity: None,
+            buf: [0; 512],
+            len: 0,
+            last: 0,
+        }
+    }
+
+    /// Write out what is buffered.
+    pub(crate) fn flush(&mut self) {
+        let bytes = &self.buf[..self.len];
+        match self.severity {
+            Some(severity) => self.sink.write_at(severity, bytes),
+            None => crate::sys::signals::write_all(self.sink.0, bytes),
+        }
         self.len = 0;
     }
 }

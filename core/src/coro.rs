@@ -475,7 +475,6 @@ impl CoroInner {
 
     /// The word at `addr` of its suspended stack, read from the saved copy when its frames
     /// are off the run stack; `None` outside its live frames. For the debug walker.
-    #[allow(dead_code)] // read only with feature `stacks`
     pub(crate) fn suspended_word(&self, addr: usize) -> Option<usize> {
         let word = core::mem::size_of::<usize>();
         let (lo, hi) = self.stack_range();

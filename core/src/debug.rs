@@ -221,22 +221,29 @@ fn info(co: &CoroInner, now: u64) -> CoroInfo {
 /// Walk the frame-pointer chain of a suspended coroutine (feature `stacks`).
 #[cfg(feature = "stacks")]
 pub(crate) fn suspended_frames(co: &CoroInner) -> Vec<usize> {
-    use crate::arch::{ContextSwitch, Native};
     let mut frames = Vec::new();
+    walk_suspended(co, |ret| {
+        frames.push(ret);
+        frames.len() < 128
+    });
+    frames
+}
+
+/// Hand each return address of a suspended coroutine's frame-pointer chain to `f`,
+/// innermost first, while `f` returns true; nothing for a coroutine that is running, not
+/// started or dead. Allocation-free: the crash dump calls it from a signal handler
+/// (`running::for_each_coro_for_signal`), `suspended_frames` for `where_all`.
+pub(crate) fn walk_suspended(co: &CoroInner, mut f: impl FnMut(usize) -> bool) {
+    use crate::arch::{ContextSwitch, Native};
     let suspended = co.has_started() && matches!(co.state(), State::Blocked | State::Ready);
     if !suspended {
-        return frames;
+        return;
     }
     let (lo, hi) = co.stack_range();
     let root = Native::root_slot(hi as *mut u8) as usize;
     let word = core::mem::size_of::<usize>();
     let mut rec = co.saved_context();
-    while rec >= lo
-        && rec + 2 * word <= hi
-        && rec.is_multiple_of(word)
-        && rec != root
-        && frames.len() < 128
-    {
+    while rec >= lo && rec + 2 * word <= hi && rec.is_multiple_of(word) && rec != root {
         // Read from its stack, or from the copy of its frames when a shared-stack
         // coroutine's are off the run stack; a corrupt chain is cut off by the bounds
         // checks above and by `suspended_word`'s.
@@ -244,16 +251,11 @@ pub(crate) fn suspended_frames(co: &CoroInner) -> Vec<usize> {
         else {
             break;
         };
-        if ret == 0 {
-            break;
-        }
-        frames.push(ret);
-        if next <= rec {
+        if ret == 0 || !f(ret) || next <= rec {
             break;
         }
         rec = next;
     }
-    frames
 }
 
 #[cfg(not(feature = "stacks"))]

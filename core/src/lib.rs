@@ -59,7 +59,9 @@ pub use coro_local::CoroLocalKey;
 pub use debug::{where_all, where_is, CoroInfo, HeldBy};
 pub use interruption::{Interrupted, Timeout, TimeoutId};
 pub use parallel::{in_parallel, InParallelError};
-pub use running::{running_for_signal, RunningInfo};
+pub use running::{
+    for_each_coro_for_signal, running_for_signal, RunningInfo, SignalCoro, SignalListError,
+};
 pub use sched::{
     coro_by_id, current, event_loop, live_coros, now, selfish_act, set_exit, set_selfishness,
     sleep, sleep_until, with_timeout, yield_slice,

@@ -69,17 +69,20 @@ pub(crate) fn install_overflow_handler() {
 extern "C" fn handle_fault(
     signal: libc::c_int,
     info: *mut libc::siginfo_t,
-    _context: *mut libc::c_void,
+    context: *mut libc::c_void,
 ) {
     // SAFETY: the kernel passes a valid siginfo for the memory fault being handled.
     let addr = unsafe { sys::fault_address(info) };
     if let Some(hit) = guard_table::find(addr) {
+        crate::crash_dump::claim_for_overflow();
         report_overflow(&hit);
         // SAFETY: abort is async-signal-safe and never returns.
         unsafe { libc::abort() };
     }
-    // Not a guard page: put back what was there before and return, so the faulting
-    // instruction runs again and the fault takes its ordinary course (a core dump).
+    // Not a guard page: a crash. Dump every coroutine, then put back what was there
+    // before and return, so the faulting instruction runs again and the fault takes its
+    // ordinary course (the program's handler, or the default action and a core dump).
+    crate::crash_dump::on_fault(signal, info, context);
     let index = sys::FAULT_SIGNALS.iter().position(|&s| s == signal);
     let restored = match index {
         Some(index) if SAVED.ready.load(Ordering::Acquire) => {
@@ -92,6 +95,13 @@ extern "C" fn handle_fault(
     };
     if !restored {
         let _ = signals::install(signal, signals::Handler::Default, signals::Flags::default());
+    }
+    // SAFETY: `info` is this SA_SIGINFO handler's argument.
+    if !unsafe { sys::raised_by_instruction(info) } {
+        // Sent (kill, raise): no instruction will fault again, so send it on.
+        // SAFETY: raise(3) is async-signal-safe; the signal stays blocked until this
+        // handler returns, then the action just restored takes it.
+        unsafe { libc::raise(signal) };
     }
 }
 

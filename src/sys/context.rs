@@ -1,7 +1,7 @@
 //! The interrupted registers a signal handler's `ucontext_t` holds that the latency
-//! sampler needs: program counter, frame pointer, stack pointer and (on ISAs with one) the
-//! link register. Each OS and ISA names them differently; unknown combinations return
-//! `None` (no sample).
+//! sampler and the crash dump need: program counter, frame pointer, stack pointer and (on
+//! ISAs with one) the link register. Each OS and ISA names them differently; unknown
+//! combinations return `None` (no sample).
 
 /// Registers of the interrupted code.
 #[derive(Clone, Copy, Debug)]

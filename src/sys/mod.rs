@@ -5,18 +5,19 @@
 //! Poller the target runs (`backend.rs`); every signal handler's installation, `errno` and
 //! the async-signal-safe write (`signals.rs`); the alternate signal stack the handlers run
 //! on (`altstack.rs`); the clocks (`clock.rs`); the registers of an interrupted context
-//! (`context.rs`); and for the stacks (`stack/`): the page size, the flags an anonymous
-//! stack mapping takes, which signals a guard-page hit raises and where the fault address
-//! lives in `siginfo_t`, and (Linux only) how many memory mappings a process may have;
-//! the page advice slabs of stacks use (guard pages in place, commit, discard), and the
-//! one-shot announcement fd a blocking-pool call waits on (an eventfd, else a pipe), and the
-//! per-thread CPU-time timer the profiler samples with (Linux).
+//! (`context.rs`); where the executable is mapped and whether a signal came from a
+//! faulting instruction (the crash dump); and for the stacks (`stack/`): the page size,
+//! the flags an anonymous stack mapping takes, which signals a guard-page hit raises and
+//! where the fault address lives in `siginfo_t`, and (Linux only) how many memory mappings
+//! a process may have; the page advice slabs of stacks use (guard pages in place, commit,
+//! discard), the one-shot announcement fd a blocking-pool call waits on (an eventfd, else a
+//! pipe), and the per-thread CPU-time timer the profiler samples with (Linux).
 //! Everything here is a thin, documented wrapper over one libc call or one file.
 
 pub(crate) mod altstack;
 pub(crate) mod backend;
 pub(crate) mod clock;
-#[cfg_attr(not(feature = "latency"), allow(dead_code))]
+#[cfg_attr(not(feature = "latency"), allow(dead_code))] // sp, lr: read by the latency sampler
 pub(crate) mod context;
 pub(crate) mod process;
 pub(crate) mod signals;
@@ -205,4 +206,91 @@ pub(crate) fn physical_memory() -> Option<usize> {
         return (memory != usize::MAX).then_some(memory);
     }
     (cached != usize::MAX).then_some(cached)
+}
+
+/// Where an executable image (the program, or a shared library) is mapped: what the crash
+/// dump needs to print addresses that `addr2line -e <file>` reads.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ImageMapping {
+    /// Load bias: the mapped address minus the address in the file (0 for a non-PIE
+    /// program; where a PIE or a library was loaded otherwise).
+    pub bias: usize,
+    /// The lowest and one past the highest address its loaded segments cover.
+    pub start: usize,
+    pub end: usize,
+}
+
+/// The mapping of the image that contains `addr` (call outside signal handlers: the
+/// loader's list is walked under its lock). `None` where the OS gives no such list here
+/// (macOS: its loader has another API, and its addresses go to `atos`, not `addr2line`).
+pub(crate) fn image_containing(addr: usize) -> Option<ImageMapping> {
+    cfg_if::cfg_if! {
+        if #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd", target_os = "dragonfly"))] {
+            /// ELF's loadable segment type.
+            const PT_LOAD: u32 = 1;
+            struct Search {
+                addr: usize,
+                found: Option<ImageMapping>,
+            }
+            unsafe extern "C" fn visit(
+                info: *mut libc::dl_phdr_info,
+                _size: libc::size_t,
+                data: *mut libc::c_void,
+            ) -> libc::c_int {
+                // SAFETY: `data` is the `Search` passed to dl_iterate_phdr below, alive and
+                // not otherwise borrowed during the walk; `info` is the loader's record for
+                // one image, valid during this call.
+                let (search, info) = unsafe { (&mut *data.cast::<Search>(), &*info) };
+                let bias = info.dlpi_addr as usize;
+                let (mut start, mut end) = (usize::MAX, 0);
+                for i in 0..usize::from(info.dlpi_phnum) {
+                    // SAFETY: dlpi_phdr points at dlpi_phnum program headers.
+                    let ph = unsafe { &*info.dlpi_phdr.add(i) };
+                    if ph.p_type == PT_LOAD {
+                        let lo = bias.wrapping_add(ph.p_vaddr as usize);
+                        start = start.min(lo);
+                        end = end.max(lo.wrapping_add(ph.p_memsz as usize));
+                    }
+                }
+                if (start..end).contains(&search.addr) {
+                    search.found = Some(ImageMapping { bias, start, end });
+                    return 1;
+                }
+                0
+            }
+            let mut search = Search { addr, found: None };
+            // SAFETY: `visit` only reads the records it is handed and writes `search`,
+            // which outlives the call.
+            unsafe { libc::dl_iterate_phdr(Some(visit), (&mut search as *mut Search).cast()) };
+            search.found
+        } else {
+            let _ = addr;
+            None
+        }
+    }
+}
+
+/// Whether the signal `info` describes was raised by the instruction that faulted (so
+/// returning from the handler runs it again and it faults again), rather than sent with
+/// kill(2), raise(3) or abort(3).
+///
+/// # Safety
+/// `info` must be the `siginfo_t` the kernel passed to an `SA_SIGINFO` handler running now.
+pub(crate) unsafe fn raised_by_instruction(info: *const libc::siginfo_t) -> bool {
+    if info.is_null() {
+        return false;
+    }
+    // SAFETY: per the contract, `info` points at the kernel-written siginfo.
+    let code = unsafe { (*info).si_code };
+    cfg_if::cfg_if! {
+        if #[cfg(any(target_os = "linux", target_os = "android"))] {
+            // Sent signals have SI_USER (0) or negative codes (SI_TKILL, SI_QUEUE…); the
+            // kernel's own, faults included, are positive.
+            code > 0
+        } else {
+            // The BSDs and macOS number their "sent" codes from 0x10001 (SI_USER…) and use
+            // 0 for "no information"; fault codes are small positive numbers.
+            code > 0 && code < 0x10000
+        }
+    }
 }

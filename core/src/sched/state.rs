@@ -431,6 +431,24 @@ impl SchedState {
         }
     }
 
+    /// Every live coroutine, in registry order, from a signal handler running on this
+    /// scheduler's thread: false (and `f` is not called) if the registry is being changed
+    /// at the moment of the signal (a spawn or a reap was interrupted).
+    pub(crate) fn for_each_live_in_handler(&self, mut f: impl FnMut(&CoroInner)) -> bool {
+        // SAFETY: `try_borrow_unguarded` fails while a `borrow_mut` is live (the interrupted
+        // code was changing the registry), and otherwise hands out a reference without
+        // touching the borrow flag. The handler runs on this thread with the interrupted
+        // code stopped under it, so nothing can take a `borrow_mut` while `f` runs (`f`
+        // only reads, see `running::for_each_coro_for_signal`).
+        let Ok(registry) = (unsafe { self.registry.try_borrow_unguarded() }) else {
+            return false;
+        };
+        for co in registry.iter().flatten() {
+            f(co);
+        }
+        true
+    }
+
     /// The live coroutine in registry slot `slot`.
     pub(super) fn in_slot(&self, slot: usize) -> Option<CoroRc> {
         self.registry.borrow().get(slot).cloned().flatten()
