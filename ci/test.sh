@@ -36,7 +36,7 @@ cargo test -p shrapnel --features log,tracing,latency --test logging
 step "the core's semantics, sync and interruption suites again, every coroutine on the shared stack"
 SHRAPNEL_TEST_SHARED_STACK=1 cargo test -p shrapnel-core --features std,latency,stacks \
     --test semantics --test sync --test interrupt --test latency --test shared_stack \
-    --test parallel --test coro_local
+    --test parallel --test coro_local --test wait_for --test wait_profile --test channel
 
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --features latency,stacks,backdoor-script
