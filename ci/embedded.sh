@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # shrapnel-core on Cortex-M: build the core for thumbv7m-none-eabi and thumbv7em-none-eabihf,
-# run examples/cortex-m in QEMU (the demo, the canary test, the context-switch test on a
+# run examples/cortex-m in QEMU (the demo, the canary test, the channel test, the context-switch test on a
 # Cortex-M3 and, for the FPU registers, on a Cortex-M4F), check every expected line and exit
 # status, and report flash/RAM use and the core's share of .text. Then the same demo and
 # canary test again with feature `defmt`: the output is a defmt stream over semihosting,
@@ -114,6 +114,12 @@ expect_overflow() {
 }
 run overflow thumbv7m-none-eabi overflow
 expect_overflow overflow
+
+step "channel test (a bounded channel between two coroutines, a timeout, closing)"
+run channel thumbv7m-none-eabi channel
+expect channel "consumer: recv with a 5 ms timeout: timed out" \
+    "producer: sent 1000; dropping the sender closes the channel" \
+    "consumer: 1000 messages, sum 499500, at most [0-4] queued; then Closed" "channel: passed"
 
 step "context switch test, Cortex-M3 (r4-r11)"
 run switch-m3 thumbv7m-none-eabi switch
