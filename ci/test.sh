@@ -50,6 +50,9 @@ cargo build -p shrapnel-core --no-default-features
 step "FreeBSD and macOS builds (kqueue)"
 bash ci/cross.sh
 
+step "kqueue backend run on Linux against libkqueue (userspace kqueue, built from ../shared/vendor)"
+bash ci/kqueue.sh
+
 step "aarch64 Linux under qemu-aarch64"
 bash ci/aarch64.sh
 

@@ -3,8 +3,11 @@
 //! The `kevent` struct differs between the BSDs: NetBSD has 32-bit `filter` and `flags`
 //! and `size_t` counts, FreeBSD 12+ has an `ext` array, the `data` and `udata` types vary.
 //! Everything here builds a `kevent` from a zeroed value and converts with `as _`, so only
-//! the [`Filter`] and [`Flags`] aliases need a `cfg`.
+//! the [`Filter`] and [`Flags`] aliases need a `cfg`. The kqueue names (the struct, the two
+//! calls, the filters and flags) come from [`ffi`]: the C library's, or libkqueue's on
+//! Linux with the `libkqueue` feature; the code below is the same for both.
 
+use crate::ffi;
 use core::mem::{self, MaybeUninit};
 use core::ptr;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -61,10 +64,10 @@ struct Kqueue {
 }
 
 /// A change or an empty slot: a zeroed `kevent` with the fields that matter set.
-fn kevent(ident: usize, filter: Filter, flags: Flags, fflags: u32, udata: usize) -> libc::kevent {
+fn kevent(ident: usize, filter: Filter, flags: Flags, fflags: u32, udata: usize) -> ffi::kevent {
     // SAFETY: `kevent` is plain old data; all zeroes is a valid value (null `udata`, empty
     // `ext` where it exists).
-    let mut ev: libc::kevent = unsafe { mem::zeroed() };
+    let mut ev: ffi::kevent = unsafe { mem::zeroed() };
     ev.ident = ident as _;
     ev.filter = filter;
     ev.flags = flags;
@@ -85,11 +88,11 @@ impl Notify for Kqueue {
         // AcqRel: whatever the caller published before notifying is visible to the poller
         // thread once its swap in `poll` reads this `true`.
         if !self.pending.swap(true, Ordering::AcqRel) {
-            let trigger = kevent(NOTIFY_IDENT, libc::EVFILT_USER, 0, libc::NOTE_TRIGGER, 0);
+            let trigger = kevent(NOTIFY_IDENT, ffi::EVFILT_USER, 0, ffi::NOTE_TRIGGER, 0);
             // SAFETY: one live change, no event list. It can only fail if the kqueue is gone,
             // which the shared ownership rules out.
             let _ = unsafe {
-                libc::kevent(
+                ffi::kevent(
                     self.fd.as_raw_fd(),
                     &trigger,
                     1,
@@ -104,12 +107,7 @@ impl Notify for Kqueue {
 
 impl Kqueue {
     /// Apply `changes` (each with `EV_RECEIPT`) and return the first error not in `ignore`.
-    fn apply(
-        &self,
-        changes: &[libc::kevent],
-        ignore: i32,
-        op: &'static str,
-    ) -> Result<(), OsError> {
+    fn apply(&self, changes: &[ffi::kevent], ignore: i32, op: &'static str) -> Result<(), OsError> {
         let mut receipts = [kevent(0, 0, 0, 0, 0), kevent(0, 0, 0, 0, 0)];
         debug_assert!(changes.len() <= receipts.len());
         if changes.is_empty() {
@@ -118,7 +116,7 @@ impl Kqueue {
         // SAFETY: `changes` and `receipts` are live for the call and the counts match their
         // lengths; with EV_RECEIPT on every change the kernel only writes receipts.
         let n = unsafe {
-            libc::kevent(
+            ffi::kevent(
                 self.fd.as_raw_fd(),
                 changes.as_ptr(),
                 changes.len() as _,
@@ -132,7 +130,7 @@ impl Kqueue {
         }
         for r in &receipts[..n as usize] {
             let errno = r.data as i32;
-            if r.flags & libc::EV_ERROR != 0 && errno != 0 && errno != ignore {
+            if r.flags & ffi::EV_ERROR != 0 && errno != 0 && errno != ignore {
                 return Err(OsError { op, errno });
             }
         }
@@ -156,12 +154,12 @@ fn timespec(timeout: Option<Duration>) -> Option<libc::timespec> {
 }
 
 /// What a `kevent` from the queue means to the scheduler.
-fn to_event(raw: &libc::kevent) -> Event {
-    let hangup = raw.flags & (libc::EV_EOF | libc::EV_ERROR) != 0;
+fn to_event(raw: &ffi::kevent) -> Event {
+    let hangup = raw.flags & (ffi::EV_EOF | ffi::EV_ERROR) != 0;
     Event {
         token: Token(raw.udata as usize),
-        readable: hangup || raw.filter == libc::EVFILT_READ,
-        writable: hangup || raw.filter == libc::EVFILT_WRITE,
+        readable: hangup || raw.filter == ffi::EVFILT_READ,
+        writable: hangup || raw.filter == ffi::EVFILT_WRITE,
         hangup,
     }
 }
@@ -179,8 +177,8 @@ impl KqueuePoller {
         });
         let add_user = kevent(
             NOTIFY_IDENT,
-            libc::EVFILT_USER,
-            libc::EV_ADD | libc::EV_CLEAR | libc::EV_RECEIPT,
+            ffi::EVFILT_USER,
+            ffi::EV_ADD | ffi::EV_CLEAR | ffi::EV_RECEIPT,
             0,
             0,
         );
@@ -195,17 +193,17 @@ impl KqueuePoller {
         token: Token,
         interest: Interest,
         delete_others: bool,
-    ) -> ([libc::kevent; 2], usize) {
+    ) -> ([ffi::kevent; 2], usize) {
         let mut out = [kevent(0, 0, 0, 0, 0), kevent(0, 0, 0, 0, 0)];
         let mut n = 0;
         for (filter, wanted) in [
-            (libc::EVFILT_READ, interest.readable),
-            (libc::EVFILT_WRITE, interest.writable),
+            (ffi::EVFILT_READ, interest.readable),
+            (ffi::EVFILT_WRITE, interest.writable),
         ] {
             let flags = if wanted {
-                libc::EV_ADD | libc::EV_CLEAR | libc::EV_RECEIPT
+                ffi::EV_ADD | ffi::EV_CLEAR | ffi::EV_RECEIPT
             } else if delete_others {
-                libc::EV_DELETE | libc::EV_RECEIPT
+                ffi::EV_DELETE | ffi::EV_RECEIPT
             } else {
                 continue;
             };
@@ -223,7 +221,7 @@ fn open_kqueue() -> Result<OwnedFd, OsError> {
     let fd: RawFd = unsafe { libc::kqueue1(libc::O_CLOEXEC) };
     #[cfg(not(target_os = "netbsd"))]
     // SAFETY: plain syscall; the fd is owned below.
-    let fd: RawFd = unsafe { libc::kqueue() };
+    let fd: RawFd = unsafe { ffi::kqueue() };
     if fd < 0 {
         return Err(last_error("kqueue"));
     }
@@ -272,7 +270,7 @@ impl Poller for KqueuePoller {
         }
         let start = events.len();
         let max = (events.capacity() - start).min(BATCH);
-        let mut raw = [const { MaybeUninit::<libc::kevent>::uninit() }; BATCH];
+        let mut raw = [const { MaybeUninit::<ffi::kevent>::uninit() }; BATCH];
         let ts = timespec(timeout);
         let ts_ptr = ts
             .as_ref()
@@ -280,7 +278,7 @@ impl Poller for KqueuePoller {
         // SAFETY: the kernel writes at most `max <= BATCH` entries into `raw`; `ts_ptr` is
         // null or points to `ts`, live for the call.
         let rc = unsafe {
-            libc::kevent(
+            ffi::kevent(
                 self.kq.fd.as_raw_fd(),
                 ptr::null(),
                 0,
@@ -300,7 +298,7 @@ impl Poller for KqueuePoller {
         for slot in &raw[..rc as usize] {
             // SAFETY: the kernel initialised the first `rc` entries.
             let ev = unsafe { slot.assume_init_ref() };
-            if ev.filter == libc::EVFILT_USER {
+            if ev.filter == ffi::EVFILT_USER {
                 // EV_CLEAR already reset the user event; let the next notify trigger again.
                 self.kq.pending.swap(false, Ordering::AcqRel);
                 continue;

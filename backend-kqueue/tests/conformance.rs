@@ -1,8 +1,8 @@
 //! The Poller conformance suite (shrapnel_core::poller::conformance) run against kqueue.
 //!
-//! Runs only on the BSDs and macOS; this project's CI builds it for FreeBSD and macOS but has
-//! no such kernel to run it on.
-#![cfg(kqueue_os)]
+//! Runs on the BSDs and macOS, and on Linux against libkqueue with the `libkqueue` feature
+//! (`ci/kqueue.sh`, which is how this project's CI runs it: it has no BSD kernel).
+#![cfg(any(kqueue_os, libkqueue))]
 
 shrapnel_core::poller_conformance_tests!(
     shrapnel_kqueue::KqueuePoller::new().expect("kqueue failed (too many open files?)")
