@@ -84,7 +84,6 @@ SKIPS=(
     "a_short_read_with_the_peer_gone_still_reaches_eof|libkqueue watches an fd with both EVFILT_READ and EVFILT_WRITE through one epoll registration that keeps only the last-added filter's extra flags, so EPOLLRDHUP is lost: a peer's FIN arriving with unread data gives EVFILT_READ without EV_EOF and no later event, and the reader waits forever after its short read (a BSD kernel sets EV_EOF)"
     "a_listener_configured_with_socket2_keeps_the_callers_choices_and_accepts|the same lost EV_EOF as above: read_to_end after the client's data and close waits forever"
     "many_calls_at_once_all_come_back|hangs in most runs: libkqueue turns one epoll event of an fd watched in both directions into two kevents, and when the caller's event list fills it drops the epoll events it has already taken (edge-triggered, so they never come back); 200 eventfds ready at once lose some (a BSD kernel keeps what did not fit queued)"
-    "waiting_on_a_regular_file_keeps_the_hint|expects epoll's EPERM for a regular file; kqueue (BSD kernels and libkqueue alike) accepts a regular file as always readable, so this test is epoll-specific"
 )
 skip_args=()
 for entry in "${SKIPS[@]}"; do
