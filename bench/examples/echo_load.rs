@@ -5,7 +5,10 @@
 //! next); after WARMUP seconds it measures for DURATION seconds and prints one line
 //! `result conns=.. requests=.. seconds=.. rps=.. p50_us=.. p99_us=..`, with
 //! `server_cpu_s=.. cpu_us_per_req=..` when given the server's pid (utime + stime of the
-//! whole process from `/proc/PID/stat`, read at the window's start and end).
+//! whole process from `/proc/PID/stat`, read at the window's start and end), and always
+//! `load_cpu_s=.. load_cpu_pct=..`: this generator's own CPU time over the window (user +
+//! system, `getrusage`) and that time as a percentage of one CPU (on a machine where the
+//! generator and the server share CPUs, what it took from the server).
 //! Options: `--size B` (100), `--warmup S` (0.5), `--duration S` (3), `--server-pid PID`,
 //! `--window-cmd CMD`: instead of DURATION, the window is the life of `sh -c CMD`, started
 //! after the warm-up (how the script counts the server's system calls over a window whose
@@ -85,6 +88,18 @@ fn cpu_seconds(pid: u32) -> io::Result<f64> {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     Ok((ticks(11)? + ticks(12)?) / hz)
+}
+
+/// User + system CPU time of this process (all its threads), in seconds.
+fn own_cpu_seconds() -> io::Result<f64> {
+    // SAFETY: an all-zero rusage is a valid value for getrusage to overwrite.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable rusage for the duration of the call.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok(secs(usage.ru_utime) + secs(usage.ru_stime))
 }
 
 /// One connection of the closed loop.
@@ -181,7 +196,8 @@ fn load(port: u16, conns: usize, o: Options) -> io::Result<()> {
     }
 
     let warm_end = start + Duration::from_secs_f64(o.warmup);
-    let mut window: Option<(Instant, f64)> = None; // start, server cpu at start
+    // Start, server cpu at start, own cpu at start.
+    let mut window: Option<(Instant, f64, f64)> = None;
     let mut child: Option<Child> = None;
     let mut end = warm_end + Duration::from_secs_f64(o.duration);
     let mut lat: Vec<u32> = Vec::with_capacity(1 << 20);
@@ -242,7 +258,7 @@ fn load(port: u16, conns: usize, o: Options) -> io::Result<()> {
                 if let Some(cmd) = &o.window_cmd {
                     child = Some(Command::new("sh").arg("-c").arg(cmd).spawn()?);
                 }
-                window = Some((now, cpu));
+                window = Some((now, cpu, own_cpu_seconds()?));
                 end = now + Duration::from_secs_f64(o.duration);
             }
             Some(_) => {
@@ -261,7 +277,8 @@ fn load(port: u16, conns: usize, o: Options) -> io::Result<()> {
             None => {}
         }
     };
-    let (wstart, cpu0) = window.expect("the window started");
+    let (wstart, cpu0, own0) = window.expect("the window started");
+    let own = own_cpu_seconds()? - own0;
     let cpu = match o.server_pid {
         Some(pid) => Some(cpu_seconds(pid)? - cpu0),
         None => None,
@@ -270,10 +287,11 @@ fn load(port: u16, conns: usize, o: Options) -> io::Result<()> {
     lat.sort_unstable();
     let mut line = format!(
         "result conns={conns} requests={requests} seconds={secs:.3} rps={:.0} p50_us={:.1} \
-         p99_us={:.1} errors={errors}",
+         p99_us={:.1} errors={errors} load_cpu_s={own:.2} load_cpu_pct={:.0}",
         requests as f64 / secs,
         percentile(&lat, 0.50),
         percentile(&lat, 0.99),
+        own * 100.0 / secs,
     );
     if let Some(cpu) = cpu {
         line += &format!(
