@@ -37,14 +37,17 @@
 # with GOMAXPROCS=N; C = 100 and 1000 connections, no idle or spawn runs. The server runs
 # on CPUs 0..N-1 (`taskset -c 0-(N-1)`); the load generator on the CPUs left (N..) if
 # there are any, else unpinned, sharing the server's CPUs (2 server cores on a 2-CPU
-# machine). Its own CPU use over each window is measured (getrusage) and reported beside
-# the server's, as a percentage of one CPU. Results in bench/target/echo/cores.txt.
+# machine). It drives the connections from min(N, CPUs left) threads (LOAD_THREADS to
+# choose; 1 when it shares the server's CPUs, so it takes as little from the server as it
+# can). Its own CPU use over each window is measured (getrusage) and reported beside the
+# server's, as a percentage of one CPU. Results in bench/target/echo/cores.txt.
 #
 # Usage: bench/echo.sh [--echo-only | --spawn-only | --cores N[,N...]] [--quick]
 #   --quick: one round, 1 s windows, C = 1 and 100 (100 with --cores), 1 000 idle
 #   connections, N up to 100k (for trying the script; not for numbers).
 # Env: ROUNDS (3), SECONDS_PER_RUN (3), SYSCALL_SECONDS (1), IDLE (10000),
-#      SYSCALL_TOOL (perf, strace or none; default perf if it can count, else strace).
+#      SYSCALL_TOOL (perf, strace or none; default perf if it can count, else strace),
+#      LOAD_THREADS (with --cores: the load generator's threads; default above).
 # Output: markdown tables on stdout; raw lines in bench/target/echo/results.txt.
 # Installs what it needs with apt (taskset, python3, strace if perf cannot count, golang-go).
 # About 7 minutes on 2 CPUs, the build excluded; `--cores 1,2` about 5.
@@ -193,21 +196,29 @@ wait_for() {
 cpus=$(nproc)
 server_cpus=0
 load_cmd=(taskset -c 1)
+load_threads=1
 cores=
+# cpu_list FIRST LAST: a CPU list for taskset ("3", or "0-1").
+cpu_list() { if [ "$1" = "$2" ]; then echo "$1"; else echo "$1-$2"; fi; }
 place() {
+    local load_cpus left
     cores=$1
-    if [ "$cores" -lt "$cpus" ]; then
-        server_cpus="0-$((cores - 1))"
-        load_cmd=(taskset -c "$cores-$((cpus - 1))")
-        load_cpus="$cores-$((cpus - 1))"
+    left=$((cpus - cores))
+    if [ "$left" -gt 0 ]; then
+        server_cpus=$(cpu_list 0 $((cores - 1)))
+        load_cpus=$(cpu_list "$cores" $((cpus - 1)))
+        load_cmd=(taskset -c "$load_cpus")
+        load_threads=${LOAD_THREADS:-$((left < cores ? left : cores))}
     else
-        server_cpus="0-$((cpus - 1))"
+        server_cpus=$(cpu_list 0 $((cpus - 1)))
         load_cmd=()
         load_cpus="shared"
+        load_threads=${LOAD_THREADS:-1}
     fi
-    say "$cores server threads on CPUs $server_cpus, load generator on CPUs $load_cpus"
-    echo "placement cores=$cores server_cpus=$server_cpus load_cpus=$load_cpus cpus=$cpus" \
-        >>"$results"
+    say "$cores server threads on CPUs $server_cpus, load generator ($load_threads threads)" \
+        "on CPUs $load_cpus"
+    echo "placement cores=$cores server_cpus=$server_cpus load_cpus=$load_cpus" \
+        "load_threads=$load_threads cpus=$cpus" >>"$results"
 }
 
 server_pid=
@@ -249,7 +260,8 @@ echo_run() {
         return
     fi
     if line=$("${load_cmd[@]}" "$bin/echo_load" load "$server_port" "$c" --warmup 0.5 \
-        --duration "$SECONDS_PER_RUN" --server-pid "$server_pid" 2>&1 | tail -1) &&
+        --duration "$SECONDS_PER_RUN" --server-pid "$server_pid" --threads "$load_threads" \
+        2>&1 | tail -1) &&
         [[ "$line" == result* ]]; then
         echo "server=$name round=$round${cores:+ cores=$cores} ${line#result }" >>"$results"
     else
@@ -263,7 +275,8 @@ echo_run() {
         *) cmd= ;;
     esac
     if [ -n "$cmd" ] && line=$("${load_cmd[@]}" "$bin/echo_load" load "$server_port" "$c" \
-        --warmup 0.3 --window-cmd "$cmd" 2>&1 | tail -1) && [[ "$line" == result* ]]; then
+        --warmup 0.3 --window-cmd "$cmd" --threads "$load_threads" 2>&1 | tail -1) &&
+        [[ "$line" == result* ]]; then
         if [ "$syscall_tool" = perf ]; then
             calls=$(awk -F, '/raw_syscalls:sys_enter/ {print $1}' "$count_file")
             served=
