@@ -226,6 +226,9 @@ server_port=
 # start_server NAME: a fresh server pinned to $server_cpus; sets server_pid and server_port.
 start_server() {
     local log="$out_dir/server.log"
+    # Emptied here, not by the redirection below: that runs in the background child, maybe
+    # after wait_for has already found the previous server's `port` line.
+    : >"$log"
     if [ "$1" = go ]; then
         GOMAXPROCS=${cores:-1} taskset -c "$server_cpus" "$go_bin" 0 >"$log" 2>&1 &
     elif [ "$1" = shrapnel-shared ]; then

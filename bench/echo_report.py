@@ -60,8 +60,8 @@ def cell(x, ours, digits=3):
 
 lines = [l.strip() for l in open(sys.argv[1]) if l.strip()]
 rows = [parse(l) for l in lines]
-notes = [l for l in lines if l.startswith("skipped") or l.startswith("syscall_tool")
-         or l.startswith("placement")]
+notes = list(dict.fromkeys(l for l in lines if l.startswith("skipped")
+                           or l.startswith("syscall_tool") or l.startswith("placement")))
 
 servers = []
 for r in rows:
