@@ -30,31 +30,54 @@
 # `spawn_shrapnel --mode guarded` gives each coroutine its own guarded stack, `--mode shared`
 # runs them all on the shared run stack.
 #
-# Usage: bench/echo.sh [--echo-only | --spawn-only] [--quick]
-#   --quick: one round, 1 s windows, C = 1 and 100, 1 000 idle connections, N up to 100k
-#   (for trying the script; not for numbers).
+# Cores (issue 12, item 5): `--cores N` (or a list, `--cores 1,2`) runs instead the echo
+# servers with N threads each: shrapnel with `--cores N` (run_per_core, scheduler i pinned
+# to CPU i, an SO_REUSEPORT listener per scheduler), tokio with `--workers N` (a
+# multi-thread runtime; N = 1 keeps the current-thread one), may with `--workers N`, Go
+# with GOMAXPROCS=N; C = 100 and 1000 connections, no idle or spawn runs. The server runs
+# on CPUs 0..N-1 (`taskset -c 0-(N-1)`); the load generator on the CPUs left (N..) if
+# there are any, else unpinned, sharing the server's CPUs (2 server cores on a 2-CPU
+# machine). It drives the connections from min(N, CPUs left) threads (LOAD_THREADS to
+# choose; 1 when it shares the server's CPUs, so it takes as little from the server as it
+# can). Its own CPU use over each window is measured (getrusage) and reported beside the
+# server's, as a percentage of one CPU. Results in bench/target/echo/cores.txt.
+#
+# Usage: bench/echo.sh [--echo-only | --spawn-only | --cores N[,N...]] [--quick]
+#   --quick: one round, 1 s windows, C = 1 and 100 (100 with --cores), 1 000 idle
+#   connections, N up to 100k (for trying the script; not for numbers).
 # Env: ROUNDS (3), SECONDS_PER_RUN (3), SYSCALL_SECONDS (1), IDLE (10000),
-#      SYSCALL_TOOL (perf, strace or none; default perf if it can count, else strace).
+#      SYSCALL_TOOL (perf, strace or none; default perf if it can count, else strace),
+#      LOAD_THREADS (with --cores: the load generator's threads; default above).
 # Output: markdown tables on stdout; raw lines in bench/target/echo/results.txt.
 # Installs what it needs with apt (taskset, python3, strace if perf cannot count, golang-go).
-# About 7 minutes on 2 CPUs, the build excluded.
+# About 7 minutes on 2 CPUs, the build excluded; `--cores 1,2` about 5.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
+usage() {
+    sed -n '2,/^set -euo/p' "$0" | sed '$d' >&2
+    exit 2
+}
+
 do_echo=1
 do_spawn=1
 quick=0
-for arg in "$@"; do
-    case "$arg" in
+cores_list=()
+while [ $# -gt 0 ]; do
+    case "$1" in
         --echo-only) do_spawn=0 ;;
         --spawn-only) do_echo=0 ;;
         --quick) quick=1 ;;
-        *)
-            sed -n '2,/^set -euo/p' "$0" | sed '$d' >&2
-            exit 2
+        --cores)
+            [ $# -ge 2 ] && [[ "$2" =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || usage
+            IFS=, read -r -a cores_list <<<"$2"
+            do_spawn=0
+            shift
             ;;
+        *) usage ;;
     esac
+    shift
 done
 
 ROUNDS="${ROUNDS:-3}"
@@ -67,6 +90,11 @@ if [ "$quick" = 1 ]; then
     ROUNDS=1 SECONDS_PER_RUN=1 IDLE=1000
     CONNS=(1 100)
     SPAWN_NS=(10000 100000)
+fi
+# With --cores: a single connection would keep one core busy at most.
+if [ "${#cores_list[@]}" -gt 0 ]; then
+    CONNS=(100 1000)
+    [ "$quick" = 1 ] && CONNS=(100)
 fi
 
 say() { echo "echo.sh: $*" >&2; }
@@ -97,6 +125,7 @@ done
 out_dir=bench/target/echo
 mkdir -p "$out_dir"
 results="$out_dir/results.txt"
+[ "${#cores_list[@]}" -gt 0 ] && results="$out_dir/cores.txt"
 : >"$results"
 
 # Build everything first, so no build runs beside a measurement.
@@ -106,6 +135,8 @@ cargo build --release --manifest-path bench/Cargo.toml \
 bin=bench/target/release/examples
 
 servers=(shrapnel shrapnel-shared tokio may epoll)
+# With --cores, the servers that take a number of threads.
+[ "${#cores_list[@]}" -gt 0 ] && servers=(shrapnel tokio may)
 if [ "$do_echo" = 1 ]; then
     if ! command -v go >/dev/null 2>&1; then
         say "installing golang-go"
@@ -159,17 +190,55 @@ wait_for() {
     return 1
 }
 
+# Where the server and the load generator run: the server on CPU 0 and the generator on
+# CPU 1, or with --cores N (place N) the server on CPUs 0..N-1 and the generator on the
+# CPUs left, unpinned if none are left. `cores` is the N of the servers' threads flags.
+cpus=$(nproc)
+server_cpus=0
+load_cmd=(taskset -c 1)
+load_threads=1
+cores=
+# cpu_list FIRST LAST: a CPU list for taskset ("3", or "0-1").
+cpu_list() { if [ "$1" = "$2" ]; then echo "$1"; else echo "$1-$2"; fi; }
+place() {
+    local load_cpus left
+    cores=$1
+    left=$((cpus - cores))
+    if [ "$left" -gt 0 ]; then
+        server_cpus=$(cpu_list 0 $((cores - 1)))
+        load_cpus=$(cpu_list "$cores" $((cpus - 1)))
+        load_cmd=(taskset -c "$load_cpus")
+        load_threads=${LOAD_THREADS:-$((left < cores ? left : cores))}
+    else
+        server_cpus=$(cpu_list 0 $((cpus - 1)))
+        load_cmd=()
+        load_cpus="shared"
+        load_threads=${LOAD_THREADS:-1}
+    fi
+    say "$cores server threads on CPUs $server_cpus, load generator ($load_threads threads)" \
+        "on CPUs $load_cpus"
+    echo "placement cores=$cores server_cpus=$server_cpus load_cpus=$load_cpus" \
+        "load_threads=$load_threads cpus=$cpus" >>"$results"
+}
+
 server_pid=
 server_port=
-# start_server NAME: a fresh server pinned to CPU 0; sets server_pid and server_port.
+# start_server NAME: a fresh server pinned to $server_cpus; sets server_pid and server_port.
 start_server() {
     local log="$out_dir/server.log"
+    # Emptied here, not by the redirection below: that runs in the background child, maybe
+    # after wait_for has already found the previous server's `port` line.
+    : >"$log"
     if [ "$1" = go ]; then
-        GOMAXPROCS=1 taskset -c 0 "$go_bin" 0 >"$log" 2>&1 &
+        GOMAXPROCS=${cores:-1} taskset -c "$server_cpus" "$go_bin" 0 >"$log" 2>&1 &
     elif [ "$1" = shrapnel-shared ]; then
-        taskset -c 0 "$bin/echo_shrapnel" --shared 0 >"$log" 2>&1 &
+        taskset -c "$server_cpus" "$bin/echo_shrapnel" --shared 0 >"$log" 2>&1 &
+    elif [ -n "$cores" ] && [ "$1" = shrapnel ]; then
+        taskset -c "$server_cpus" "$bin/echo_shrapnel" --cores "$cores" 0 >"$log" 2>&1 &
+    elif [ -n "$cores" ]; then
+        taskset -c "$server_cpus" "$bin/echo_$1" --workers "$cores" 0 >"$log" 2>&1 &
     else
-        taskset -c 0 "$bin/echo_$1" 0 >"$log" 2>&1 &
+        taskset -c "$server_cpus" "$bin/echo_$1" 0 >"$log" 2>&1 &
     fi
     server_pid=$!
     if ! wait_for "$log" 10 '^port [0-9]+'; then
@@ -189,13 +258,17 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 # echo_run NAME C ROUND: throughput, latency and CPU, then system calls, one fresh server.
 echo_run() {
     local name=$1 c=$2 round=$3 line count_file cmd calls served
-    start_server "$name" || { echo "server=$name conns=$c round=$round failed" >>"$results"; return; }
-    if line=$(taskset -c 1 "$bin/echo_load" load "$server_port" "$c" --warmup 0.5 \
-        --duration "$SECONDS_PER_RUN" --server-pid "$server_pid" 2>&1 | tail -1) &&
+    if ! start_server "$name"; then
+        echo "server=$name${cores:+ cores=$cores} conns=$c round=$round failed" >>"$results"
+        return
+    fi
+    if line=$("${load_cmd[@]}" "$bin/echo_load" load "$server_port" "$c" --warmup 0.5 \
+        --duration "$SECONDS_PER_RUN" --server-pid "$server_pid" --threads "$load_threads" \
+        2>&1 | tail -1) &&
         [[ "$line" == result* ]]; then
-        echo "server=$name round=$round ${line#result }" >>"$results"
+        echo "server=$name round=$round${cores:+ cores=$cores} ${line#result }" >>"$results"
     else
-        echo "server=$name conns=$c round=$round failed: $line" >>"$results"
+        echo "server=$name${cores:+ cores=$cores} conns=$c round=$round failed: $line" >>"$results"
     fi
     count_file="$out_dir/syscalls.txt"
     rm -f "$count_file"
@@ -204,8 +277,9 @@ echo_run() {
         strace) cmd="timeout -s INT $SYSCALL_SECONDS strace -c -f -o $count_file -p $server_pid" ;;
         *) cmd= ;;
     esac
-    if [ -n "$cmd" ] && line=$(taskset -c 1 "$bin/echo_load" load "$server_port" "$c" \
-        --warmup 0.3 --window-cmd "$cmd" 2>&1 | tail -1) && [[ "$line" == result* ]]; then
+    if [ -n "$cmd" ] && line=$("${load_cmd[@]}" "$bin/echo_load" load "$server_port" "$c" \
+        --warmup 0.3 --window-cmd "$cmd" --threads "$load_threads" 2>&1 | tail -1) &&
+        [[ "$line" == result* ]]; then
         if [ "$syscall_tool" = perf ]; then
             calls=$(awk -F, '/raw_syscalls:sys_enter/ {print $1}' "$count_file")
             served=
@@ -217,8 +291,8 @@ echo_run() {
                 "$count_file")
             served=" syscall_requests=$served"
         fi
-        echo "server=$name round=$round syscalls=${calls:-0}$served ${line#result }" |
-            sed 's/ rps=/ syscall_window_rps=/' >>"$results"
+        echo "server=$name round=$round${cores:+ cores=$cores} syscalls=${calls:-0}$served \
+${line#result }" | sed 's/ rps=/ syscall_window_rps=/' >>"$results"
     fi
     stop_server
 }
@@ -265,7 +339,17 @@ spawn_run() {
 }
 
 for ((round = 1; round <= ROUNDS; round++)); do
-    if [ "$do_echo" = 1 ]; then
+    if [ "${#cores_list[@]}" -gt 0 ]; then
+        for n in "${cores_list[@]}"; do
+            place "$n"
+            for c in "${CONNS[@]}"; do
+                for s in "${servers[@]}"; do
+                    say "round $round/$ROUNDS: $s with $n threads, $c connections"
+                    echo_run "$s" "$c" "$round"
+                done
+            done
+        done
+    elif [ "$do_echo" = 1 ]; then
         for c in "${CONNS[@]}"; do
             for s in "${servers[@]}"; do
                 say "round $round/$ROUNDS: $s, $c connections"

@@ -5,6 +5,11 @@ stack per connection coroutine) and `shrapnel (shared)` (every connection corout
 shared run stack). A peer's cell also shows the ratios shrapnel / peer and
 shrapnel (shared) / peer, in that order (below 1 means shrapnel's number is smaller:
 better for times, CPU, system calls and memory, worse for req/s).
+
+The results of `bench/echo.sh --cores N` (bench/target/echo/cores.txt) carry `cores=N`:
+their table has a row per (cores, connections, server), a column with the load
+generator's CPU use (percent of one CPU; it shares the server's CPUs when the machine has
+no CPU left over), and a second table checks issue 12's targets at 2 cores.
 """
 import statistics
 import sys
@@ -55,7 +60,8 @@ def cell(x, ours, digits=3):
 
 lines = [l.strip() for l in open(sys.argv[1]) if l.strip()]
 rows = [parse(l) for l in lines]
-notes = [l for l in lines if l.startswith("skipped") or l.startswith("syscall_tool")]
+notes = list(dict.fromkeys(l for l in lines if l.startswith("skipped")
+                           or l.startswith("syscall_tool") or l.startswith("placement")))
 
 servers = []
 for r in rows:
@@ -66,6 +72,10 @@ for s in reversed(OURS):
     if s in servers:
         servers.remove(s)
         servers.insert(0, s)
+# Only the shrapnel servers that ran get a ratio (the --cores mode runs one).
+OURS = tuple(o for o in OURS if o in servers) or OURS
+LEGEND = ("Peers' cells: value (" + ", ".join(f"{LABEL.get(o, o)} / peer" for o in OURS)
+          + "); below 1: shrapnel's number is smaller.")
 
 load = [r for r in rows if "server" in r and "rps" in r]
 calls = [r for r in rows if "server" in r and "syscalls" in r]
@@ -76,16 +86,26 @@ if load or idle:
     print(LEGEND)
     print()
 
+def cores_of(r):
+    return int(r["cores"]) if "cores" in r else None
+
+
+by_cores = {}  # (cores, conns) -> server -> medians, for the targets below
 if load:
-    conns = sorted({int(r["conns"]) for r in load})
-    print("| connections | server | req/s | p50 µs | p99 µs | server CPU µs/req "
-          "| syscalls/req |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for c in conns:
+    with_cores = any("cores" in r for r in load)
+    keys = sorted({(cores_of(r) or 0, int(r["conns"])) for r in load})
+    head = "| cores " if with_cores else ""
+    load_col = "| load generator CPU % " if with_cores else ""
+    print(f"{head}| connections | server | req/s | p50 µs | p99 µs | server CPU µs/req "
+          f"| syscalls/req {load_col}|")
+    print("| --- " * (7 + 2 * with_cores) + "|")
+    for n, c in keys:
         stats = {}
         for s in servers:
-            mine = [r for r in load if r["server"] == s and int(r["conns"]) == c]
-            mc = [r for r in calls if r["server"] == s and int(r["conns"]) == c]
+            mine = [r for r in load if r["server"] == s and int(r["conns"]) == c
+                    and (cores_of(r) or 0) == n]
+            mc = [r for r in calls if r["server"] == s and int(r["conns"]) == c
+                  and (cores_of(r) or 0) == n]
             stats[s] = {
                 "rps": med([float(r["rps"]) for r in mine]),
                 "p50": med([float(r["p50_us"]) for r in mine]),
@@ -97,14 +117,18 @@ if load:
                             for r in mc
                             if float(r.get("syscall_requests", r["requests"])) > 0
                             and float(r["syscalls"]) > 0]),
+                "load": med([float(r["load_cpu_pct"]) for r in mine
+                             if "load_cpu_pct" in r]),
                 "n": len(mine),
             }
+        by_cores[(n, c)] = stats
         ours = [stats.get(o) if stats.get(o, {}).get("n") else {} for o in OURS]
+        first = f"| {n} | {c}" if with_cores else f"| {c}"
         for s in servers:
             st = stats[s]
             label = LABEL.get(s, s)
             if st["n"] == 0:
-                print(f"| {c} | {label} | failed | | | | |")
+                print(f"{first} | {label} | failed | | | | |" + " |" * with_cores)
                 continue
             if s in OURS:
                 cells = [num(st["rps"]), num(st["p50"]), num(st["p99"]), num(st["cpu"]),
@@ -112,7 +136,38 @@ if load:
             else:
                 cells = [cell(st[k], [o.get(k) for o in ours])
                          for k in ("rps", "p50", "p99", "cpu", "sys")]
-            print(f"| {c} | {label} | " + " | ".join(cells) + " |")
+            if with_cores:
+                cells.append(num(st["load"]))
+            print(f"{first} | {label} | " + " | ".join(cells) + " |")
+    print()
+
+# Issue 12's targets at 2 server cores: shrapnel's req/s ≥ 1.15× tokio's and ≥ 1.2× may's
+# (both with 2 workers). Where the load generator shares the server's CPUs, the server
+# CPU per request is the fair comparison: its row is peer's CPU/req over shrapnel's, against
+# the same factor.
+TARGETS = {"tokio": 1.15, "may": 1.2}
+target_rows = []
+for (n, c), stats in sorted(by_cores.items()):
+    if n != 2 or not stats.get("shrapnel", {}).get("n"):
+        continue
+    ours = stats["shrapnel"]
+    for peer, factor in TARGETS.items():
+        theirs = stats.get(peer, {})
+        if not theirs.get("n"):
+            continue
+        for what, r in [("req/s, shrapnel / peer", ours["rps"] / theirs["rps"]),
+                        ("server CPU per request, peer / shrapnel",
+                         theirs["cpu"] / ours["cpu"] if ours["cpu"] and theirs["cpu"]
+                         else None)]:
+            if r is None:
+                continue
+            target_rows.append(f"| {c} | {peer} ({n} workers) | {what} | {r:.2f}× "
+                               f"| ≥ {factor}× | {'yes' if r >= factor else '**no**'} |")
+if target_rows:
+    print("| connections | peer | measure | shrapnel's advantage | target | met? |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for row in target_rows:
+        print(row)
     print()
 
 if idle:

@@ -8,17 +8,24 @@
 # baseline `latency`, for the "latency on vs off" row; then `where_all` over 10 000
 # suspended coroutines runs with the `stacks` feature (target: under 100 ms), its first,
 # cold call printed by the bench and kept in $CRITERION_HOME/where_all_cold.txt.
+# The main run includes the channel ping-pong (bench/benches/channel.rs): a round trip
+# between two pinned schedulers against tokio's mpsc (a 2-worker multi-thread runtime, and
+# two current-thread runtimes on two threads) and std's mpsc between two threads; the
+# share of tokio's multi-thread receives that crossed threads is kept in
+# $CRITERION_HOME/channel_crossings.txt.
 # Last, bench/examples/first_panic.rs measures how long the first coroutine panic of a
 # process stalls the others, in three fresh release processes (target: under 20 ms).
 #
 # Then bench/echo.sh: echo servers (shrapnel on guarded stacks and on the shared stack,
 # tokio, may, raw epoll, Go) under the same closed-loop load, and spawning 10k–1M sleeping
-# coroutines (guarded and shared stacks) against tokio tasks; it prints its own tables
-# (method in its header and in BENCHMARKS.md).
+# coroutines (guarded and shared stacks) against tokio tasks; then `bench/echo.sh --cores
+# 1,2`: the echo servers with 1 and 2 threads each (shrapnel run_per_core, tokio and may
+# with N workers, Go with GOMAXPROCS=N); each prints its own tables (method in its header
+# and in BENCHMARKS.md).
 #
-# Usage: ci/bench.sh               run everything (about 11 minutes on 2 cores, builds included)
-#        ci/bench.sh --no-servers  only the criterion benches and the first-panic runs (about 4)
-#        ci/bench.sh --servers     only bench/echo.sh (about 7)
+# Usage: ci/bench.sh               run everything (about 17 minutes on 2 cores, builds included)
+#        ci/bench.sh --no-servers  only the criterion benches and the first-panic runs (about 5)
+#        ci/bench.sh --servers     only bench/echo.sh, then with --cores 1,2 (about 12)
 #        ci/bench.sh --report      only print the tables from the last runs' results
 #
 # The code size of the switch path with each debug feature is bench/code-size.sh.
@@ -58,7 +65,8 @@ case "$mode" in
 esac
 
 if [ "$mode" = --servers ]; then
-    exec bench/echo.sh
+    bench/echo.sh
+    exec bench/echo.sh --cores 1,2
 fi
 
 if [ "$mode" = "" ] || [ "$mode" = --no-servers ]; then
@@ -101,13 +109,15 @@ rows = []
 
 
 def ratio_row(workload, ours, peer_name, peer, target):
+    """A row with the ratio ours / peer; target None: shown for comparison, no target."""
     a, b = ns(ours), ns(peer)
+    goal = "—" if target is None else f"≤ {target}×"
     if a is None or b is None:
-        rows.append((workload, fmt(a), f"{peer_name} {fmt(b)}", "n/a", f"≤ {target}×", "not run"))
+        rows.append((workload, fmt(a), f"{peer_name} {fmt(b)}", "n/a", goal, "not run"))
         return
     r = a / b
-    rows.append((workload, fmt(a), f"{peer_name} {fmt(b)}", f"{r:.2f}×", f"≤ {target}×",
-                 "yes" if r <= target else "**no**"))
+    met = "—" if target is None else "yes" if r <= target else "**no**"
+    rows.append((workload, fmt(a), f"{peer_name} {fmt(b)}", f"{r:.2f}×", goal, met))
 
 
 ratio_row("raw switch, resume + suspend", "switch/shrapnel", "corosensei",
@@ -122,6 +132,28 @@ for n, label in [(1000, "1k"), (100000, "100k"), (1000000, "1M")]:
 for n, label in [(1000, "1k"), (100000, "100k"), (1000000, "1M")]:
     ratio_row(f"timer insert + cancel, raw `TimerQueue` (no clock, no scheduler), {label} pending",
               f"timers/queue/{n}", "tokio `sleep`", f"timers/tokio/{n}", 0.5)
+
+# Channel ping-pong (issue 12): a round trip between two pinned threads; target ≤ tokio
+# mpsc's. tokio's multi-thread runtime mostly keeps the pair on one worker (the share of
+# receives that crossed threads is in channel_crossings.txt); two current-thread runtimes
+# on two threads cross on every message, as shrapnel's two schedulers do.
+try:
+    with open(os.path.join(root, "channel_crossings.txt")) as f:
+        crossed = f.read().split("(", 1)[1].split(")", 1)[0] + " of receives crossed threads"
+except (FileNotFoundError, IndexError):
+    crossed = "share of receives crossing threads not measured"
+PING = "channel ping-pong round trip"
+ratio_row(f"{PING}, two schedulers (`run_per_core`, pinned)", "channel_ping_pong/shrapnel",
+          "tokio mpsc, two current-thread runtimes on two threads",
+          "channel_ping_pong/tokio-two-runtimes", 1.0)
+ratio_row(f"{PING}, two schedulers (`run_per_core`, pinned)", "channel_ping_pong/shrapnel",
+          f"tokio mpsc, multi-thread runtime, 2 workers ({crossed})",
+          "channel_ping_pong/tokio-multi-thread", 1.0)
+ratio_row(f"{PING}, two schedulers (`run_per_core`, pinned)", "channel_ping_pong/shrapnel",
+          "std mpsc, two threads", "channel_ping_pong/std", None)
+ratio_row(f"{PING}, two coroutines of one scheduler", "channel_ping_pong/shrapnel-same-scheduler",
+          "tokio mpsc, multi-thread runtime, 2 workers", "channel_ping_pong/tokio-multi-thread",
+          None)
 
 # Flat as n grows: the time at 1M pending over the time at 1k pending.
 FLAT = 1.5
@@ -187,7 +219,12 @@ EOF
 
 if [ "$mode" = "" ]; then
     bench/echo.sh
-elif [ "$mode" = --report ] && [ -f bench/target/echo/results.txt ]; then
-    echo
-    python3 bench/echo_report.py bench/target/echo/results.txt
+    bench/echo.sh --cores 1,2
+elif [ "$mode" = --report ]; then
+    for results in bench/target/echo/results.txt bench/target/echo/cores.txt; do
+        if [ -f "$results" ]; then
+            echo
+            python3 bench/echo_report.py "$results"
+        fi
+    done
 fi

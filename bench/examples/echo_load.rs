@@ -1,15 +1,22 @@
-//! The load generator of `bench/echo.sh`: one thread, one level-triggered epoll loop.
+//! The load generator of `bench/echo.sh`: T threads (1 unless `--threads T`), each a
+//! level-triggered epoll loop over its share of the connections (connection i on thread
+//! i mod T), and the main thread keeping time.
 //!
 //! `echo_load load PORT CONNS [options]`: CONNS connections to 127.0.0.1:PORT, each in a
 //! closed loop (send a SIZE-byte request, wait for all SIZE bytes of the echo, send the
 //! next); after WARMUP seconds it measures for DURATION seconds and prints one line
 //! `result conns=.. requests=.. seconds=.. rps=.. p50_us=.. p99_us=..`, with
 //! `server_cpu_s=.. cpu_us_per_req=..` when given the server's pid (utime + stime of the
-//! whole process from `/proc/PID/stat`, read at the window's start and end).
+//! whole process from `/proc/PID/stat`, read at the window's start and end), and always
+//! `load_cpu_s=.. load_cpu_pct=..`: this generator's own CPU time over the window (user +
+//! system, `getrusage`) and that time as a percentage of one CPU (on a machine where the
+//! generator and the server share CPUs, what it took from the server).
 //! Options: `--size B` (100), `--warmup S` (0.5), `--duration S` (3), `--server-pid PID`,
 //! `--window-cmd CMD`: instead of DURATION, the window is the life of `sh -c CMD`, started
 //! after the warm-up (how the script counts the server's system calls over a window whose
-//! requests are counted here).
+//! requests are counted here); `--threads T` (1): the number of driving threads, printed
+//! as `load_threads=T` (the `--cores` mode of the script gives it more on a machine with
+//! CPUs to spare, so the generator is not what limits N server cores).
 //!
 //! `echo_load idle PORT CONNS`: open CONNS connections, one request/response on each (so
 //! the server has accepted and served every one), print `held CONNS`, and keep them open
@@ -20,7 +27,9 @@
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
-use std::process::{Child, Command};
+use std::process::Command;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 struct Options {
@@ -29,12 +38,13 @@ struct Options {
     duration: f64,
     server_pid: Option<u32>,
     window_cmd: Option<String>,
+    threads: usize,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: echo_load load PORT CONNS [--size B] [--warmup S] [--duration S] \
-         [--server-pid PID] [--window-cmd CMD]\n       echo_load idle PORT CONNS"
+         [--server-pid PID] [--window-cmd CMD] [--threads T]\n       echo_load idle PORT CONNS"
     );
     std::process::exit(2);
 }
@@ -85,6 +95,18 @@ fn cpu_seconds(pid: u32) -> io::Result<f64> {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     Ok((ticks(11)? + ticks(12)?) / hz)
+}
+
+/// User + system CPU time of this process (all its threads), in seconds.
+fn own_cpu_seconds() -> io::Result<f64> {
+    // SAFETY: an all-zero rusage is a valid value for getrusage to overwrite.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable rusage for the duration of the call.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok(secs(usage.ru_utime) + secs(usage.ru_stime))
 }
 
 /// One connection of the closed loop.
@@ -146,50 +168,58 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     sorted[i] as f64 / 1e3
 }
 
-fn load(port: u16, conns: usize, o: Options) -> io::Result<()> {
+/// The phases of a run, shared by the coordinator and the threads that drive connections.
+const WARMING: u8 = 0;
+const MEASURING: u8 = 1;
+const STOPPED: u8 = 2;
+
+/// What one driving thread saw in the window.
+struct Tally {
+    requests: u64,
+    /// Round-trip times of the window's requests, in ns.
+    lat: Vec<u32>,
+    /// Echoes longer than the request.
+    errors: u64,
+}
+
+/// Drive `cs` in closed loops on one epoll instance until the phase is STOPPED; count
+/// (and time) the requests completed while it is MEASURING. A connection's error stops
+/// every thread.
+fn drive(mut cs: Vec<Conn>, size: usize, phase: &AtomicU8) -> io::Result<Tally> {
     // SAFETY: plain system call; the result is checked.
     let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     if epfd < 0 {
         return Err(io::Error::last_os_error());
     }
-    let req = vec![b'x'; o.size];
-    let mut buf = vec![0u8; o.size.max(4096)];
-    let mut cs = Vec::with_capacity(conns);
-    for i in 0..conns {
-        let stream = connect(port)?;
-        stream.set_nonblocking(true)?;
+    let req = vec![b'x'; size];
+    let mut buf = vec![0u8; size.max(4096)];
+    for (i, c) in cs.iter().enumerate() {
         epoll_ctl(
             epfd,
             libc::EPOLL_CTL_ADD,
-            stream.as_raw_fd(),
+            c.stream.as_raw_fd(),
             i as u64,
             libc::EPOLLIN as u32,
         )?;
-        cs.push(Conn {
-            stream,
-            unsent: 0,
-            received: 0,
-            sent_at: Instant::now(),
-            want_out: false,
-        });
     }
     let start = Instant::now();
     for (i, c) in cs.iter_mut().enumerate() {
-        c.unsent = o.size;
+        c.unsent = size;
         c.sent_at = start;
         send(epfd, i, c, &req)?;
     }
-
-    let warm_end = start + Duration::from_secs_f64(o.warmup);
-    let mut window: Option<(Instant, f64)> = None; // start, server cpu at start
-    let mut child: Option<Child> = None;
-    let mut end = warm_end + Duration::from_secs_f64(o.duration);
-    let mut lat: Vec<u32> = Vec::with_capacity(1 << 20);
-    let mut requests: u64 = 0;
-    let mut errors: u64 = 0;
+    let mut tally = Tally {
+        requests: 0,
+        lat: Vec::with_capacity(1 << 20),
+        errors: 0,
+    };
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
-    let mut last_child_check = start;
-    let finished = loop {
+    loop {
+        let measuring = match phase.load(Ordering::Acquire) {
+            WARMING => false,
+            MEASURING => true,
+            _ => break,
+        };
         // SAFETY: `events` has room for `events.len()` entries, which the kernel fills.
         let n = unsafe { libc::epoll_wait(epfd, events.as_mut_ptr(), events.len() as i32, 10) };
         if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
@@ -199,81 +229,123 @@ fn load(port: u16, conns: usize, o: Options) -> io::Result<()> {
         for ev in &events[..n.max(0) as usize] {
             let i = ev.u64 as usize;
             let c = &mut cs[i];
+            let failed = |e| io::Error::other(format!("connection {i}: {e}"));
             if c.unsent > 0 {
-                if let Err(e) = send(epfd, i, c, &req) {
-                    return Err(io::Error::other(format!("connection {i}: {e}")));
-                }
+                send(epfd, i, c, &req).map_err(failed)?;
             }
             if ev.events & (libc::EPOLLIN | libc::EPOLLERR | libc::EPOLLHUP) as u32 == 0 {
                 continue;
             }
             match c.stream.read(&mut buf) {
-                Ok(0) => return Err(io::Error::other(format!("connection {i}: closed"))),
+                Ok(0) => return Err(failed(io::Error::other("closed"))),
                 Ok(got) => {
                     c.received += got;
-                    if c.received > o.size {
-                        errors += 1;
+                    if c.received > size {
+                        tally.errors += 1;
                     }
-                    if c.received >= o.size {
-                        if window.is_some() {
-                            requests += 1;
+                    if c.received >= size {
+                        if measuring {
+                            tally.requests += 1;
                             let ns = (now - c.sent_at).as_nanos().min(u32::MAX as u128);
-                            lat.push(ns as u32);
+                            tally.lat.push(ns as u32);
                         }
                         c.received = 0;
-                        c.unsent = o.size;
+                        c.unsent = size;
                         c.sent_at = now;
-                        if let Err(e) = send(epfd, i, c, &req) {
-                            return Err(io::Error::other(format!("connection {i}: {e}")));
-                        }
+                        send(epfd, i, c, &req).map_err(failed)?;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io::Error::other(format!("connection {i}: {e}"))),
+                Err(e) => return Err(failed(e)),
             }
         }
-        match window {
-            None if now >= warm_end => {
-                let cpu = match o.server_pid {
-                    Some(pid) => cpu_seconds(pid)?,
-                    None => 0.0,
-                };
-                if let Some(cmd) = &o.window_cmd {
-                    child = Some(Command::new("sh").arg("-c").arg(cmd).spawn()?);
-                }
-                window = Some((now, cpu));
-                end = now + Duration::from_secs_f64(o.duration);
-            }
-            Some(_) => {
-                if let Some(ch) = child.as_mut() {
-                    // A wait per loop iteration would be a system call per response.
-                    if now - last_child_check >= Duration::from_millis(5) {
-                        last_child_check = now;
-                        if ch.try_wait()?.is_some() {
-                            break now;
-                        }
-                    }
-                } else if now >= end {
-                    break now;
-                }
-            }
-            None => {}
+    }
+    Ok(tally)
+}
+
+/// Sleep until `deadline`, or until a driving thread stopped early (it failed).
+fn sleep_until(deadline: Instant, phase: &AtomicU8) {
+    loop {
+        let now = Instant::now();
+        if now >= deadline || phase.load(Ordering::Acquire) == STOPPED {
+            return;
         }
+        std::thread::sleep((deadline - now).min(Duration::from_millis(10)));
+    }
+}
+
+fn load(port: u16, conns: usize, o: Options) -> io::Result<()> {
+    let threads = o.threads.clamp(1, conns.max(1));
+    let mut shares: Vec<Vec<Conn>> = (0..threads).map(|_| Vec::new()).collect();
+    for i in 0..conns {
+        let stream = connect(port)?;
+        stream.set_nonblocking(true)?;
+        shares[i % threads].push(Conn {
+            stream,
+            unsent: 0,
+            received: 0,
+            sent_at: Instant::now(),
+            want_out: false,
+        });
+    }
+    let phase = Arc::new(AtomicU8::new(WARMING));
+    let size = o.size;
+    let drivers: Vec<_> = shares
+        .into_iter()
+        .map(|cs| {
+            let phase = phase.clone();
+            std::thread::spawn(move || {
+                let r = drive(cs, size, &phase);
+                if r.is_err() {
+                    phase.store(STOPPED, Ordering::Release);
+                }
+                r
+            })
+        })
+        .collect();
+
+    sleep_until(Instant::now() + Duration::from_secs_f64(o.warmup), &phase);
+    let cpu0 = match o.server_pid {
+        Some(pid) => cpu_seconds(pid)?,
+        None => 0.0,
     };
-    let (wstart, cpu0) = window.expect("the window started");
+    let own0 = own_cpu_seconds()?;
+    let wstart = Instant::now();
+    // Unless a driver already failed (then its error is reported below).
+    let _ = phase.compare_exchange(WARMING, MEASURING, Ordering::AcqRel, Ordering::Acquire);
+    match &o.window_cmd {
+        Some(cmd) => {
+            Command::new("sh").arg("-c").arg(cmd).status()?;
+        }
+        None => sleep_until(wstart + Duration::from_secs_f64(o.duration), &phase),
+    }
+    phase.store(STOPPED, Ordering::Release);
+    let finished = Instant::now();
+    let own = own_cpu_seconds()? - own0;
     let cpu = match o.server_pid {
         Some(pid) => Some(cpu_seconds(pid)? - cpu0),
         None => None,
     };
+    let (mut requests, mut errors, mut lat) = (0, 0, Vec::new());
+    for d in drivers {
+        let tally = d
+            .join()
+            .map_err(|_| io::Error::other("a driving thread panicked"))??;
+        requests += tally.requests;
+        errors += tally.errors;
+        lat.extend(tally.lat);
+    }
     let secs = (finished - wstart).as_secs_f64();
     lat.sort_unstable();
     let mut line = format!(
         "result conns={conns} requests={requests} seconds={secs:.3} rps={:.0} p50_us={:.1} \
-         p99_us={:.1} errors={errors}",
+         p99_us={:.1} errors={errors} load_threads={threads} load_cpu_s={own:.2} \
+         load_cpu_pct={:.0}",
         requests as f64 / secs,
         percentile(&lat, 0.50),
         percentile(&lat, 0.99),
+        own * 100.0 / secs,
     );
     if let Some(cpu) = cpu {
         line += &format!(
@@ -313,6 +385,7 @@ fn main() {
         duration: 3.0,
         server_pid: None,
         window_cmd: None,
+        threads: 1,
     };
     while let Some(flag) = args.next() {
         match flag.as_str() {
@@ -321,6 +394,7 @@ fn main() {
             "--duration" => o.duration = parse(args.next()),
             "--server-pid" => o.server_pid = Some(parse(args.next())),
             "--window-cmd" => o.window_cmd = Some(args.next().unwrap_or_else(|| usage())),
+            "--threads" => o.threads = parse(args.next()),
             _ => usage(),
         }
     }

@@ -1,12 +1,13 @@
-//! The may echo server of `bench/echo.sh`: may configured for one worker thread (not
-//! pinned by may; the script pins the process), one coroutine per connection, the read
-//! buffer on the heap (may's default coroutine stack is small). may also runs a timer
-//! thread of its own. `echo_may [PORT]` binds 127.0.0.1 and prints `port N` when ready.
+//! The may echo server of `bench/echo.sh`: may configured for one worker thread, or N with
+//! `--workers N` (the `--cores` mode of the script), not pinned by may (the script pins the
+//! process); one coroutine per connection, the read buffer on the heap (may's default
+//! coroutine stack is small). may also runs a timer thread of its own.
+//! `echo_may [--workers N] [PORT]` binds 127.0.0.1 and prints `port N` when ready.
 
 use std::io::{Read, Write};
 
 use may::net::{TcpListener, TcpStream};
-use shrapnel_bench::echo::{announce, fail, port_from_args, READ_SIZE};
+use shrapnel_bench::echo::{announce, fail, ServerArgs, READ_SIZE};
 
 const NAME: &str = "echo_may";
 
@@ -53,8 +54,9 @@ fn accept_loop(port: u16) {
 }
 
 fn main() {
-    let port = port_from_args(NAME);
-    may::config().set_workers(1).set_pool_capacity(1000);
+    let args = ServerArgs::parse(NAME, "--workers", false);
+    let (workers, port) = (args.threads.unwrap_or(1), args.port);
+    may::config().set_workers(workers).set_pool_capacity(1000);
     may::config().set_worker_pin(false);
     // SAFETY: as in `accept_loop`: the acceptor only calls accept and spawn, a few frames
     // deep, and uses no thread-locals of its own.

@@ -1,39 +1,120 @@
 //! The shrapnel echo server of `bench/echo.sh`: one coroutine per connection, the read
-//! buffer on the coroutine's stack. `echo_shrapnel [--shared] [PORT]` binds 127.0.0.1 and
-//! prints `port N` when ready.
+//! buffer on the coroutine's stack. `echo_shrapnel [--shared] [--cores N] [PORT]` binds
+//! 127.0.0.1 and prints `port N` when ready.
 //!
 //! Without `--shared` every connection coroutine has its own default stack (guarded,
 //! pooled mmap). With `--shared` every connection coroutine runs on the scheduler's shared
 //! run stack (`Builder::shared_stack(true)`): a suspended one keeps a heap copy of the
 //! stack it used (the read buffer included), copied off and back when another
 //! shared-stack coroutine ran in between. The acceptor has its own stack in both modes.
+//!
+//! Without `--cores` one scheduler runs on the main thread. With `--cores N` (the
+//! `--cores` mode of `bench/echo.sh`) `run_per_core` runs N schedulers, scheduler i pinned
+//! to CPU i (`PerCore::pin`), each accepting on its own SO_REUSEPORT listener of the same
+//! port: scheduler 0 binds first (the port may be 0: any free one), the others bind the
+//! port it got, and `port N` is printed once all N listen, so the kernel spreads every
+//! connection of the load among them.
 
 use std::io::{Read, Write};
+use std::sync::{Arc, Condvar, Mutex};
 
 use shrapnel::net::TcpListener;
-use shrapnel_bench::echo::{announce, fail, port_from, READ_SIZE};
+use shrapnel::per_core::PerCore;
+use shrapnel_bench::echo::{announce, fail, ServerArgs, READ_SIZE};
 
 const NAME: &str = "echo_shrapnel";
 
 fn main() {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let shared = args.first().map(String::as_str) == Some("--shared");
-    if shared {
-        args.remove(0);
+    let ServerArgs {
+        shared,
+        threads: cores,
+        port,
+    } = ServerArgs::parse(NAME, "--cores", true);
+    match cores {
+        None => {
+            let listener =
+                TcpListener::bind(("127.0.0.1", port)).unwrap_or_else(|e| fail(NAME, "bind", e));
+            announce(local_port(&listener));
+            serve(listener, shared);
+            std::process::exit(shrapnel::event_loop());
+        }
+        Some(n) => {
+            let bound = Arc::new(Bound::default());
+            let result = PerCore::new(n).pin(true).run(move |core| {
+                let listener = if core == 0 {
+                    let listener = bind_reuseport(port);
+                    bound.first_port(local_port(&listener));
+                    listener
+                } else {
+                    // Blocks this scheduler's thread, which has nothing else to run yet.
+                    bind_reuseport(bound.wait_for_port())
+                };
+                if let Some(port) = bound.listening(n) {
+                    announce(port);
+                }
+                serve(listener, shared);
+            });
+            match result {
+                Ok(codes) => std::process::exit(codes.into_iter().max().unwrap_or(0)),
+                Err(e) => fail(NAME, "run_per_core", e),
+            }
+        }
     }
-    if args.len() > 1 {
-        eprintln!("usage: {NAME} [--shared] [PORT]");
-        std::process::exit(2);
-    }
-    let listener = TcpListener::bind((
-        "127.0.0.1",
-        port_from(NAME, args.first().map(String::as_str)),
-    ))
-    .unwrap_or_else(|e| fail(NAME, "bind", e));
-    let port = listener
+}
+
+fn bind_reuseport(port: u16) -> TcpListener {
+    TcpListener::bind_reuseport(("127.0.0.1", port))
+        .unwrap_or_else(|e| fail(NAME, "bind (SO_REUSEPORT)", e))
+}
+
+fn local_port(listener: &TcpListener) -> u16 {
+    listener
         .local_addr()
         .unwrap_or_else(|e| fail(NAME, "local_addr", e))
-        .port();
+        .port()
+}
+
+/// The schedulers' listeners: the port scheduler 0 bound, and how many listen so far.
+#[derive(Default)]
+struct Bound {
+    state: Mutex<(Option<u16>, usize)>,
+    port_known: Condvar,
+}
+
+impl Bound {
+    /// Scheduler 0 bound `port`: the others may bind it too.
+    fn first_port(&self, port: u16) {
+        self.lock().0 = Some(port);
+        self.port_known.notify_all();
+    }
+
+    fn wait_for_port(&self) -> u16 {
+        let mut state = self.lock();
+        loop {
+            if let Some(port) = state.0 {
+                return port;
+            }
+            state = self
+                .port_known
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// One more listener of `cores` listens: the port once it is the last.
+    fn listening(&self, cores: usize) -> Option<u16> {
+        let mut state = self.lock();
+        state.1 += 1;
+        (state.1 == cores).then_some(state.0).flatten()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Option<u16>, usize)> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Accept on `listener` in a coroutine of this scheduler, one coroutine per connection.
+fn serve(listener: TcpListener, shared: bool) {
     shrapnel::Builder::new()
         .name("acceptor")
         .shared_stack(false)
@@ -68,6 +149,4 @@ fn main() {
             }
         })
         .unwrap_or_else(|e| fail(NAME, "spawn the acceptor", e));
-    announce(port);
-    std::process::exit(shrapnel::event_loop());
 }

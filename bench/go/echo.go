@@ -1,5 +1,6 @@
-// The Go echo server of bench/echo.sh: one goroutine per connection, GOMAXPROCS=1 (set
-// here; the script pins the process to one CPU too). Same behaviour as the Rust servers
+// The Go echo server of bench/echo.sh: one goroutine per connection, GOMAXPROCS=1 unless
+// the environment sets GOMAXPROCS (the script's --cores N mode sets it to N; the script
+// pins the process to as many CPUs). Same behaviour as the Rust servers
 // (bench/src/echo.rs): binds 127.0.0.1, prints "port N" when ready, per connection reads
 // up to 4096 bytes and writes them back until EOF. Go sets TCP_NODELAY on accepted
 // connections by default, as shrapnel's accept does.
@@ -35,7 +36,9 @@ func serve(c net.Conn) {
 }
 
 func main() {
-	runtime.GOMAXPROCS(1)
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
 	port := 0
 	if len(os.Args) > 1 {
 		p, err := strconv.Atoi(os.Args[1])

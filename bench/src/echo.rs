@@ -3,7 +3,8 @@
 //!
 //! Every server binds 127.0.0.1 only, accepts, and per connection reads up to
 //! [`READ_SIZE`] bytes and writes them back until EOF (or an error), one thread doing the
-//! work (`taskset -c 0` in the script pins the whole process).
+//! work (`taskset -c 0` in the script pins the whole process), or N with the servers'
+//! threads flag (`--cores N`, `--workers N`: [`ServerArgs`]) in the script's `--cores` mode.
 
 use std::io::Write;
 
@@ -24,6 +25,53 @@ pub fn port_from(server: &str, arg: Option<&str>) -> u16 {
             eprintln!("usage: {server} [PORT]  (bad port: {e})");
             std::process::exit(2);
         }
+    }
+}
+
+/// A server's command line: `[--shared] [THREADS_FLAG N] [PORT]`, the flags only where the
+/// server takes them.
+pub struct ServerArgs {
+    /// `--shared` was given (only shrapnel's server takes it).
+    pub shared: bool,
+    /// The number of threads (schedulers, workers) asked for, if any.
+    pub threads: Option<usize>,
+    /// The port to listen on, `0` (any free port) if none.
+    pub port: u16,
+}
+
+impl ServerArgs {
+    /// Parse the process's arguments; exits 2 with a usage line if they are bad.
+    /// `threads_flag` names the flag taking a thread count (`--cores`, `--workers`);
+    /// `shared` says whether `--shared` is accepted.
+    pub fn parse(server: &str, threads_flag: &str, shared: bool) -> ServerArgs {
+        let usage = |why: &str| -> ! {
+            let shared_flag = if shared { "[--shared] " } else { "" };
+            eprintln!("usage: {server} {shared_flag}[{threads_flag} N] [PORT]  ({why})");
+            std::process::exit(2);
+        };
+        let mut parsed = ServerArgs {
+            shared: false,
+            threads: None,
+            port: 0,
+        };
+        let mut port = None;
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            if shared && arg == "--shared" {
+                parsed.shared = true;
+            } else if arg == threads_flag {
+                match args.next().map(|n| n.parse::<usize>()) {
+                    Some(Ok(n)) if n > 0 => parsed.threads = Some(n),
+                    _ => usage(&format!("{threads_flag} needs a number, at least 1")),
+                }
+            } else if port.is_none() && !arg.starts_with('-') {
+                port = Some(arg);
+            } else {
+                usage(&format!("unexpected {arg:?}"));
+            }
+        }
+        parsed.port = port_from(server, port.as_deref());
+        parsed
     }
 }
 

@@ -25,4 +25,5 @@ macro_rules! short_measurement {
 }
 
 pub mod echo;
+pub mod pin;
 pub mod spawn;
