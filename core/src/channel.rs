@@ -64,8 +64,9 @@ struct Shared<T> {
 struct State<T> {
     queue: VecDeque<T>,
     receiver_alive: bool,
-    /// The poller notify of the scheduler the receiver last blocked on.
-    notify: Option<Arc<dyn Notify>>,
+    /// The poller notify of the scheduler the receiver last blocked on, and that
+    /// scheduler's identity ([`this_scheduler`]).
+    notify: Option<(Arc<dyn Notify>, usize)>,
     /// Coroutines waiting for room in a full bounded channel, first come first served.
     send_waiters: VecDeque<SendWaiter>,
 }
@@ -75,14 +76,25 @@ struct State<T> {
 struct SendWaiter {
     event: Arc<IrqEvent>,
     notify: Arc<dyn Notify>,
+    /// Its scheduler ([`this_scheduler`]).
+    scheduler: usize,
 }
 
 impl SendWaiter {
-    /// Wake it (from any thread: an atomic store and a poller notify).
+    /// Wake it (from any thread: an atomic store, and a poller notify unless it waits on
+    /// this thread's own scheduler, whose loop looks at signalled events before it waits).
     fn wake(self) {
         self.event.signal();
-        self.notify.notify();
+        if self.scheduler != this_scheduler() {
+            self.notify.notify();
+        }
     }
+}
+
+/// This thread's scheduler as a number that tells schedulers apart (its address; 0 on a
+/// thread without one): a waker on the waiter's own scheduler need not wake its poller.
+fn this_scheduler() -> usize {
+    crate::hooks::sched_ptr() as usize
 }
 
 /// The sending side: `Send + Clone`, usable from any thread.
@@ -259,13 +271,18 @@ impl<T> Shared<T> {
         state.send_waiters.drain(..n).collect()
     }
 
-    /// Wake the receiver if it is waiting (once per wait: the flag is taken).
+    /// Wake the receiver if it is waiting (once per wait: the flag is taken): signal its
+    /// event, and notify its poller unless it is this thread's scheduler (a send from a
+    /// coroutine of the receiver's own scheduler costs no system call: the loop looks at
+    /// signalled events before it waits).
     fn wake_receiver(&self) {
         if self.receiver_waiting.swap(false, Ordering::AcqRel) {
             let notify = self.state.lock().notify.clone();
             self.event.signal();
-            if let Some(n) = notify {
-                n.notify();
+            if let Some((n, scheduler)) = notify {
+                if scheduler != this_scheduler() {
+                    n.notify();
+                }
             }
         }
     }
@@ -302,6 +319,7 @@ impl<T: Send> Sender<T> {
                     state.send_waiters.push_back(SendWaiter {
                         event: event.clone(),
                         notify: crate::sched::notifier(),
+                        scheduler: this_scheduler(),
                     });
                     Some(event)
                 }
@@ -393,7 +411,7 @@ impl<T: Send> Receiver<T> {
                 }
                 // Under the lock, so a send after this sees the flag and one before it left
                 // its message in the queue.
-                state.notify = Some(crate::sched::notifier());
+                state.notify = Some((crate::sched::notifier(), this_scheduler()));
                 self.shared.receiver_waiting.store(true, Ordering::Release);
             }
             if let Err(i) = self.shared.event.wait_shared(WaitReason::Channel) {

@@ -147,6 +147,14 @@ impl IrqWaits {
         }
     }
 
+    /// An event a coroutine of this scheduler waits on is signalled, not yet dispatched:
+    /// the loop must not wait in its poller (a signal from this thread writes no notify).
+    #[inline]
+    pub(crate) fn any_signalled(&self) -> bool {
+        let events = self.events.borrow();
+        !events.is_empty() && events.iter().any(|e| e.pending.load(Ordering::Acquire))
+    }
+
     /// Some coroutine waits on an event (the loop must not end for lack of work).
     #[inline]
     pub(crate) fn is_waited_on(&self) -> bool {

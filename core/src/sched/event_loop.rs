@@ -80,7 +80,9 @@ pub fn event_loop() -> i32 {
         if let Some(code) = s.exit.take() {
             break code;
         }
-        let busy = !s.run_queue.borrow().is_empty();
+        // Ready coroutines, or an event signalled during the pass (by a coroutine of this
+        // thread, which wrote no notify): poll without waiting.
+        let busy = !s.run_queue.borrow().is_empty() || s.irq().any_signalled();
         let next_deadline = if busy {
             None
         } else {
