@@ -8,11 +8,12 @@
 pub(crate) struct Regs {
     /// Program counter.
     pub pc: usize,
-    /// Frame pointer (rbp / x29).
+    /// Frame pointer (rbp / x29 / s0): on RISC-V its record lies two words below it
+    /// (`ContextSwitch::FP_ABOVE_RECORD`).
     pub fp: usize,
     /// Stack pointer.
     pub sp: usize,
-    /// Link register (aarch64 x30): the return address of a leaf function.
+    /// Link register (aarch64 x30, RISC-V ra): the return address of a leaf function.
     pub lr: Option<usize>,
 }
 
@@ -41,6 +42,16 @@ pub(crate) unsafe fn regs(uc: *mut c_void) -> Option<Regs> {
             // SAFETY: as above.
             let m = unsafe { &(*uc).uc_mcontext };
             Some(Regs { pc: m.pc as usize, fp: m.regs[29] as usize, sp: m.sp as usize, lr: Some(m.regs[30] as usize) })
+        } else if #[cfg(all(target_os = "linux", target_arch = "riscv64"))] {
+            // SAFETY: as above; glibc's mcontext_t is `__gregs[32]` indexed by REG_PC (0),
+            // REG_RA, REG_SP, REG_S0 (sys/ucontext.h), then the FP state.
+            let g = unsafe { &(*uc).uc_mcontext.__gregs };
+            Some(Regs {
+                pc: g[libc::REG_PC] as usize,
+                fp: g[libc::REG_S0] as usize,
+                sp: g[libc::REG_SP] as usize,
+                lr: Some(g[libc::REG_RA] as usize),
+            })
         } else if #[cfg(all(target_os = "freebsd", target_arch = "x86_64"))] {
             // SAFETY: as above.
             let m = unsafe { &(*uc).uc_mcontext };
