@@ -224,6 +224,39 @@ macro_rules! cfi_f {
         concat!(".cfi_offset ", $reg, ", -{k}+", $n, "*4")
     };
 }
+// Let the assembler accept the FP instructions: naked functions are assembled as module-level
+// assembly, which does not see every target feature (riscv32imafc's F, for one). Only emitted
+// with a hard-float ABI, which implies the extension.
+#[cfg(shrapnel_riscv_float_abi = "double")]
+macro_rules! fp_asm_on {
+    () => {
+        ".option push\n.option arch, +d"
+    };
+}
+#[cfg(shrapnel_riscv_float_abi = "single")]
+macro_rules! fp_asm_on {
+    () => {
+        ".option push\n.option arch, +f"
+    };
+}
+#[cfg(shrapnel_riscv_float_abi)]
+macro_rules! fp_asm_off {
+    () => {
+        ".option pop"
+    };
+}
+#[cfg(not(shrapnel_riscv_float_abi))]
+macro_rules! fp_asm_on {
+    () => {
+        ""
+    };
+}
+#[cfg(not(shrapnel_riscv_float_abi))]
+macro_rules! fp_asm_off {
+    () => {
+        ""
+    };
+}
 #[cfg(shrapnel_riscv_float_abi)]
 macro_rules! with_fp {
     ($($line:literal),* $(,)?) => { concat!($($line, "\n"),*) };
@@ -323,6 +356,7 @@ unsafe impl ContextSwitch for RiscV {
 pub(crate) unsafe extern "C" fn switch(save: *mut usize, to: usize, arg: usize) -> usize {
     naked_asm!(
         cfi_sections!(),
+        fp_asm_on!(),
         ".cfi_startproc",
         "addi sp, sp, -{k}",
         ".cfi_def_cfa_offset {k}",
@@ -415,6 +449,7 @@ pub(crate) unsafe extern "C" fn switch(save: *mut usize, to: usize, arg: usize) 
         "mv a0, a2",
         "jr t1",
         ".cfi_endproc",
+        fp_asm_off!(),
         k = const FRAME,
         w = const W,
     )
@@ -695,6 +730,7 @@ unsafe extern "C" fn switch_with_patterns(
     regs: *mut Regs,
 ) -> usize {
     naked_asm!(
+        fp_asm_on!(),
         "addi sp, sp, -{frame}",
         // ra and a3 (regs, needed after the call), then the caller's callee-saved registers.
         pattern_x!(store_x!(), "ra", 0, "sp"),
@@ -714,6 +750,7 @@ unsafe extern "C" fn switch_with_patterns(
         pattern_x!(load_x!(), "ra", 0, "sp"),
         "addi sp, sp, {frame}",
         "ret",
+        fp_asm_off!(),
         switch = sym switch,
         seen = const core::mem::offset_of!(Regs, seen),
         frame = const PATTERN_FRAME,
