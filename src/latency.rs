@@ -558,7 +558,11 @@ mod tests {
         assert!(outside_frame_record(entry));
         let raw = Raw {
             chain: vec![entry, into_test],
-            leaf: if cfg!(target_arch = "aarch64") {
+            leaf: if cfg!(any(
+                target_arch = "aarch64",
+                target_arch = "riscv64",
+                target_arch = "riscv32"
+            )) {
                 into_caller
             } else {
                 0
