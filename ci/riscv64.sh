@@ -25,9 +25,11 @@ fi
 export CARGO_TARGET_RISCV64GC_UNKNOWN_LINUX_GNU_LINKER=riscv64-linux-gnu-gcc
 export CARGO_TARGET_RISCV64GC_UNKNOWN_LINUX_GNU_RUNNER="qemu-riscv64 -L $sysroot"
 
-# core/src/arch/riscv.rs compiles only for RISC-V, so the workspace's clippy never sees it.
+# core/src/arch/riscv.rs and the runtime's riscv64 code compile only for RISC-V, so the
+# workspace's clippy never sees them.
 cargo clippy --target "$target" -p shrapnel-core --all-targets --features std,latency,stacks \
     -- -D warnings
+cargo clippy --target "$target" -p shrapnel --all-targets --features latency,stacks -- -D warnings
 
 cargo test --target "$target" -p shrapnel-core -p shrapnel-epoll "$@"
 # With the debug features: where_all's frame-pointer walk over RISC-V frame records (the
