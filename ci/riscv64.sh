@@ -29,14 +29,15 @@ export CARGO_TARGET_RISCV64GC_UNKNOWN_LINUX_GNU_RUNNER="qemu-riscv64 -L $sysroot
 # workspace's clippy never sees them.
 cargo clippy --target "$target" -p shrapnel-core --all-targets --features std,latency,stacks \
     -- -D warnings
-cargo clippy --target "$target" -p shrapnel --all-targets --features latency,stacks -- -D warnings
+cargo clippy --target "$target" -p shrapnel --all-targets --features latency,stacks,backdoor \
+    -- -D warnings
 
 cargo test --target "$target" -p shrapnel-core -p shrapnel-epoll "$@"
 # With the debug features: where_all's frame-pointer walk over RISC-V frame records (the
 # record two words below s0), and the latency warning.
 cargo test --target "$target" -p shrapnel-core --features std,latency,stacks "$@"
 
-# The runtime's suite, without the 28 tests that cannot pass under user-mode emulation: 23
+# The runtime's suite, without the 30 tests that cannot pass under user-mode emulation: 25
 # fork and re-execute the test binary, fault on guard pages or signal a child, and fail the
 # same way under qemu-aarch64 (checked 2026-12-05); one is a timing check too tight for
 # emulation; the 4 of tests/examples.rs drive example binaries from the host's clients. Everything else (sockets, the blocking pool, processes,
@@ -64,7 +65,9 @@ qemu_user_limits=(
     a_missing_program_is_named_in_the_error
     a_second_sigint_during_the_stop_ends_the_process_at_once
     sigint_and_sigterm_stop_the_loop_cleanly_with_the_conventional_status
+    the_debug_signal_dumps_every_scheduler_of_run_per_core
     a_250ms_stall_warns_once_with_the_sampled_stack
+    every_scheduler_of_run_per_core_is_watched
     a_stall_inside_the_clock_call_names_the_caller
     a_long_stall_is_reported_while_it_lasts_at_doubling_marks
     factor_zero_silences_and_out_of_range_is_rejected
