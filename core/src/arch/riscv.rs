@@ -23,8 +23,9 @@
 //! `s0 - 2W`: `s0` holds the frame's CFA (sp at the call), and the frame record
 //! `[previous s0, ra]` sits just *below* it, not at it as on x86_64 and aarch64. So the context
 //! word here is what `s0` would hold in `switch`'s own frame: the record's address plus
-//! [`ContextSwitch::FP_ABOVE_RECORD`] (2W). Stored that way, a chain of saved `s0` values
-//! is exactly what GCC, LLVM, gdb and perf walk.
+//! [`ContextSwitch::FP_ABOVE_RECORD`] (2W). Stored that way, the saved `s0` values form the
+//! chain GCC and LLVM build with frame pointers, which frame-pointer walkers (`perf`, the
+//! core's `where_all` walk, the runtime's latency sampler) follow.
 //!
 //! # A suspended context
 //!
@@ -56,10 +57,11 @@
 //! `t1`, releases the area and jumps to `t1` with `arg` in `a0`, so the `switch` call that
 //! suspended `to` returns `arg`. 57 instructions with FP registers, 33 without; one branch.
 //!
-//! It ends in `jr t1`, not `ret` (`jr ra`): the psABI's return-address-stack hints make a
-//! `jalr` through `ra` a pop of the return-address stack, whose top is *this* side's call
-//! site, so every switch would mispredict; a `jalr` through a register that is not a link
-//! register (`t1` = x6) is a plain indirect jump, which the branch-target predictor learns.
+//! It ends in `jr t1`, not `ret` (`jr ra`): the ISA's return-address-stack hints (the
+//! unprivileged specification, JALR) make a `jalr` through `ra` a pop of the return-address
+//! stack, whose top is *this* side's call site, so every switch would mispredict; a `jalr`
+//! through a register that is not a link register (`t1` = x6; x1 and x5 are) is a plain
+//! indirect jump, which the branch-target predictor learns.
 //!
 //! # A fresh stack
 //!
