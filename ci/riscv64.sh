@@ -37,11 +37,10 @@ cargo test --target "$target" -p shrapnel-core -p shrapnel-epoll "$@"
 # record two words below s0), and the latency warning.
 cargo test --target "$target" -p shrapnel-core --features std,latency,stacks "$@"
 
-# The runtime's suite, without 36 tests: 30 fork and re-execute the test binary, fault on
+# The runtime's suite, without 35 tests: 30 fork and re-execute the test binary, fault on
 # guard pages or crash a child on purpose, and fail the same way under qemu-aarch64 (checked
-# 2026-12-05); one is a timing check too tight for emulation; one (the CPU profile's
-# attribution) falls short on riscv64 for a reason not yet found; the 4 of
-# tests/examples.rs drive example binaries from the host's clients. Everything else (sockets, the blocking pool, processes,
+# 2026-12-05); one is a timing check too tight for emulation; the 4 of tests/examples.rs
+# drive example binaries from the host's clients. Everything else (sockets, the blocking pool, processes,
 # signals, per-core schedulers, where_all...) runs on riscv64.
 qemu_user_limits=(
     # guard pages and the overflow report (a fault that qemu-user's child never takes)
@@ -80,10 +79,6 @@ qemu_user_limits=(
     # timing: asks that two where_all calls lie within a second; under emulation, with
     # feature stacks, the first symbolization takes longer
     where_all_display_prints_one_block_per_coroutine
-    # NOT an emulation limit as far as anyone knows: under qemu-riscv64 68-80% of each
-    # burner's CPU-profile samples have its hot function on the stack, the test asks 80%;
-    # it passes natively and under qemu-aarch64. Open: find which samples lose the frame.
-    the_profile_attributes_samples_to_the_right_coroutine_and_function
     # tests/examples.rs: example binaries driven by curl, socat and openssl
     chat_delivers_lines_with_nicks_and_announces_leaves
     http_keeps_the_connection_alive_and_refuses_garbage

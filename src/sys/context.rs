@@ -157,8 +157,10 @@ fn riscv_outside_frame_record(byte: impl Fn(usize) -> Option<u8>) -> bool {
     };
     let half = u32::from(u16::from_le_bytes([b0, b1]));
     if half & 3 != 3 {
-        // A compressed instruction.
+        // A compressed instruction. sp moves by c.addi16sp, or by c.addi when the
+        // adjustment fits six bits (a frame of 32 bytes: `c.addi sp, -32`).
         let c_addi16sp = half & 0xef83 == 0x6101;
+        let c_addi_sp = half & 0xe003 == 0x0001 && (half >> 7) & 0x1f == SP;
         let c_store_sp = if cfg!(target_pointer_width = "64") {
             half & 0xe003 == 0xe002 // c.sdsp
         } else {
@@ -169,6 +171,7 @@ fn riscv_outside_frame_record(byte: impl Fn(usize) -> Option<u8>) -> bool {
         let c_addi4spn_s0 = half & 0xe003 == 0 && (half >> 2) & 7 == 0 && (half >> 5) & 0xff != 0;
         const C_RET: u32 = 0x8082; // c.jr ra
         return c_addi16sp
+            || c_addi_sp
             || (c_store_sp && matches!(c_store_rs2, RA | S0))
             || c_addi4spn_s0
             || half == C_RET;
