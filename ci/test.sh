@@ -56,8 +56,14 @@ bash ci/kqueue.sh
 step "aarch64 Linux under qemu-aarch64"
 bash ci/aarch64.sh
 
+step "riscv64 Linux under qemu-riscv64"
+bash ci/riscv64.sh
+
 step "Cortex-M: the core in QEMU (lm3s6965evb, mps2-an386)"
 bash ci/embedded.sh
+
+step "RISC-V bare metal: the core in QEMU (virt, RV32IMAC and RV32IMAFC)"
+bash ci/riscv-embedded.sh
 
 step "echo example against 100 nc clients"
 bash ci/echo_nc.sh

@@ -385,7 +385,7 @@ fn running_frames(
         hi,
         root: Native::root_slot(hi as *mut u8) as usize,
     };
-    let n = 1 + stack.walk(regs.fp, &mut frames[1..]);
+    let n = 1 + stack.walk(record_below(regs.fp), &mut frames[1..]);
     if n > 1 {
         return (n, false);
     }
@@ -393,6 +393,12 @@ fn running_frames(
         Some(record) => (1 + stack.walk(record, &mut frames[1..]), true),
         None => (1, false),
     }
+}
+
+/// The frame record a frame pointer names: at it, or on RISC-V two words below it
+/// (`ContextSwitch::FP_ABOVE_RECORD`).
+fn record_below(fp: usize) -> usize {
+    fp.wrapping_sub(Native::FP_ABOVE_RECORD)
 }
 
 /// The running coroutine's stack, `[lo, hi)`, read a word at a time inside its bounds.
@@ -417,20 +423,21 @@ impl StackWords {
         in_stack.then(|| unsafe { (*(at as *const usize), *((at + Self::WORD) as *const usize)) })
     }
 
-    /// Follow the chain from `fp`, writing return addresses minus one into `out`; returns
-    /// how many.
-    fn walk(&self, mut fp: usize, out: &mut [usize]) -> usize {
+    /// Follow the chain from the record at `rec`, writing return addresses minus one into
+    /// `out`; returns how many.
+    fn walk(&self, mut rec: usize, out: &mut [usize]) -> usize {
         let mut n = 0;
-        while let (Some(slot), Some((next, ret))) = (out.get_mut(n), self.record(fp)) {
+        while let (Some(slot), Some((next, ret))) = (out.get_mut(n), self.record(rec)) {
             if ret == 0 {
                 break;
             }
             *slot = ret - 1;
             n += 1;
-            if next <= fp {
+            let next = record_below(next);
+            if next <= rec {
                 break;
             }
-            fp = next;
+            rec = next;
         }
         n
     }
@@ -443,6 +450,7 @@ impl StackWords {
         let mut at = sp.checked_next_multiple_of(Self::WORD)?.max(self.lo);
         while at < self.hi {
             if let Some((next, ret)) = self.record(at) {
+                let next = record_below(next);
                 if next > at && in_image(ret) && (next == self.root || self.record(next).is_some())
                 {
                     return Some(at);

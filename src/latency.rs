@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
+use shrapnel_core::arch::{ContextSwitch, Native};
 use shrapnel_core::clock::Clock;
 use shrapnel_core::latency::{LatencyReport, SliceProbe};
 use shrapnel_core::sink::DebugSink;
@@ -327,7 +328,9 @@ extern "C" fn on_sample_signal(
         at += word;
     }
     s.nwords.store(nwords, Ordering::Relaxed);
-    let mut fp = regs.fp;
+    // Each frame pointer names a record `FP_ABOVE_RECORD` below it (RISC-V), or at it.
+    let record_of = |fp: usize| fp.wrapping_sub(Native::FP_ABOVE_RECORD);
+    let mut fp = record_of(regs.fp);
     s.ips[0].store(regs.pc, Ordering::Relaxed);
     let mut n = 1;
     while n < MAX_FRAMES && fp >= lo && fp + 2 * word <= hi && fp.is_multiple_of(word) {
@@ -339,6 +342,7 @@ extern "C" fn on_sample_signal(
         }
         s.ips[n].store(ret, Ordering::Relaxed);
         n += 1;
+        let next = record_of(next);
         if next <= fp {
             break;
         }
@@ -555,7 +559,11 @@ mod tests {
         assert!(outside_frame_record(entry));
         let raw = Raw {
             chain: vec![entry, into_test],
-            leaf: if cfg!(target_arch = "aarch64") {
+            leaf: if cfg!(any(
+                target_arch = "aarch64",
+                target_arch = "riscv64",
+                target_arch = "riscv32"
+            )) {
                 into_caller
             } else {
                 0

@@ -300,7 +300,10 @@ fn sample_into_buffer(uc: *mut libc::c_void) {
                 slot.frames[n].store(unsafe { *(at as *const usize) }, Ordering::Relaxed);
                 n += 1;
             }
-            let mut fp = regs.fp;
+            // Each frame pointer names a record FP_ABOVE_RECORD below it (RISC-V), or at it.
+            use shrapnel_core::arch::{ContextSwitch, Native};
+            let record_of = |fp: usize| fp.wrapping_sub(Native::FP_ABOVE_RECORD);
+            let mut fp = record_of(regs.fp);
             while n < MAX_FRAMES && fp >= lo && fp + 2 * word <= hi && fp.is_multiple_of(word) {
                 // SAFETY: the frame record lies inside the running coroutine's stack
                 // (bounds checked above), which is mapped.
@@ -311,6 +314,7 @@ fn sample_into_buffer(uc: *mut libc::c_void) {
                 }
                 slot.frames[n].store(ret, Ordering::Relaxed);
                 n += 1;
+                let next = record_of(next);
                 if next <= fp {
                     break;
                 }

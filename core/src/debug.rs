@@ -242,7 +242,10 @@ pub(crate) fn walk_suspended(co: &CoroInner, mut f: impl FnMut(usize) -> bool) {
     let (lo, hi) = co.stack_range();
     let root = Native::root_slot(hi as *mut u8) as usize;
     let word = core::mem::size_of::<usize>();
-    let mut rec = co.saved_context();
+    // The context and each saved frame pointer name a record `FP_ABOVE_RECORD` below them
+    // (two words on RISC-V, none elsewhere).
+    let record_of = |fp: usize| fp.wrapping_sub(Native::FP_ABOVE_RECORD);
+    let mut rec = record_of(co.saved_context());
     while rec >= lo && rec + 2 * word <= hi && rec.is_multiple_of(word) && rec != root {
         // Read from its stack, or from the copy of its frames when a shared-stack
         // coroutine's are off the run stack; a corrupt chain is cut off by the bounds
@@ -251,6 +254,7 @@ pub(crate) fn walk_suspended(co: &CoroInner, mut f: impl FnMut(usize) -> bool) {
         else {
             break;
         };
+        let next = record_of(next);
         if ret == 0 || !f(ret) || next <= rec {
             break;
         }

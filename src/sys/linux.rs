@@ -119,6 +119,27 @@ pub(crate) fn map_count() -> Option<usize> {
     }
 }
 
+/// glibc's ucontext functions: the libc crate binds them for the other glibc targets, not
+/// for riscv64, where glibc has them too (with the `ucontext_t` the libc crate defines).
+#[cfg(all(test, target_env = "gnu", target_arch = "riscv64"))]
+mod ucontext {
+    unsafe extern "C" {
+        pub fn getcontext(ucp: *mut libc::ucontext_t) -> libc::c_int;
+        pub fn makecontext(
+            ucp: *mut libc::ucontext_t,
+            func: extern "C" fn(),
+            argc: libc::c_int,
+            ...
+        );
+        pub fn swapcontext(
+            oucp: *mut libc::ucontext_t,
+            ucp: *const libc::ucontext_t,
+        ) -> libc::c_int;
+    }
+}
+#[cfg(all(test, target_env = "gnu", not(target_arch = "riscv64")))]
+use libc as ucontext;
+
 /// Test support: call `f` on the stack `[limit, limit + size)` with `ucontext`, returning
 /// when `f` returns; `false` where the C library has no `makecontext`.
 #[cfg(test)]
@@ -133,15 +154,15 @@ pub(crate) fn run_on_stack(limit: *mut u8, size: usize, f: extern "C" fn()) -> b
             // and large enough; `caller` outlives the swap because this frame waits in
             // swapcontext until `f` returns through `uc_link`.
             unsafe {
-                if libc::getcontext(callee.as_mut_ptr()) != 0 {
+                if ucontext::getcontext(callee.as_mut_ptr()) != 0 {
                     return false;
                 }
                 let callee = callee.assume_init_mut();
                 callee.uc_stack.ss_sp = limit.cast();
                 callee.uc_stack.ss_size = size;
                 callee.uc_link = caller.as_mut_ptr();
-                libc::makecontext(callee, f, 0);
-                libc::swapcontext(caller.as_mut_ptr(), callee) == 0
+                ucontext::makecontext(callee, f, 0);
+                ucontext::swapcontext(caller.as_mut_ptr(), callee) == 0
             }
         } else {
             let _ = (limit, size, f);

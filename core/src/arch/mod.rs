@@ -1,11 +1,13 @@
 //! Context switching: one file per instruction set, behind the [`ContextSwitch`] trait.
 //!
-//! A *context* is a single machine word: the address of a frame record
-//! (`[saved frame pointer, return address]`) at the top of the callee-saved registers that
-//! `switch` pushed on the suspended stack. Because the saved context *is* a frame record,
-//! a frame-pointer walk can start at any suspended context (that is how `where_all` walks
-//! the stacks of suspended coroutines) and the root record of a coroutine stack links into
-//! the stack of whoever resumed it.
+//! A *context* is a single machine word: a frame pointer, as the ISA's frame-pointer
+//! register would hold it, for a frame record (`[saved frame pointer, return address]`) at
+//! the top of the callee-saved registers that `switch` pushed on the suspended stack. On
+//! x86_64, aarch64 and Thumb that is the record's address; on RISC-V it is the address just
+//! above the record ([`ContextSwitch::FP_ABOVE_RECORD`]). Because the saved context *is* a
+//! frame pointer, a frame-pointer walk can start at any suspended context (that is how
+//! `where_all` walks the stacks of suspended coroutines) and the root record of a coroutine
+//! stack links into the stack of whoever resumed it.
 //!
 //! Protocol used by the scheduler:
 //! - spawn: `sp = init(stack_base, entry, data)`;
@@ -31,11 +33,15 @@ cfg_if::cfg_if! {
         mod arm;
         /// The context switch for this target.
         pub use self::arm::ArmV7M as Native;
+    } else if #[cfg(any(target_arch = "riscv64", target_arch = "riscv32"))] {
+        mod riscv;
+        /// The context switch for this target.
+        pub use self::riscv::RiscV as Native;
     } else {
         compile_error!(
             "shrapnel-core has no context switch for this architecture yet; supported are \
-             x86_64, aarch64 and ARMv7-M (thumbv7m, thumbv7em). Implement \
-             shrapnel_core::arch::ContextSwitch for it in core/src/arch/."
+             x86_64, aarch64, ARMv7-M (thumbv7m, thumbv7em) and RISC-V (riscv64, riscv32). \
+             Implement shrapnel_core::arch::ContextSwitch for it in core/src/arch/."
         );
     }
 }
@@ -58,8 +64,8 @@ pub type EntryFn = unsafe extern "C" fn(arg: usize, data: *mut u8) -> !;
 ///   call that suspended `to` return `arg`. Floating-point *control* state (x86_64 MXCSR
 ///   and x87 control word, aarch64 FPCR) is thread-wide: Rust code cannot soundly change
 ///   it, so it is switched only with the core feature `fp-control` (x86_64);
-/// - the stored context word is the address of a frame record `[frame pointer, return
-///   address]` on the suspended stack;
+/// - the stored context word is a frame pointer for a frame record `[frame pointer, return
+///   address]` on the suspended stack: the record's address plus `FP_ABOVE_RECORD`;
 /// - while a context is suspended, nothing below `context - SAVED_BELOW` on its stack is
 ///   live (no red zone is used across `switch`);
 /// - `init` writes only inside `[base - INIT_SIZE, base)` and produces a context whose first
@@ -76,6 +82,13 @@ pub unsafe trait ContextSwitch {
     /// `switch` pushed under the frame record): a suspended stack's live contents are
     /// exactly `[context - SAVED_BELOW, base)`, which is what the shared-stack mode copies.
     const SAVED_BELOW: usize;
+
+    /// How far above its frame record a frame pointer points, here and in every frame of
+    /// the chain: 0 where the frame-pointer register holds the record's address (x86_64
+    /// `rbp`, aarch64 `x29`, Thumb `r7`); two words on RISC-V, whose `s0` holds the frame's
+    /// CFA with `[previous s0, ra]` just below it. A walker reads the record of a frame
+    /// pointer `fp` at `fp - FP_ABOVE_RECORD`.
+    const FP_ABOVE_RECORD: usize = 0;
 
     /// Prepare the stack whose highest address (exclusive, 16-aligned) is `base`.
     ///

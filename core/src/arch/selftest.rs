@@ -1,6 +1,7 @@
 //! The context-switch checks every ISA runs: written once here, generic over
-//! [`ContextSwitch`], and run by the unit tests of `x86_64.rs` and `aarch64.rs` on their
-//! hosts and by `examples/cortex-m/src/bin/switch.rs` on ARMv7-M in QEMU.
+//! [`ContextSwitch`], and run by the unit tests of `x86_64.rs`, `aarch64.rs` and `riscv.rs`
+//! on their hosts (riscv64 under qemu-riscv64), by `examples/cortex-m/src/bin/switch.rs` on
+//! ARMv7-M and by `examples/riscv/src/bin/switch.rs` on bare-metal RV32, both in QEMU.
 //!
 //! - [`ping_pong_passes_values_both_ways`]: [`ROUNDS`] round trips hand values both ways,
 //!   `entry` gets `init`'s data pointer, every saved context is an aligned frame record on
@@ -557,6 +558,9 @@ pub struct FrameChain {
 /// The frame walk's shared state: the chain found, and the way back to the resumer.
 struct FrameWalk {
     chain: FrameChain,
+    /// The ISA's [`ContextSwitch::FP_ABOVE_RECORD`]: a record's first word, a frame
+    /// pointer, names the next record this far above it.
+    fp_above_record: usize,
     suspend: unsafe fn(*mut Shared<FrameWalk>, usize) -> usize,
 }
 
@@ -578,7 +582,7 @@ pub unsafe extern "C" fn frame_walk_body(_arg: usize, data: *mut u8, record: usi
         // then the root record, then the resumer's context on its suspended stack.
         unsafe {
             walk.chain.returns[i] = *(record as *const usize).add(1);
-            record = *(record as *const usize);
+            record = (*(record as *const usize)).wrapping_sub(walk.fp_above_record);
         }
     }
     let suspend = walk.suspend;
@@ -604,6 +608,7 @@ pub fn frame_pointer_chain_reaches_the_resumer<X: ContextSwitch>(
                 records: [0; 3],
                 returns: [0; 3],
             },
+            fp_above_record: X::FP_ABOVE_RECORD,
             suspend: suspend::<X, FrameWalk>,
         },
     )?;
@@ -633,7 +638,7 @@ pub fn frame_pointer_chain_reaches_the_resumer<X: ContextSwitch>(
     checks.equal(
         "the root record links to the resumer's context",
         next as u64,
-        resumer as u64,
+        resumer.wrapping_sub(X::FP_ABOVE_RECORD) as u64,
     )?;
     checks.that(
         !coro.contains(resumer),
