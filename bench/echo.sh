@@ -42,7 +42,13 @@
 # can). Its own CPU use over each window is measured (getrusage) and reported beside the
 # server's, as a percentage of one CPU. Results in bench/target/echo/cores.txt.
 #
-# Usage: bench/echo.sh [--echo-only | --spawn-only | --cores N[,N...]] [--quick]
+# With --profiling (issue 13): what a running CPU profile costs. Two servers only,
+# `shrapnel` and `shrapnel-profiled` (the same server with a CPU profile running the whole
+# time, SHRAPNEL_BENCH_PROFILE=1: 99 Hz of CPU time per scheduler thread), interleaved at
+# 100 and 1,000 connections; the profiled one's cells carry shrapnel / shrapnel-profiled.
+# Results in bench/target/echo/profiling.txt.
+#
+# Usage: bench/echo.sh [--echo-only | --spawn-only | --cores N[,N...] | --profiling] [--quick]
 #   --quick: one round, 1 s windows, C = 1 and 100 (100 with --cores), 1 000 idle
 #   connections, N up to 100k (for trying the script; not for numbers).
 # Env: ROUNDS (3), SECONDS_PER_RUN (3), SYSCALL_SECONDS (1), IDLE (10000),
@@ -63,12 +69,14 @@ usage() {
 do_echo=1
 do_spawn=1
 quick=0
+profiling=0
 cores_list=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --echo-only) do_spawn=0 ;;
         --spawn-only) do_echo=0 ;;
         --quick) quick=1 ;;
+        --profiling) profiling=1 do_spawn=0 ;;
         --cores)
             [ $# -ge 2 ] && [[ "$2" =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || usage
             IFS=, read -r -a cores_list <<<"$2"
@@ -91,8 +99,9 @@ if [ "$quick" = 1 ]; then
     CONNS=(1 100)
     SPAWN_NS=(10000 100000)
 fi
-# With --cores: a single connection would keep one core busy at most.
-if [ "${#cores_list[@]}" -gt 0 ]; then
+# With --cores: a single connection would keep one core busy at most. With --profiling:
+# the loaded cases.
+if [ "${#cores_list[@]}" -gt 0 ] || [ "$profiling" = 1 ]; then
     CONNS=(100 1000)
     [ "$quick" = 1 ] && CONNS=(100)
 fi
@@ -126,6 +135,7 @@ out_dir=bench/target/echo
 mkdir -p "$out_dir"
 results="$out_dir/results.txt"
 [ "${#cores_list[@]}" -gt 0 ] && results="$out_dir/cores.txt"
+[ "$profiling" = 1 ] && results="$out_dir/profiling.txt"
 : >"$results"
 
 # Build everything first, so no build runs beside a measurement.
@@ -137,7 +147,8 @@ bin=bench/target/release/examples
 servers=(shrapnel shrapnel-shared tokio may epoll)
 # With --cores, the servers that take a number of threads.
 [ "${#cores_list[@]}" -gt 0 ] && servers=(shrapnel tokio may)
-if [ "$do_echo" = 1 ]; then
+[ "$profiling" = 1 ] && servers=(shrapnel shrapnel-profiled)
+if [ "$do_echo" = 1 ] && [ "$profiling" = 0 ]; then
     if ! command -v go >/dev/null 2>&1; then
         say "installing golang-go"
         apt_install golang-go || true
@@ -231,6 +242,8 @@ start_server() {
     : >"$log"
     if [ "$1" = go ]; then
         GOMAXPROCS=${cores:-1} taskset -c "$server_cpus" "$go_bin" 0 >"$log" 2>&1 &
+    elif [ "$1" = shrapnel-profiled ]; then
+        SHRAPNEL_BENCH_PROFILE=1 taskset -c "$server_cpus" "$bin/echo_shrapnel" 0 >"$log" 2>&1 &
     elif [ "$1" = shrapnel-shared ]; then
         taskset -c "$server_cpus" "$bin/echo_shrapnel" --shared 0 >"$log" 2>&1 &
     elif [ -n "$cores" ] && [ "$1" = shrapnel ]; then
@@ -356,10 +369,12 @@ for ((round = 1; round <= ROUNDS; round++)); do
                 echo_run "$s" "$c" "$round"
             done
         done
-        for s in "${servers[@]}"; do
-            say "round $round/$ROUNDS: $s, $IDLE idle connections"
-            idle_run "$s" "$round"
-        done
+        if [ "$profiling" = 0 ]; then
+            for s in "${servers[@]}"; do
+                say "round $round/$ROUNDS: $s, $IDLE idle connections"
+                idle_run "$s" "$round"
+            done
+        fi
     fi
     if [ "$do_spawn" = 1 ]; then
         for n in "${SPAWN_NS[@]}"; do

@@ -14,14 +14,17 @@
 # share of tokio's multi-thread receives that crossed threads is kept in
 # $CRITERION_HOME/channel_crossings.txt.
 # Last, bench/examples/first_panic.rs measures how long the first coroutine panic of a
-# process stalls the others, in three fresh release processes (target: under 20 ms).
+# process stalls the others, in three fresh release processes (target: under 20 ms), and
+# bench/examples/console_10k.rs times the backdoor's where_all --json, ps --json,
+# deadlocks and contention on 10,000 coroutines.
 #
 # Then bench/echo.sh: echo servers (shrapnel on guarded stacks and on the shared stack,
 # tokio, may, raw epoll, Go) under the same closed-loop load, and spawning 10k–1M sleeping
 # coroutines (guarded and shared stacks) against tokio tasks; then `bench/echo.sh --cores
 # 1,2`: the echo servers with 1 and 2 threads each (shrapnel run_per_core, tokio and may
-# with N workers, Go with GOMAXPROCS=N); each prints its own tables (method in its header
-# and in BENCHMARKS.md).
+# with N workers, Go with GOMAXPROCS=N); then `bench/echo.sh --profiling`: the shrapnel
+# echo server with and without a CPU profile running; each prints its own tables (method
+# in its header and in BENCHMARKS.md).
 #
 # Usage: ci/bench.sh               run everything (about 17 minutes on 2 cores, builds included)
 #        ci/bench.sh --no-servers  only the criterion benches and the first-panic runs (about 5)
@@ -66,7 +69,8 @@ esac
 
 if [ "$mode" = --servers ]; then
     bench/echo.sh
-    exec bench/echo.sh --cores 1,2
+    bench/echo.sh --cores 1,2
+    exec bench/echo.sh --profiling
 fi
 
 if [ "$mode" = "" ] || [ "$mode" = --no-servers ]; then
@@ -79,6 +83,10 @@ if [ "$mode" = "" ] || [ "$mode" = --no-servers ]; then
     cargo build --release --manifest-path bench/Cargo.toml --example first_panic
     for _ in 1 2 3; do bench/target/release/examples/first_panic; done |
         tee /dev/stderr > "$CRITERION_HOME/first_panic.txt"
+    # The backdoor's heavy commands on 10,000 coroutines, timed by a client.
+    cargo build --release --manifest-path bench/Cargo.toml --features backdoor,stacks \
+        --example console_10k
+    bench/target/release/examples/console_10k | tee /dev/stderr > "$CRITERION_HOME/console_10k.txt"
 fi
 
 python3 - "$CRITERION_HOME" <<'EOF'
@@ -211,6 +219,19 @@ try:
 except (FileNotFoundError, IndexError, ValueError):
     pass
 
+try:
+    with open(os.path.join(root, "console_10k.txt")) as f:
+        for line in f:
+            if not line.startswith("console ") or " ms (" not in line:
+                continue
+            cmd, rest = line[len("console "):].split(": ", 1)
+            ms, size = rest.split(" ms (", 1)
+            rows.append((f"backdoor `{cmd}` on 10 000 coroutines (`stacks`), as a client "
+                         f"sees it ({size.strip().rstrip(')')})", f"{float(ms):.3g} ms",
+                         "—", "—", "—", "—"))
+except (FileNotFoundError, ValueError):
+    pass
+
 print("| workload | shrapnel | peer | ratio | target | met? |")
 print("| --- | --- | --- | --- | --- | --- |")
 for r in rows:
@@ -220,8 +241,10 @@ EOF
 if [ "$mode" = "" ]; then
     bench/echo.sh
     bench/echo.sh --cores 1,2
+    bench/echo.sh --profiling
 elif [ "$mode" = --report ]; then
-    for results in bench/target/echo/results.txt bench/target/echo/cores.txt; do
+    for results in bench/target/echo/results.txt bench/target/echo/cores.txt \
+        bench/target/echo/profiling.txt; do
         if [ -f "$results" ]; then
             echo
             python3 bench/echo_report.py "$results"

@@ -8,6 +8,10 @@
 //! stack it used (the read buffer included), copied off and back when another
 //! shared-stack coroutine ran in between. The acceptor has its own stack in both modes.
 //!
+//! With `SHRAPNEL_BENCH_PROFILE=1` (single scheduler) a CPU profile runs the whole time
+//! (`shrapnel::profile::cpu`, one minute after another): `bench/echo.sh --profiling`
+//! measures what that costs.
+//!
 //! Without `--cores` one scheduler runs on the main thread. With `--cores N` (the
 //! `--cores` mode of `bench/echo.sh`) `run_per_core` runs N schedulers, scheduler i pinned
 //! to CPU i (`PerCore::pin`), each accepting on its own SO_REUSEPORT listener of the same
@@ -36,6 +40,20 @@ fn main() {
                 TcpListener::bind(("127.0.0.1", port)).unwrap_or_else(|e| fail(NAME, "bind", e));
             announce(local_port(&listener));
             serve(listener, shared);
+            if std::env::var_os("SHRAPNEL_BENCH_PROFILE").is_some() {
+                shrapnel::Builder::new()
+                    .name("profiler")
+                    .spawn(|| loop {
+                        match shrapnel::profile::cpu(std::time::Duration::from_secs(60)) {
+                            Ok(p) => eprintln!("{NAME}: profiled: {} samples", p.samples.len()),
+                            Err(e) => {
+                                eprintln!("{NAME}: {e}");
+                                return;
+                            }
+                        }
+                    })
+                    .unwrap_or_else(|e| fail(NAME, "spawn the profiler", e));
+            }
             std::process::exit(shrapnel::event_loop());
         }
         Some(n) => {
