@@ -17,11 +17,23 @@ cd "$(dirname "$0")/.."
 
 apt_install cmake make gcc libc6-dev
 
-src="${SHRAPNEL_LIBKQUEUE_SRC:-../shared/vendor/libkqueue}"
+# The vendored copy: shared/vendor/libkqueue beside the checkout, or beside one of its
+# parent directories (a checkout made one level deeper finds it too).
+src="${SHRAPNEL_LIBKQUEUE_SRC:-}"
+if [ -z "$src" ]; then
+    src=../shared/vendor/libkqueue
+    for up in .. ../.. ../../.. ../../../..; do
+        if [ -f "$up/shared/vendor/libkqueue/CMakeLists.txt" ]; then
+            src="$up/shared/vendor/libkqueue"
+            break
+        fi
+    done
+fi
 build=target/libkqueue
 if [ ! -f "$src/CMakeLists.txt" ]; then
     echo "ci/kqueue.sh: no libkqueue source in $src (the vendored copy is expected in" \
-        "shared/vendor/ beside the checkout; set SHRAPNEL_LIBKQUEUE_SRC to another copy)" >&2
+        "shared/vendor/ beside the checkout or a parent of it; set SHRAPNEL_LIBKQUEUE_SRC" \
+        "to another copy)" >&2
     exit 1
 fi
 
