@@ -123,6 +123,7 @@ pub fn configure(config: RuntimeConfig) -> Result<(), RuntimeError> {
     .map_err(|_| RuntimeError::AlreadyConfigured)?;
     LOOP_HOOKS.with(|l| l.set([None; MAX_LOOP_HOOKS]));
     sched::set_loop_hook(Some(run_loop_hooks));
+    shrapnel_core::shared_stack::set_heap_trim(Some(crate::sys::trim_heap));
     crate::signal::on_scheduler_start(config.stop_on_signals);
     crate::schedulers::on_scheduler_start();
     crate::debug::on_scheduler_start();

@@ -22,6 +22,7 @@ use crate::coro_local::CoroLocals;
 use crate::hooks;
 use crate::interruption::{Interrupted, TimeoutId};
 use crate::sched::{sched, Delivery, Resume};
+use crate::shared_stack::SavedFrames;
 use crate::stack::{BoxedStack, StackError};
 use crate::wait::{WaitQueue, WaitReason, Waiter};
 
@@ -181,8 +182,9 @@ pub(crate) struct CoroInner {
     /// Runs on the scheduler's run stack (shared-stack mode) instead of `stack`.
     shared: bool,
     /// Shared-stack mode, while another coroutine owns the run stack: a copy of its live
-    /// frames, `[context - SAVED_BELOW, base)` of the run stack (`shared_stack`).
-    saved_frames: Cell<Option<Box<[u8]>>>,
+    /// frames, `[context - SAVED_BELOW, base)` of the run stack, plain or (idle a while)
+    /// compact (`shared_stack`).
+    saved_frames: Cell<Option<SavedFrames>>,
     stack_base: Cell<usize>,
     stack_limit: Cell<usize>,
     /// The stack's canary word (null if it has a guard page instead), checked per switch.
@@ -443,14 +445,43 @@ impl CoroInner {
     }
 
     /// Shared-stack mode: keep `frames`, its live frames copied off the run stack.
-    pub(crate) fn set_saved_frames(&self, frames: Box<[u8]>) {
+    pub(crate) fn set_saved_frames(&self, frames: SavedFrames) {
         self.saved_frames.set(Some(frames));
     }
 
     /// Shared-stack mode: its saved frames, to copy back onto the run stack (`None` if it
     /// has none: it never ran, or they are still on the run stack).
-    pub(crate) fn take_saved_frames(&self) -> Option<Box<[u8]>> {
+    pub(crate) fn take_saved_frames(&self) -> Option<SavedFrames> {
         self.saved_frames.take()
+    }
+
+    /// Shared-stack mode: its frames are off the run stack in a plain (not compacted) copy.
+    #[allow(dead_code)] // read only with feature `std` (the idle compaction)
+    pub(crate) fn has_plain_saved_frames(&self) -> bool {
+        let saved = self.saved_frames.take();
+        let plain = saved.as_ref().is_some_and(|f| !f.is_compact());
+        self.saved_frames.set(saved);
+        plain
+    }
+
+    /// Shared-stack mode: replace a plain saved copy by its compact form, written in
+    /// `scratch` first; returns the heap bytes `(before, after)`, or `None` if it had no
+    /// plain copy.
+    #[allow(dead_code)] // called only with feature `std` (the idle compaction)
+    pub(crate) fn compact_saved_frames(&self, scratch: &mut Vec<u8>) -> Option<(usize, usize)> {
+        let saved = self.saved_frames.take()?;
+        if !saved.compact_into(scratch) {
+            self.saved_frames.set(Some(saved));
+            return None;
+        }
+        let before = saved.heap_bytes();
+        // The plain copy is freed before the compact one is allocated, so the allocator can
+        // put the compact one in its place, or leave the hole whole for the next.
+        drop(saved);
+        let compact = SavedFrames::from_compact(scratch);
+        let after = compact.heap_bytes();
+        self.saved_frames.set(Some(compact));
+        Some((before, after))
     }
 
     /// Shared-stack mode, first run: lay out its initial frame at the top of the run stack
@@ -481,12 +512,8 @@ impl CoroInner {
         if addr < lo || addr.checked_add(word)? > hi || !addr.is_multiple_of(word) {
             return None;
         }
-        let from_copy = |frames: &[u8]| {
-            let at = addr.checked_sub(hi - frames.len())?;
-            let mut bytes = [0u8; core::mem::size_of::<usize>()];
-            bytes.copy_from_slice(frames.get(at..at + word)?);
-            Some(usize::from_ne_bytes(bytes))
-        };
+        // Plain or compact, the copy holds `[hi - len, hi)`.
+        let from_copy = |frames: &SavedFrames| frames.word_at(addr.checked_sub(hi - frames.len())?);
         let saved = self.saved_frames.take();
         let value = match &saved {
             Some(frames) => from_copy(frames),

@@ -15,7 +15,9 @@
 //! - `std`: the scheduler is found through a thread-local (bare metal: one static);
 //!   a coroutine's panic is caught at its root ([`run_body`]); a suspended coroutine can be
 //!   unwound when its scheduler is uninstalled ([`UnwindFlag`], [`unwinding_at_block`]);
-//!   the exception notifier's state ([`PanicPart`]).
+//!   the exception notifier's state ([`PanicPart`]); the saved copies of idle shared-stack
+//!   coroutines are compacted while the loop is about to wait ([`CompactionPart`],
+//!   [`about_to_wait`], [`COMPACTS_IDLE_COPIES`]).
 
 use crate::coro::{CoroInner, JoinError};
 use crate::debug::SliceStats;
@@ -384,5 +386,65 @@ cfg_if::cfg_if! {
 
         #[inline(always)]
         pub(crate) fn unwinding_after_wait(_co: &CoroInner) {}
+    }
+}
+
+// ---- std: idle shared-stack copies compacted ---------------------------------------------
+
+cfg_if::cfg_if! {
+    if #[cfg(feature = "std")] {
+        /// Saved copies can be in the compact form (`shared_stack::SavedFrames`).
+        pub(crate) const COMPACTS_IDLE_COPIES: bool = true;
+
+        /// The scheduler's compaction of idle copies.
+        pub(crate) type CompactionPart = crate::shared_stack::IdleCompaction;
+
+        pub(crate) fn compaction_part() -> CompactionPart {
+            CompactionPart::new()
+        }
+
+        /// The loop is about to wait up to `timeout` (`None`: until an event): a step of
+        /// compaction if one is due; returns how long to wait instead. A zero timeout is a
+        /// busy loop, not a wait: nothing is done then.
+        #[inline(always)]
+        pub(crate) fn about_to_wait(
+            s: &SchedState,
+            timeout: Option<core::time::Duration>,
+        ) -> Option<core::time::Duration> {
+            if timeout == Some(core::time::Duration::ZERO) {
+                return timeout;
+            }
+            s.compaction().about_to_wait(s, timeout)
+        }
+    } else {
+        /// Without `std` (bare metal, for the `.text` budget): copies stay plain, and the
+        /// check for the compact form folds away.
+        pub(crate) const COMPACTS_IDLE_COPIES: bool = false;
+
+        /// Without `std`: nothing.
+        pub(crate) struct CompactionPart;
+        impl CompactionPart {
+            pub(crate) fn set_after(
+                &self,
+                _after: Option<core::time::Duration>,
+            ) -> Option<core::time::Duration> {
+                None
+            }
+            pub(crate) fn set_trim(&self, _trim: Option<fn()>) -> Option<fn()> {
+                None
+            }
+        }
+
+        pub(crate) fn compaction_part() -> CompactionPart {
+            CompactionPart
+        }
+
+        #[inline(always)]
+        pub(crate) fn about_to_wait(
+            _s: &SchedState,
+            timeout: Option<core::time::Duration>,
+        ) -> Option<core::time::Duration> {
+            timeout
+        }
     }
 }

@@ -227,3 +227,112 @@ fn where_all_walks_the_saved_copy() {
     assert_eq!(event_loop(), 0);
     assert!(seen.get());
 }
+
+/// An idle shared-stack coroutine: an 8 KiB zeroed buffer with a few bytes set, and
+/// pointers into it kept in its own frame; blocked in a sleep of `nap`, then it checks that
+/// all of it came back and returns the buffer's sum.
+fn idle_with_a_big_buffer(k: u8, nap: std::time::Duration) -> u64 {
+    let mut buf = [0u8; 8192];
+    buf[0] = k + 1;
+    buf[4096] = k + 2;
+    buf[8191] = k + 3;
+    std::hint::black_box(&mut buf);
+    let inner: *const u8 = &buf[4096];
+    let pointers = std::hint::black_box([inner, buf.as_ptr()]);
+    sleep(nap).unwrap();
+    let pointers = std::hint::black_box(pointers);
+    assert_eq!(pointers[0], &buf[4096] as *const u8);
+    assert_eq!(pointers[1], buf.as_ptr());
+    // SAFETY (test): both point into `buf`, alive in this frame.
+    assert_eq!(unsafe { (*pointers[0], *pointers[1]) }, (k + 2, k + 1));
+    assert!(buf[1..4096].iter().chain(&buf[4097..8191]).all(|&b| b == 0));
+    buf.iter().map(|&b| b as u64).sum()
+}
+
+/// Coroutines blocked longer than the compaction age get their saved copies compacted while
+/// the loop waits (the counters in `stats` say so, and each copy of an 8 KiB mostly-zero
+/// stack shrinks by most of it); `where_all` walks the compacted copies to the same frames
+/// as the plain ones; and each resumes with its buffer and the pointers into it intact.
+#[test]
+fn idle_copies_are_compacted_and_resume_intact() {
+    setup();
+    assert_eq!(
+        shrapnel_core::shared_stack::set_compact_after(Some(ms(50))),
+        Some(shrapnel_core::shared_stack::DEFAULT_COMPACT_AFTER)
+    );
+    let before = sched::stats();
+    let sleepers: Vec<_> = (0..3u8)
+        .map(|k| {
+            shared()
+                .spawn(move || idle_with_a_big_buffer(k, ms(600)))
+                .unwrap()
+        })
+        .collect();
+    let ids: Vec<u64> = sleepers.iter().map(|c| c.handle().id()).collect();
+    let checker = Builder::new()
+        .shared_stack(false)
+        .spawn(move || {
+            let frames_of = |ids: &[u64]| {
+                let all = where_all();
+                ids.iter()
+                    .map(|&id| all.iter().find(|c| c.id == id).unwrap().frames.clone())
+                    .collect::<Vec<_>>()
+            };
+            // The sleepers have just blocked (the loop has not waited yet): plain copies for
+            // the first two, the third's frames still on the run stack.
+            assert_eq!(sched::stats().stacks_compacted, before.stacks_compacted);
+            let plain = frames_of(&ids);
+            let start = std::time::Instant::now();
+            while sched::stats().stacks_compacted - before.stacks_compacted < 2 {
+                assert!(
+                    start.elapsed() < ms(500),
+                    "no compaction: {:?}",
+                    sched::stats()
+                );
+                sleep(ms(20)).unwrap();
+            }
+            let after = sched::stats();
+            assert_eq!(after.stacks_compacted - before.stacks_compacted, 2);
+            // Each copy holds the 8 KiB buffer, of which 3 bytes are not zero.
+            let saved = after.stack_bytes_compacted - before.stack_bytes_compacted;
+            assert!(saved >= 2 * 7 * 1024, "{saved} bytes saved");
+            let compacted = frames_of(&ids);
+            if cfg!(feature = "stacks") {
+                assert!(plain.iter().all(|f| f.len() >= 2), "{plain:x?}");
+            }
+            assert_eq!(compacted, plain);
+        })
+        .unwrap();
+    assert_eq!(event_loop(), 0);
+    checker.join().unwrap();
+    for (k, s) in sleepers.into_iter().enumerate() {
+        let k = k as u64;
+        assert_eq!(s.join().unwrap(), 3 * k + 6);
+    }
+    shrapnel_core::shared_stack::set_compact_after(Some(
+        shrapnel_core::shared_stack::DEFAULT_COMPACT_AFTER,
+    ));
+}
+
+/// With compaction off (`set_compact_after(None)`) copies stay plain however long they idle.
+#[test]
+fn compaction_can_be_turned_off() {
+    setup();
+    shrapnel_core::shared_stack::set_compact_after(None);
+    let before = sched::stats();
+    let sleepers: Vec<_> = (0..2u8)
+        .map(|k| {
+            shared()
+                .spawn(move || idle_with_a_big_buffer(k, ms(150)))
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(event_loop(), 0);
+    for s in sleepers {
+        s.join().unwrap();
+    }
+    assert_eq!(sched::stats().stacks_compacted, before.stacks_compacted);
+    shrapnel_core::shared_stack::set_compact_after(Some(
+        shrapnel_core::shared_stack::DEFAULT_COMPACT_AFTER,
+    ));
+}

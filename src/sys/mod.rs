@@ -294,3 +294,16 @@ pub(crate) unsafe fn raised_by_instruction(info: *const libc::siginfo_t) -> bool
         }
     }
 }
+
+/// Hand the free pages inside the heap back to the OS: glibc's `malloc_trim(0)`, which
+/// releases whole free pages anywhere in its arenas (a plain `free` gives back only the top
+/// of the heap). The scheduler calls it after compacting idle shared-stack copies freed a
+/// lot of heap (`shrapnel_core::shared_stack::set_heap_trim`). Elsewhere: nothing.
+pub(crate) fn trim_heap() {
+    cfg_if::cfg_if! {
+        if #[cfg(all(target_os = "linux", target_env = "gnu"))] {
+            // SAFETY: malloc_trim has no preconditions; it takes the allocator's own locks.
+            unsafe { libc::malloc_trim(0) };
+        }
+    }
+}

@@ -103,7 +103,9 @@ pub fn event_loop() -> i32 {
         };
         // Nothing registered and work waiting: skip the syscall.
         if timeout != Some(Duration::ZERO) || !s.io().borrow().is_empty() {
-            s.poll_io(timeout);
+            // About to wait (a zero timeout is no wait): idle work, the compaction of idle
+            // shared-stack copies, may take a bounded step and shorten the wait.
+            s.poll_io(hooks::about_to_wait(s, timeout));
             s.break_slice_chain();
             after_wait = timeout != Some(Duration::ZERO);
         }

@@ -73,6 +73,11 @@ pub struct Stats {
     pub stack_copies: u64,
     /// Shared-stack mode: bytes those copies moved.
     pub stack_bytes_copied: u64,
+    /// Shared-stack mode: saved copies of idle coroutines compacted (feature `std`; see
+    /// [`shared_stack`](crate::shared_stack)).
+    pub stacks_compacted: u64,
+    /// Heap bytes those compactions freed.
+    pub stack_bytes_compacted: u64,
 }
 
 /// What a scheduler is built from.
@@ -141,6 +146,8 @@ pub(crate) struct SchedState {
     switch_observer: hooks::ObserverPart,
     /// The blocking profile (feature `std`; nothing without it).
     wait_profile: hooks::WaitProfilePart,
+    /// The compaction of idle shared-stack copies (feature `std`; nothing without it).
+    compaction: hooks::CompactionPart,
 }
 
 /// The scheduler installed on this thread, if any.
@@ -219,6 +226,7 @@ pub fn install(config: Config) -> Result<(), AlreadyInstalled> {
         panic: hooks::panic_part(),
         switch_observer: hooks::observer_part(),
         wait_profile: Default::default(),
+        compaction: hooks::compaction_part(),
     });
     hooks::set_sched_ptr(Box::into_raw(state));
     Ok(())
@@ -277,6 +285,12 @@ impl SchedState {
         &self.wait_profile
     }
 
+    /// The compaction of idle copies (the `shared_stack` module's, through `hooks`).
+    #[inline]
+    pub(crate) fn compaction(&self) -> &hooks::CompactionPart {
+        &self.compaction
+    }
+
     /// The switch observer (the `switch_observer` module's, through `hooks`).
     #[inline]
     #[allow(dead_code)] // read only with feature `switch-observer`
@@ -299,7 +313,7 @@ impl SchedState {
 
     /// The clock.
     #[inline]
-    #[allow(dead_code)] // read only with feature `latency`
+    #[allow(dead_code)] // read only with feature `latency` or `std`
     pub(crate) fn clock(&self) -> &dyn Clock {
         &*self.clock
     }
@@ -449,6 +463,23 @@ impl SchedState {
         true
     }
 
+    /// The live coroutines in registry slots `[from, from + max)`; returns the slot to go on
+    /// from, or `None` past the registry's end (`f` must not spawn or reap).
+    #[allow(dead_code)] // used only with feature `std` (the idle compaction)
+    pub(crate) fn for_each_live_from(
+        &self,
+        from: usize,
+        max: usize,
+        mut f: impl FnMut(&CoroRc),
+    ) -> Option<usize> {
+        let reg = self.registry.borrow();
+        let end = from.saturating_add(max).min(reg.len());
+        for co in reg[from.min(end)..end].iter().flatten() {
+            f(co);
+        }
+        (end < reg.len()).then_some(end)
+    }
+
     /// The live coroutine in registry slot `slot`.
     pub(super) fn in_slot(&self, slot: usize) -> Option<CoroRc> {
         self.registry.borrow().get(slot).cloned().flatten()
@@ -481,6 +512,15 @@ impl SchedState {
     /// Set that default; returns the previous one.
     pub(crate) fn set_shared_stack_default(&self, on: bool) -> bool {
         self.shared_default.replace(on)
+    }
+
+    /// A saved copy was compacted, freeing `bytes` of heap.
+    #[allow(dead_code)] // used only with feature `std` (the idle compaction)
+    pub(crate) fn count_compaction(&self, bytes: usize) {
+        self.bump(|st| {
+            st.stacks_compacted += 1;
+            st.stack_bytes_compacted += bytes as u64;
+        });
     }
 
     /// Copies the shared-stack mode made (saves plus restores) and bytes copied.
