@@ -19,7 +19,8 @@
 #     where perf cannot count (then requests = the server's response writes strace saw:
 #     strace attaches late and slows the server, so its numbers are rougher);
 # and per round and server, RSS per idle connection: the server's VmRSS with IDLE held idle
-# connections (each served one request first) minus its VmRSS with none, over IDLE.
+# connections (each served one request first, then idle IDLE_SECONDS, default 3) minus its
+# VmRSS with none, over IDLE.
 # The report is the median over the rounds, and beside each peer's value the ratios
 # shrapnel/peer and shrapnel-shared/peer.
 #
@@ -320,7 +321,9 @@ idle_run() {
     taskset -c 1 "$bin/echo_load" idle "$server_port" "$IDLE" >"$log" 2>&1 &
     load_pid=$!
     if wait_for "$log" 120 '^held'; then
-        sleep 0.5
+        # Idle for 3 s before RSS is read: connections are held idle, and shrapnel's
+        # shared-stack mode compacts the copies of coroutines idle for 1 s or more.
+        sleep "${IDLE_SECONDS:-3}"
         rss1=$(rss_kib "$server_pid")
         echo "server=$name round=$round idle=$IDLE rss0_kib=$rss0 rss1_kib=$rss1" >>"$results"
     else
