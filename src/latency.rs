@@ -333,7 +333,8 @@ extern "C" fn on_sample_signal(
     let mut fp = record_of(regs.fp);
     s.ips[0].store(regs.pc, Ordering::Relaxed);
     let mut n = 1;
-    while n < MAX_FRAMES && fp >= lo && fp + 2 * word <= hi && fp.is_multiple_of(word) {
+    while n < MAX_FRAMES && fp >= lo && fp <= hi.saturating_sub(2 * word) && fp.is_multiple_of(word)
+    {
         // SAFETY: fp lies inside the running coroutine's stack (bounds checked above), which
         // is mapped; the two words of its frame record are readable.
         let (next, ret) = unsafe { (*(fp as *const usize), *((fp + word) as *const usize)) };

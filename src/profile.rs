@@ -304,7 +304,11 @@ fn sample_into_buffer(uc: *mut libc::c_void) {
             use shrapnel_core::arch::{ContextSwitch, Native};
             let record_of = |fp: usize| fp.wrapping_sub(Native::FP_ABOVE_RECORD);
             let mut fp = record_of(regs.fp);
-            while n < MAX_FRAMES && fp >= lo && fp + 2 * word <= hi && fp.is_multiple_of(word) {
+            while n < MAX_FRAMES
+                && fp >= lo
+                && fp <= hi.saturating_sub(2 * word)
+                && fp.is_multiple_of(word)
+            {
                 // SAFETY: the frame record lies inside the running coroutine's stack
                 // (bounds checked above), which is mapped.
                 let (next, ret) =

@@ -246,7 +246,8 @@ pub(crate) fn walk_suspended(co: &CoroInner, mut f: impl FnMut(usize) -> bool) {
     // (two words on RISC-V, none elsewhere).
     let record_of = |fp: usize| fp.wrapping_sub(Native::FP_ABOVE_RECORD);
     let mut rec = record_of(co.saved_context());
-    while rec >= lo && rec + 2 * word <= hi && rec.is_multiple_of(word) && rec != root {
+    while rec >= lo && rec <= hi.saturating_sub(2 * word) && rec.is_multiple_of(word) && rec != root
+    {
         // Read from its stack, or from the copy of its frames when a shared-stack
         // coroutine's are off the run stack; a corrupt chain is cut off by the bounds
         // checks above and by `suspended_word`'s.
