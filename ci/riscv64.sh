@@ -37,7 +37,7 @@ cargo test --target "$target" -p shrapnel-core -p shrapnel-epoll "$@"
 # record two words below s0), and the latency warning.
 cargo test --target "$target" -p shrapnel-core --features std,latency,stacks "$@"
 
-# The runtime's suite, without 35 tests: 30 fork and re-execute the test binary, fault on
+# The runtime's suite, without 36 tests: 31 fork and re-execute the test binary, fault on
 # guard pages or crash a child on purpose, and fail the same way under qemu-aarch64 (checked
 # 2026-12-05); one is a timing check too tight for emulation; the 4 of tests/examples.rs
 # drive example binaries from the host's clients. Everything else (sockets, the blocking pool, processes,
@@ -68,6 +68,7 @@ qemu_user_limits=(
     the_debug_signal_dumps_every_scheduler_of_run_per_core
     a_handler_the_program_installed_first_still_runs_after_the_dump
     a_bad_pointer_dumps_every_coroutine_and_dies_of_sigsegv
+    every_scheduler_thread_dumps_its_coroutines
     a_scheduler_configured_without_it_prints_no_dump
     a_stack_overflow_keeps_its_own_report_and_no_dump
     an_abort_dumps_every_coroutine_and_dies_of_sigabrt

@@ -1,8 +1,9 @@
 //! The crash dump: when the process dies of a fatal signal that is not a coroutine stack
 //! overflow (SIGSEGV or SIGBUS away from a guard page, SIGILL, SIGFPE, SIGABRT — which is
 //! what `panic = "abort"`, `std::process::abort` and a failed allocation end in), every
-//! coroutine of the crashing thread's scheduler is printed to the saved stderr — id, name,
-//! state, wait reason, the line it blocked at, and its stack as raw addresses — and the
+//! coroutine of the crashing thread's scheduler, then of every other scheduler thread (each
+//! prints its own: below), is printed to the saved stderr — id, name, state, wait reason,
+//! the line it blocked at, and its stack as raw addresses — and the
 //! signal then takes its default action, so the exit status names it and a core dump is
 //! still written:
 //!
@@ -14,7 +15,7 @@
 //!       at 0x3e5a1 0x3e3d2 0x5a2b7
 //!   #3 'crasher' running: the signal came from here
 //!       at 0x3f0a2 0x3ef81 0x5a2b7
-//! shrapnel: 3 coroutines of this thread's scheduler (other scheduler threads are not shown)
+//! shrapnel: 3 coroutines of this thread's scheduler
 //! shrapnel: addresses are offsets in ./server, [bracketed] ones absolute; names:
 //! shrapnel:   addr2line -C -f -i -e ./server 0x3f0a2 0x3ef81 …
 //! ```
@@ -66,14 +67,21 @@
 //!   might) finds it claimed and goes straight to the default action. A second thread
 //!   crashing while the first dumps waits up to two seconds for the dump to finish.
 //!
-//! Other scheduler threads are not dumped: their schedulers are theirs alone, changed
-//! without synchronisation by running code, so reading them from the crashing thread would
-//! race with it. Their coroutines can be seen live with the debug signal
-//! (`debug_signal`) or the backdoor before a crash.
+//! Other scheduler threads (`run_per_core`) dump their own coroutines: their schedulers
+//! are theirs alone, changed without synchronisation by running code, so the crashing
+//! thread does not read them; it sends each of them (a table of up to 256 scheduler
+//! threads, filled as schedulers start) a real-time signal whose handler, on that thread,
+//! prints its scheduler's coroutines with the same allocation-free code and the same
+//! guarantees as for a signal sent from outside (below), then waits for it (half a second
+//! at most per thread) before the next, so the dumps do not interleave. Linux only (the
+//! signal goes with tgkill); elsewhere the dump says the other threads are not shown.
+//!
+//! The same argument covers those handlers: each reads only its own thread's scheduler,
+//! interrupted wherever it was.
 
 use core::cell::{Cell, UnsafeCell};
 use core::fmt::{self, Write as _};
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Once, OnceLock};
 
 use libc::c_int;
@@ -108,6 +116,16 @@ static DUMPER: AtomicUsize = AtomicUsize::new(0);
 static STDERR: OnceLock<SavedStderr> = OnceLock::new();
 /// The executable: its path and where it is mapped, found once at installation.
 static IMAGE: OnceLock<Image> = OnceLock::new();
+/// The kernel ids of the scheduler threads that want the dump (0: a free slot).
+static PEERS: [AtomicI64; MAX_PEERS] = [const { AtomicI64::new(0) }; MAX_PEERS];
+/// Scheduler threads beyond the table's size (not dumped, counted).
+static PEERS_LEFT_OUT: AtomicUsize = AtomicUsize::new(0);
+/// Bumped by a peer's handler when its part of the dump is written.
+static PEER_DONE: AtomicUsize = AtomicUsize::new(0);
+/// The peer-dump signal, once its handler is installed (0 before, or if none).
+static PEER_SIGNAL: AtomicI32 = AtomicI32::new(0);
+/// How many scheduler threads the table holds.
+const MAX_PEERS: usize = 256;
 static INSTALL: Once = Once::new();
 
 thread_local! {
@@ -143,6 +161,7 @@ pub(crate) fn on_scheduler_start(wanted: bool) {
     if !wanted {
         return;
     }
+    register_peer();
     // SIGSEGV (and SIGBUS where it catches it) come to the dump through this handler.
     crate::stack::install_overflow_handler();
     INSTALL.call_once(|| {
@@ -179,6 +198,121 @@ pub(crate) fn on_scheduler_start(wanted: bool) {
             }
         }
     });
+}
+
+/// Put this scheduler thread in the table the crash dump signals (once per thread; it
+/// leaves the table when the thread ends).
+fn register_peer() {
+    /// This thread's slot; clearing it when the thread ends.
+    struct Slot(usize);
+    impl Drop for Slot {
+        fn drop(&mut self) {
+            PEERS[self.0].store(0, Ordering::Release);
+        }
+    }
+    thread_local! {
+        static MINE: std::cell::OnceCell<Option<Slot>> = const { std::cell::OnceCell::new() };
+    }
+    MINE.with(|m| {
+        m.get_or_init(|| {
+            install_peer_handler();
+            let tid = sys::thread_id();
+            if tid == 0 {
+                return None;
+            }
+            let free = PEERS.iter().position(|p| {
+                p.compare_exchange(0, tid, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            });
+            if free.is_none() {
+                PEERS_LEFT_OUT.fetch_add(1, Ordering::Relaxed);
+            }
+            free.map(Slot)
+        });
+    });
+}
+
+/// The handler every scheduler thread runs when the crashing thread asks for its part.
+fn install_peer_handler() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let Some(sig) = sys::peer_dump_signal() else {
+            return;
+        };
+        let flags = signals::Flags {
+            on_altstack: true,
+            restart: true,
+        };
+        if signals::install(sig, signals::Handler::Info(on_peer_signal), flags).is_ok() {
+            PEER_SIGNAL.store(sig, Ordering::Release);
+        }
+    });
+}
+
+/// A peer's part of the dump: its scheduler's coroutines, then "done". Only while a dump
+/// is under way (a stray signal prints nothing).
+extern "C" fn on_peer_signal(_sig: c_int, _info: *mut libc::siginfo_t, context: *mut libc::c_void) {
+    if !CLAIMED.load(Ordering::Acquire) || DONE.load(Ordering::Acquire) {
+        return;
+    }
+    let saved_errno = signals::errno();
+    if let Some(&stderr) = STDERR.get() {
+        let mut out = ChunkWriter::for_signal_handler(stderr);
+        // SAFETY: `context` is this SA_SIGINFO handler's argument.
+        let regs = unsafe { sys::context::regs(context) };
+        let _ = writeln!(out, "shrapnel: scheduler thread {}:", sys::thread_id());
+        let listed = shrapnel_core::for_each_coro_for_signal(|co| {
+            let _ = write_coro(&mut out, co, regs);
+        });
+        let _ = match listed {
+            Ok(n) => writeln!(out, "shrapnel: {n} coroutines of that scheduler"),
+            Err(SignalListError::NoScheduler) => {
+                out.write_str("shrapnel: no scheduler on that thread any more\n")
+            }
+            Err(SignalListError::ListBeingChanged) => out.write_str(
+                "shrapnel: its list of coroutines was being changed when the signal came: \
+                 not shown\n",
+            ),
+        };
+        out.flush();
+    }
+    PEER_DONE.fetch_add(1, Ordering::AcqRel);
+    signals::set_errno(saved_errno);
+}
+
+/// Ask every other scheduler thread for its part, one after the other (half a second at
+/// most each); how many answered and how many were asked.
+fn dump_peers() -> (usize, usize) {
+    let sig = PEER_SIGNAL.load(Ordering::Acquire);
+    if sig == 0 {
+        return (0, 0);
+    }
+    let me = sys::thread_id();
+    let (mut asked, mut answered) = (0, 0);
+    for peer in &PEERS {
+        let tid = peer.load(Ordering::Acquire);
+        if tid == 0 || tid == me {
+            continue;
+        }
+        let before = PEER_DONE.load(Ordering::Acquire);
+        if !sys::signal_thread(tid, sig) {
+            continue;
+        }
+        asked += 1;
+        for _ in 0..50 {
+            if PEER_DONE.load(Ordering::Acquire) != before {
+                answered += 1;
+                break;
+            }
+            let step = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 10_000_000,
+            };
+            // SAFETY: nanosleep is async-signal-safe and only reads `step`.
+            unsafe { libc::nanosleep(&step, core::ptr::null_mut()) };
+        }
+    }
+    (answered, asked)
 }
 
 /// The overflow handler found no guard page at the fault: dump, then it passes the signal
@@ -294,11 +428,7 @@ fn dump(
         let _ = write_coro(out, co, regs);
     });
     match listed {
-        Ok(n) => writeln!(
-            out,
-            "shrapnel: {n} coroutines of this thread's scheduler (other scheduler threads \
-             are not shown)"
-        )?,
+        Ok(n) => writeln!(out, "shrapnel: {n} coroutines of this thread's scheduler")?,
         Err(SignalListError::NoScheduler) => {
             out.write_str("shrapnel: no scheduler on this thread, no coroutines to show\n")?
         }
@@ -312,6 +442,25 @@ fn dump(
         out.write_str("shrapnel: the signal came from")?;
         write_addr(out, regs.pc)?;
         out.write_str("\n")?;
+    }
+    // What this thread wrote goes out before the others write theirs.
+    out.flush();
+    let (answered, asked) = dump_peers();
+    if PEER_SIGNAL.load(Ordering::Acquire) == 0 {
+        out.write_str("shrapnel: other scheduler threads are not shown (no peer signal here)\n")?;
+    } else if asked > answered {
+        writeln!(
+            out,
+            "shrapnel: {} of {asked} other scheduler threads did not answer within 0.5 s",
+            asked - answered
+        )?;
+    }
+    let left_out = PEERS_LEFT_OUT.load(Ordering::Relaxed);
+    if left_out > 0 {
+        writeln!(
+            out,
+            "shrapnel: {left_out} scheduler threads beyond the first {MAX_PEERS} are not shown"
+        )?;
     }
     write_hint(out)
 }

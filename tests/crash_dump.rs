@@ -274,3 +274,62 @@ fn a_stack_overflow_keeps_its_own_report_and_no_dump() {
     assert!(!stderr.contains("shrapnel: fatal"), "{stderr}");
     assert!(!stderr.contains("'sleeper'"), "{stderr}");
 }
+
+#[test]
+fn peers_child() {
+    if std::env::var_os("SHRAPNEL_CRASH_PEERS_CHILD").is_none() {
+        return;
+    }
+    let _ = shrapnel::run_per_core(2, |core| {
+        if core == 1 {
+            shrapnel::Builder::new()
+                .name("peer sleeper")
+                .spawn(|| shrapnel::sleep(Duration::from_secs(60)))
+                .unwrap();
+            shrapnel::sleep(Duration::from_secs(60)).ok();
+        } else {
+            // Time for the other scheduler to start and block.
+            shrapnel::sleep(Duration::from_millis(200)).unwrap();
+            shrapnel::Builder::new()
+                .name("crasher")
+                .spawn(read_bad_pointer)
+                .unwrap();
+            shrapnel::sleep(Duration::from_secs(60)).ok();
+        }
+    });
+    unreachable!("the crash should have ended the process");
+}
+
+/// With two schedulers (`run_per_core`), the other scheduler thread prints its own
+/// coroutines after the crashing one's (Linux: the peer signal).
+#[cfg(target_os = "linux")]
+#[test]
+fn every_scheduler_thread_dumps_its_coroutines() {
+    let (out, stderr) = run_child("peers_child", "SHRAPNEL_CRASH_PEERS_CHILD");
+    assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "{stderr}");
+    assert_eq!(stderr.matches("shrapnel: fatal").count(), 1, "{stderr}");
+    let (line, _) = entry(&stderr, "crasher");
+    assert!(
+        line.contains("running: the signal came from here"),
+        "{stderr}"
+    );
+    let (line, stack) = entry(&stderr, "peer sleeper");
+    assert!(
+        line.contains("blocked: sleeping at tests/crash_dump.rs:"),
+        "{stderr}"
+    );
+    assert!(stack.trim_start().starts_with("at "), "{stderr}");
+    let (line, _) = entry(&stderr, "core 1");
+    assert!(line.contains("blocked: sleeping"), "{stderr}");
+    // The peer's part comes after the crashing thread's, under its own heading.
+    let peer_at = stderr
+        .find("shrapnel: scheduler thread ")
+        .expect("a peer heading");
+    assert!(stderr.find("'crasher'").unwrap() < peer_at, "{stderr}");
+    assert!(peer_at < stderr.find("'peer sleeper'").unwrap(), "{stderr}");
+    assert!(
+        stderr.contains("shrapnel: 2 coroutines of that scheduler"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("did not answer"), "{stderr}");
+}

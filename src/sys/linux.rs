@@ -237,3 +237,23 @@ impl Drop for ThreadCpuTimer {
         unsafe { libc::timer_delete(self.0) };
     }
 }
+
+/// The signal the crash dump sends the process's other scheduler threads so each prints its
+/// own coroutines: a real-time signal the runtime keeps for this (the C library takes the
+/// first few for itself, so counted from SIGRTMIN).
+pub(crate) fn peer_dump_signal() -> Option<libc::c_int> {
+    Some(libc::SIGRTMIN() + 6)
+}
+
+/// This thread's kernel id, for [`signal_thread`].
+pub(crate) fn thread_id() -> i64 {
+    // SAFETY: gettid has no preconditions.
+    i64::from(unsafe { libc::gettid() })
+}
+
+/// Send `sig` to thread `tid` of this process. Async-signal-safe: one tgkill(2) system
+/// call (not pthread_kill, which may take a lock).
+pub(crate) fn signal_thread(tid: i64, sig: libc::c_int) -> bool {
+    // SAFETY: tgkill takes plain integers; a thread that has exited gives ESRCH.
+    unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, sig) == 0 }
+}

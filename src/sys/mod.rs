@@ -38,7 +38,8 @@ cfg_if::cfg_if! {
 #[cfg(test)]
 pub(crate) use self::os::run_on_stack;
 pub(crate) use self::os::{
-    advise_pages, announce, announcement, map_count, max_map_count, pin_this_thread, ThreadCpuTimer,
+    advise_pages, announce, announcement, map_count, max_map_count, peer_dump_signal,
+    pin_this_thread, signal_thread, thread_id, ThreadCpuTimer,
 };
 
 /// Flags for the anonymous private mapping that holds a coroutine stack and its guard.

@@ -99,3 +99,19 @@ impl ThreadCpuTimer {
         ))
     }
 }
+
+/// The crash dump's signal to the other scheduler threads: Linux only for now (elsewhere
+/// they are not dumped, and the dump says so).
+pub(crate) fn peer_dump_signal() -> Option<libc::c_int> {
+    None
+}
+
+/// This thread's id for `signal_thread` (none here: `peer_dump_signal` is `None`).
+pub(crate) fn thread_id() -> i64 {
+    0
+}
+
+/// Not used where `peer_dump_signal` is `None`.
+pub(crate) fn signal_thread(_tid: i64, _sig: libc::c_int) -> bool {
+    false
+}
