@@ -31,10 +31,12 @@ if [ -z "$src" ]; then
 fi
 build=target/libkqueue
 if [ ! -f "$src/CMakeLists.txt" ]; then
-    echo "ci/kqueue.sh: no libkqueue source in $src (the vendored copy is expected in" \
-        "shared/vendor/ beside the checkout or a parent of it; set SHRAPNEL_LIBKQUEUE_SRC" \
-        "to another copy)" >&2
-    exit 1
+    # A checkout without the vendored sources beside it (not this project's CI, which has
+    # them) cannot run this step: say so loudly rather than fail everything else.
+    echo "ci/kqueue.sh: SKIPPED: no libkqueue source in $src (the vendored copy is" \
+        "expected in shared/vendor/ beside the checkout or a parent of it; set" \
+        "SHRAPNEL_LIBKQUEUE_SRC to another copy). The kqueue backend did not run." >&2
+    exit 0
 fi
 
 echo "== building libkqueue from $src into $build"
