@@ -795,6 +795,16 @@ fn json_documents_and_metrics_follow_their_schema() {
     let bd = Backdoor::bind(opts).unwrap();
     let k = spawn_known(Rc::new(Cell::new(None)));
     let (holder, locker, sleeper) = (k.holder, k.locker, k.sleeper);
+    // One wait that surely ends before the client asks: a pop of an empty fifo, pushed to
+    // 1 ms later (the session's own reads may or may not wait, depending on timing).
+    let fifo: Rc<shrapnel::sync::Fifo<u8>> = Rc::new(shrapnel::sync::Fifo::new());
+    let f = fifo.clone();
+    shrapnel::spawn(move || f.pop().map(drop));
+    shrapnel::spawn(move || {
+        shrapnel::sleep(Duration::from_millis(1))?;
+        fifo.push(1);
+        Ok::<_, Interrupted>(())
+    });
     let docs = drive(bd, move || {
         let mut c = Client::connect(&path);
         let mut docs = Vec::new();
@@ -927,7 +937,7 @@ fn json_documents_and_metrics_follow_their_schema() {
     }
     assert!(metrics.contains("# TYPE shrapnel_switches_total counter\n"));
 
-    // The session's own reads waited for input: the blocking profile has them.
+    // The fifo's pop waited: the blocking profile has it.
     let cont = parse(9);
     let list = cont["contention"].as_array().unwrap();
     assert!(!list.is_empty() && list.len() <= 5, "{cont}");
@@ -936,11 +946,11 @@ fn json_documents_and_metrics_follow_their_schema() {
         assert!(e["count"].as_u64().unwrap() >= 1, "{e}");
         assert!(e["total_s"].is_number() && e["max_s"].is_number(), "{e}");
     }
-    assert!(list.iter().any(|e| e["kind"] == "readable fd"), "{cont}");
+    assert!(list.iter().any(|e| e["kind"] == "fifo"), "{cont}");
     let (_, text) = &docs[10];
     assert!(
         text.starts_with(" WAITS      TOTAL        MAX  KIND"),
         "{text}"
     );
-    assert!(text.contains("readable fd"), "{text}");
+    assert!(text.contains("fifo"), "{text}");
 }
