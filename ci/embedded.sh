@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # shrapnel-core on Cortex-M: build the core for thumbv7m-none-eabi and thumbv7em-none-eabihf,
-# run examples/cortex-m in QEMU (the demo, the canary test, the channel test, the context-switch test on a
-# Cortex-M3 and, for the FPU registers, on a Cortex-M4F), check every expected line and exit
-# status, and report flash/RAM use and the core's share of .text. Then the same demo and
+# run examples/cortex-m in QEMU (the demo, the canary test, the channel test, the core's
+# portable semantics/sync/interruption suites and the context-switch test on a Cortex-M3 and,
+# for the FPU registers, the suites and the switch test on a Cortex-M4F), check every
+# expected line and exit status, and report flash/RAM use and the core's share of .text. Then the same demo and
 # canary test again with feature `defmt`: the output is a defmt stream over semihosting,
 # decoded on the host with defmt-print and checked against the same lines.
 #
@@ -12,6 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/apt.sh
+. ci/portable-suites.sh
 
 # Set to 1 once shrapnel-core's `latency` feature builds for thumbv7m-none-eabi (today its
 # SliceProbe uses AtomicU64, which ARMv7-M does not have); the demo then runs a coroutine past
@@ -45,9 +47,10 @@ export CARGO_TARGET_DIR="$PWD/$example/target"
 features=()
 [ "$LATENCY" = 1 ] && features=(--features latency)
 
-step "example: release build (thumbv7m-none-eabi; the switch test also for thumbv7em-none-eabihf)"
+step "example: release build (thumbv7m-none-eabi; the switch test and the suites also for thumbv7em-none-eabihf)"
 (cd "$example" && cargo build --release --bins "${features[@]}")
-(cd "$example" && cargo build --release --target thumbv7em-none-eabihf --bin switch)
+(cd "$example" && cargo build --release --target thumbv7em-none-eabihf --bin switch --bin suites \
+    "${features[@]}")
 
 out_dir=$(mktemp -d)
 trap 'rm -rf "$out_dir"' EXIT
@@ -120,6 +123,14 @@ run channel thumbv7m-none-eabi channel
 expect channel "consumer: recv with a 5 ms timeout: timed out" \
     "producer: sent 1000; dropping the sender closes the channel" \
     "consumer: 1000 messages, sum 499500, at most [0-4] queued; then Closed" "channel: passed"
+
+step "the core's semantics, sync and interruption suites (core/tests/portable), Cortex-M3"
+run suites-m3 thumbv7m-none-eabi suites
+check_portable_suites suites-m3 "$out_dir/suites-m3.txt"
+
+step "the same suites on a Cortex-M4F (mps2-an386: the FPU registers saved at each switch)"
+run suites-m4f thumbv7em-none-eabihf suites
+check_portable_suites suites-m4f "$out_dir/suites-m4f.txt"
 
 step "context switch test, Cortex-M3 (r4-r11)"
 run switch-m3 thumbv7m-none-eabi switch

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # shrapnel-core on bare-metal RISC-V: build the core for riscv32imac-unknown-none-elf and
 # riscv32imafc-unknown-none-elf, run examples/riscv in QEMU's virt board in machine mode (the
-# demo with the latency warning, and the context-switch test on RV32IMAC and, for fs0-fs11,
-# on RV32IMAFC), check every expected line and the exit status the test finisher hands QEMU,
+# demo with the latency warning, and the core's portable semantics/sync/interruption suites
+# and the context-switch test on RV32IMAC and, for fs0-fs11, on RV32IMAFC), check every expected line and the exit status the test finisher hands QEMU,
 # and report the demo's size and the core's share of .text.
 #
 # Installs what it needs when missing (qemu-system-misc, which has qemu-system-riscv32, and
@@ -11,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/apt.sh
+. ci/portable-suites.sh
 
 step() { printf '\n==> riscv-embedded: %s\n' "$*"; }
 fail() {
@@ -42,7 +43,8 @@ features=(--features latency)
 
 step "example: release build (riscv32imac; the switch test also for riscv32imafc)"
 (cd "$example" && cargo build --release --bins "${features[@]}")
-(cd "$example" && cargo build --release --target riscv32imafc-unknown-none-elf --bin switch)
+(cd "$example" && cargo build --release --target riscv32imafc-unknown-none-elf --bin switch \
+    --bin suites "${features[@]}")
 
 out_dir=$(mktemp -d)
 trap 'rm -rf "$out_dir"' EXIT
@@ -91,6 +93,14 @@ expect demo "^\[ *[0-9]+ ms\] where_all:$" \
     "^  #[0-9]+ 'listener' blocked: fifo for [0-9.]+s at .*main\.rs:[0-9]+$" \
     "^  #[0-9]+ 'reporter' running: running" \
     "demo: all phases done"
+
+step "the core's semantics, sync and interruption suites (core/tests/portable), RV32IMAC"
+run suites-imac riscv32imac-unknown-none-elf suites
+check_portable_suites suites-imac "$out_dir/suites-imac.txt"
+
+step "the same suites on RV32IMAFC (fs0-fs11 saved at each switch)"
+run suites-imafc riscv32imafc-unknown-none-elf suites
+check_portable_suites suites-imafc "$out_dir/suites-imafc.txt"
 
 step "context switch test, RV32IMAC (s0-s11)"
 run switch-imac riscv32imac-unknown-none-elf switch

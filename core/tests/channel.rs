@@ -1,6 +1,8 @@
 //! Channels: order and no loss from a plain thread, closing from either side, bounded
 //! channels, an interrupted receive that loses nothing.
 
+extern crate alloc;
+
 mod support;
 
 use std::time::Duration;

@@ -3,6 +3,8 @@
 //! test_local.py.
 #![cfg(feature = "std")]
 
+extern crate alloc;
+
 mod support;
 
 use std::cell::{Cell, RefCell};

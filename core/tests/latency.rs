@@ -1,5 +1,7 @@
 //! Slice timing and Shrapnel's high-latency warning (feature `latency`).
 
+extern crate alloc;
+
 mod support;
 
 use std::time::{Duration, Instant};

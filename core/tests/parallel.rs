@@ -3,6 +3,8 @@
 //! test_in_parallel.py.
 #![cfg(feature = "std")]
 
+extern crate alloc;
+
 mod support;
 
 use std::cell::RefCell;

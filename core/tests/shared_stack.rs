@@ -2,6 +2,8 @@
 //! their frames while another one runs there. (The semantics, sync and interruption suites
 //! also run entirely in this mode: `SHRAPNEL_TEST_SHARED_STACK=1`, from ci/test.sh.)
 
+extern crate alloc;
+
 mod support;
 
 use std::cell::Cell;

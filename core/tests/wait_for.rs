@@ -2,6 +2,8 @@
 //! owner, a rwlock's writer or readers, the coroutine joined), `wait_for::deadlocks` finds
 //! the cycles, and the event loop names them when it ends with coroutines blocked forever.
 
+extern crate alloc;
+
 mod support;
 
 use std::rc::Rc;

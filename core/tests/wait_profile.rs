@@ -1,6 +1,8 @@
 //! The blocking profile: a known number of waits at known lines, per kind; sleeps left out;
 //! reset and off.
 
+extern crate alloc;
+
 mod support;
 
 use std::rc::Rc;

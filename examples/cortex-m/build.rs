@@ -1,8 +1,13 @@
 //! Puts `memory.x` (the lm3s6965's flash and RAM) where cortex-m-rt's `link.x` finds it, and
 //! with feature `defmt` adds defmt's linker script (`defmt.x`, which keeps the interned format
 //! strings in the ELF for the host decoder). The plain semihosting build links as before.
+//! Also writes the table of the portable test suites for `src/bin/suites.rs`
+//! (`core/tests/portable/table.rs`).
 
 use std::{env, fs, path::PathBuf};
+
+#[path = "../../core/tests/portable/table.rs"]
+mod table;
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -12,4 +17,6 @@ fn main() {
     if env::var_os("CARGO_FEATURE_DEFMT").is_some() {
         println!("cargo:rustc-link-arg=-Tdefmt.x");
     }
+    let dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    table::write(&dir.join("../../core/tests/portable"), &out);
 }

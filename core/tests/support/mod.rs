@@ -1,14 +1,15 @@
 //! A scheduler for tests: heap stacks, a std clock, no I/O, and a sink that records.
 #![allow(dead_code)]
 
-use std::cell::RefCell;
-use std::rc::Rc;
+#[path = "../portable/common.rs"]
+mod common;
+pub use common::*;
+
 use std::time::Duration;
 
 use shrapnel_core::clock::Clock;
 use shrapnel_core::poller::{Idle, NullPoller};
 use shrapnel_core::sched::{self, Config};
-use shrapnel_core::sink::DebugSink;
 use shrapnel_core::stack::HeapStackAllocator;
 
 pub struct StdClock(pub std::time::Instant);
@@ -25,19 +26,6 @@ pub struct ThreadSleep;
 impl Idle for ThreadSleep {
     fn idle(&self, timeout: Option<Duration>) {
         std::thread::sleep(timeout.unwrap_or(Duration::from_millis(10)));
-    }
-}
-
-#[derive(Clone, Default)]
-pub struct Recorder(pub Rc<RefCell<Vec<u8>>>);
-impl DebugSink for Recorder {
-    fn write(&self, bytes: &[u8]) {
-        self.0.borrow_mut().extend_from_slice(bytes);
-    }
-}
-impl Recorder {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.borrow()).into_owned()
     }
 }
 
@@ -62,18 +50,5 @@ pub fn setup() -> Recorder {
     rec
 }
 
-/// A shared log that coroutines append to.
-#[derive(Clone, Default)]
-pub struct Log(pub Rc<RefCell<Vec<String>>>);
-impl Log {
-    pub fn push(&self, s: impl Into<String>) {
-        self.0.borrow_mut().push(s.into());
-    }
-    pub fn get(&self) -> Vec<String> {
-        self.0.borrow().clone()
-    }
-}
-
-pub fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+/// How many coroutines the "many" tests spawn at once: bare-metal boards hold fewer.
+pub const MANY: u64 = 2000;

@@ -36,6 +36,7 @@ use linked_list_allocator::LockedHeap;
 use shrapnel_core::clock::Clock;
 use shrapnel_core::poller::{Idle, NullPoller};
 use shrapnel_core::sched::{self, Config};
+use shrapnel_core::sink::DebugSink;
 use shrapnel_core::stack::HeapStackAllocator;
 
 pub use cortex_m_semihosting::{debug, hprint, hprintln};
@@ -130,11 +131,19 @@ pub fn init() {
         panic!("shrapnel-cortex-m: init() called twice (the core peripherals are taken)");
     };
     SysTickClock::start(peripherals.SYST);
+    install_scheduler(output::debug_sink());
+}
+
+/// Install a scheduler over this board's parts (SysTick clock, WFI idle, heap stacks of
+/// [`STACK_SIZE`]) with `sink` for its debug output. [`init`] calls it; the suite runner
+/// (`src/bin/suites.rs`) calls it again for each test, after `sched::uninstall()` (done
+/// there, so that the other binaries do not link the uninstall path).
+pub fn install_scheduler(sink: Box<dyn DebugSink>) {
     let installed = sched::install(Config {
         poller: Box::new(NullPoller::new(WfiIdle)),
         clock: Box::new(SysTickClock),
         stacks: Box::new(HeapStackAllocator),
-        sink: output::debug_sink(),
+        sink,
         default_stack_size: STACK_SIZE,
     });
     if let Err(e) = installed {

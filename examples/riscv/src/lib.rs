@@ -266,11 +266,19 @@ pub fn init() {
     // SAFETY: enables only the timer interrupt in mie; mstatus.MIE stays clear, so it
     // never traps, it only ends a wfi.
     unsafe { asm!("csrs mie, {mtie}", mtie = in(reg) MIE_MTIE, options(nomem, nostack)) };
+    install_scheduler(Box::new(UartSink));
+}
+
+/// Install a scheduler over this board's parts (mtime clock, WFI idle, heap stacks of
+/// [`STACK_SIZE`]) with `sink` for its debug output. [`init`] calls it; the suite runner
+/// (`src/bin/suites.rs`) calls it again for each test, after `sched::uninstall()` (done
+/// there, so that the other binaries do not link the uninstall path).
+pub fn install_scheduler(sink: Box<dyn DebugSink>) {
     let installed = sched::install(Config {
         poller: Box::new(NullPoller::new(WfiIdle)),
         clock: Box::new(MtimeClock),
         stacks: Box::new(HeapStackAllocator),
-        sink: Box::new(UartSink),
+        sink,
         default_stack_size: STACK_SIZE,
     });
     if let Err(e) = installed {
