@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # shrapnel-core on bare-metal RISC-V: build the core for riscv32imac-unknown-none-elf and
 # riscv32imafc-unknown-none-elf, run examples/riscv in QEMU's virt board in machine mode (the
-# demo with the latency warning, and the core's portable semantics/sync/interruption suites
-# and the context-switch test on RV32IMAC and, for fs0-fs11, on RV32IMAFC), check every expected line and the exit status the test finisher hands QEMU,
-# and report the demo's size and the core's share of .text.
+# demo with the latency warning, the core's portable test suites and the context-switch
+# test on RV32IMAC, and the suites and the switch test with fs0-fs11 on RV32IMAFC), check
+# every expected line and the exit status the test finisher hands QEMU, and report the
+# demo's size and the core's share of .text.
 #
 # Installs what it needs when missing (qemu-system-misc, which has qemu-system-riscv32, and
 # the riscv64 binutils, which read RV32 ELFs too, through apt; the Rust targets through
@@ -94,7 +95,7 @@ expect demo "^\[ *[0-9]+ ms\] where_all:$" \
     "^  #[0-9]+ 'reporter' running: running" \
     "demo: all phases done"
 
-step "the core's semantics, sync and interruption suites (core/tests/portable), RV32IMAC"
+step "the core's portable suites (core/tests/portable: semantics, sync, interruption, channel, in_parallel, coro_local), RV32IMAC"
 run suites-imac riscv32imac-unknown-none-elf suites
 check_portable_suites suites-imac "$out_dir/suites-imac.txt"
 

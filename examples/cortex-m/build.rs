@@ -2,7 +2,8 @@
 //! with feature `defmt` adds defmt's linker script (`defmt.x`, which keeps the interned format
 //! strings in the ELF for the host decoder). The plain semihosting build links as before.
 //! Also writes the table of the portable test suites for `src/bin/suites.rs`
-//! (`core/tests/portable/table.rs`).
+//! (`core/tests/portable/table.rs`): by default semantics, sync and interrupt, the part
+//! that fits the flash; `SHRAPNEL_PORTABLE_SUITES=channel,parallel,coro_local` the rest.
 
 use std::{env, fs, path::PathBuf};
 
@@ -18,5 +19,11 @@ fn main() {
         println!("cargo:rustc-link-arg=-Tdefmt.x");
     }
     let dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
-    table::write(&dir.join("../../core/tests/portable"), &out);
+    // The whole set does not fit the lm3s6965's 256 KiB of flash: by default the runner
+    // holds the scheduler's own suites; SHRAPNEL_PORTABLE_SUITES picks the others.
+    table::write(
+        &dir.join("../../core/tests/portable"),
+        &out,
+        Some(&["semantics", "sync", "interrupt"]),
+    );
 }

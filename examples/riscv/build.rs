@@ -12,5 +12,5 @@ fn main() {
     println!("cargo:rustc-link-arg=-T{}", dir.join("virt.ld").display());
     println!("cargo:rerun-if-changed=virt.ld");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    table::write(&dir.join("../../core/tests/portable"), &out_dir);
+    table::write(&dir.join("../../core/tests/portable"), &out_dir, None);
 }

@@ -10,17 +10,47 @@ use std::fs;
 use std::path::Path;
 
 /// The portable suites, in the order they run: each is `<name>.rs` in this folder.
-pub const SUITES: &[&str] = &["semantics", "sync", "interrupt"];
+pub const SUITES: &[&str] = &[
+    "semantics",
+    "sync",
+    "interrupt",
+    "channel",
+    "parallel",
+    "coro_local",
+];
+
+/// Names some of [`SUITES`] (comma-separated) to build a runner of only those: a board
+/// whose flash cannot hold every suite at once runs them in parts (the Cortex-M3's 256 KiB).
+/// Unset: the board's default (`write`'s `default`).
+pub const SELECT_ENV: &str = "SHRAPNEL_PORTABLE_SUITES";
 
 /// The attribute that marks a test in a portable suite.
 const MARK: &str = "#[cfg_attr(test, test)]";
 
 /// Write `portable_suites.rs` into `out_dir`: `pub const SUITES: &[Suite]`, naming each
-/// suite's module (declared in `bare_metal.rs`, which includes the table).
-pub fn write(portable_dir: &Path, out_dir: &Path) {
+/// suite's module (declared in `bare_metal.rs`, which includes the table). The suites are
+/// those named by [`SELECT_ENV`], else `default` (`None`: all of them).
+pub fn write(portable_dir: &Path, out_dir: &Path, default: Option<&[&str]>) {
+    println!("cargo:rerun-if-env-changed={SELECT_ENV}");
+    let selected: Vec<String> = match std::env::var(SELECT_ENV) {
+        Ok(list) if !list.trim().is_empty() => {
+            list.split(',').map(|s| s.trim().to_owned()).collect()
+        }
+        _ => default
+            .unwrap_or(SUITES)
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    };
+    for name in &selected {
+        assert!(
+            SUITES.contains(&name.as_str()),
+            "{SELECT_ENV} names {name:?}, which is not a portable suite; they are {SUITES:?}"
+        );
+    }
     let mut table = String::from("/// The portable suites and their tests (from `table.rs`).\n");
     table.push_str("pub const SUITES: &[Suite] = &[\n");
-    for suite in SUITES {
+    for suite in SUITES.iter().filter(|s| selected.iter().any(|n| n == *s)) {
         let path = portable_dir.join(format!("{suite}.rs"));
         println!("cargo:rerun-if-changed={}", path.display());
         let text = fs::read_to_string(&path)
