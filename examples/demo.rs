@@ -24,34 +24,16 @@ use std::time::{Duration, Instant};
 use shrapnel::backdoor::{self, Backdoor, Options};
 use shrapnel::net::TcpListener;
 
+#[path = "server_args/mod.rs"]
+mod server_args;
+
 fn main() {
-    let mut port = 7000u16;
-    let mut cores = 0usize;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let parsed = if arg == "--cores" {
-            args.next()
-                .ok_or_else(|| "--cores needs a number".to_string())
-                .and_then(|n| {
-                    n.parse::<usize>()
-                        .map_err(|e| format!("bad --cores {n:?}: {e}"))
-                })
-                .map(|n| cores = n)
-        } else {
-            arg.parse::<u16>()
-                .map(|p| port = p)
-                .map_err(|e| format!("bad port {arg:?}: {e}"))
-        };
-        if let Err(why) = parsed {
-            eprintln!("usage: demo [PORT] [--cores N]  ({why})");
-            std::process::exit(2);
-        }
-    }
+    let server_args::ServerArgs { port, cores } = server_args::parse("demo");
     let path: PathBuf = std::env::var_os("SHRAPNEL_BACKDOOR")
         .map(PathBuf::from)
         .unwrap_or_else(|| "./shrapnel-demo.sock".into());
     let echoed = Arc::new(AtomicU64::new(0));
-    let schedulers = match cores {
+    let schedulers = match cores.unwrap_or(0) {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };

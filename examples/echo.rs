@@ -7,29 +7,11 @@ use std::io::{Read, Write};
 
 use shrapnel::net::TcpListener;
 
+#[path = "server_args/mod.rs"]
+mod server_args;
+
 fn main() {
-    let mut port = 7000u16;
-    let mut cores = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let parsed = if arg == "--cores" {
-            args.next()
-                .ok_or_else(|| "--cores needs a number".to_string())
-                .and_then(|n| {
-                    n.parse::<usize>()
-                        .map_err(|e| format!("bad --cores {n:?}: {e}"))
-                })
-                .map(|n| cores = Some(n))
-        } else {
-            arg.parse::<u16>()
-                .map(|p| port = p)
-                .map_err(|e| format!("bad port {arg:?}: {e}"))
-        };
-        if let Err(why) = parsed {
-            eprintln!("usage: echo [PORT] [--cores N]  ({why})");
-            std::process::exit(2);
-        }
-    }
+    let server_args::ServerArgs { port, cores } = server_args::parse("echo");
     match cores {
         None => {
             let listener = bind(port, false);
