@@ -35,7 +35,9 @@
 # servers with N threads each: shrapnel with `--cores N` (run_per_core, scheduler i pinned
 # to CPU i, an SO_REUSEPORT listener per scheduler), tokio with `--workers N` (a
 # multi-thread runtime; N = 1 keeps the current-thread one), may with `--workers N`, Go
-# with GOMAXPROCS=N; C = 100 and 1000 connections, no idle or spawn runs. The server runs
+# with GOMAXPROCS=N; and `shrapnel-spin`, the same shrapnel server with each scheduler
+# spinning up to IDLE_SPIN_US (30) µs before it blocks (`RuntimeConfig::idle_spin`, set
+# through SHRAPNEL_BENCH_IDLE_SPIN_US); C = 100 and 1000 connections, no idle or spawn runs. The server runs
 # on CPUs 0..N-1 (`taskset -c 0-(N-1)`); the load generator on the CPUs left (N..) if
 # there are any, else unpinned, sharing the server's CPUs (2 server cores on a 2-CPU
 # machine). It drives the connections from min(N, CPUs left) threads (LOAD_THREADS to
@@ -54,10 +56,11 @@
 #   connections, N up to 100k (for trying the script; not for numbers).
 # Env: ROUNDS (3), SECONDS_PER_RUN (3), SYSCALL_SECONDS (1), IDLE (10000),
 #      SYSCALL_TOOL (perf, strace or none; default perf if it can count, else strace),
-#      LOAD_THREADS (with --cores: the load generator's threads; default above).
+#      LOAD_THREADS (with --cores: the load generator's threads; default above),
+#      IDLE_SPIN_US (with --cores: shrapnel-spin's window, 30).
 # Output: markdown tables on stdout; raw lines in bench/target/echo/results.txt.
 # Installs what it needs with apt (taskset, python3, strace if perf cannot count, golang-go).
-# About 7 minutes on 2 CPUs, the build excluded; `--cores 1,2` about 5.
+# About 7 minutes on 2 CPUs, the build excluded; `--cores 1,2` about 6.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -147,7 +150,7 @@ bin=bench/target/release/examples
 
 servers=(shrapnel shrapnel-shared tokio may epoll)
 # With --cores, the servers that take a number of threads.
-[ "${#cores_list[@]}" -gt 0 ] && servers=(shrapnel tokio may)
+[ "${#cores_list[@]}" -gt 0 ] && servers=(shrapnel shrapnel-spin tokio may)
 [ "$profiling" = 1 ] && servers=(shrapnel shrapnel-profiled)
 if [ "$do_echo" = 1 ] && [ "$profiling" = 0 ]; then
     if ! command -v go >/dev/null 2>&1; then
@@ -249,6 +252,9 @@ start_server() {
         taskset -c "$server_cpus" "$bin/echo_shrapnel" --shared 0 >"$log" 2>&1 &
     elif [ -n "$cores" ] && [ "$1" = shrapnel ]; then
         taskset -c "$server_cpus" "$bin/echo_shrapnel" --cores "$cores" 0 >"$log" 2>&1 &
+    elif [ -n "$cores" ] && [ "$1" = shrapnel-spin ]; then
+        SHRAPNEL_BENCH_IDLE_SPIN_US=${IDLE_SPIN_US:-30} taskset -c "$server_cpus" \
+            "$bin/echo_shrapnel" --cores "$cores" 0 >"$log" 2>&1 &
     elif [ -n "$cores" ]; then
         taskset -c "$server_cpus" "$bin/echo_$1" --workers "$cores" 0 >"$log" 2>&1 &
     else

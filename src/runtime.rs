@@ -58,6 +58,13 @@ pub struct RuntimeConfig {
     /// keeping and still calling a handler the program installed before; with false, this
     /// thread prints no dump.
     pub crash_dump: bool,
+    /// When the event loop runs dry, keep polling for I/O and messages without blocking
+    /// (yielding the CPU before each poll) for up to this long before it blocks (default
+    /// `None`: block at once). Fewer sleeps and wake-ups for a scheduler that runs dry for
+    /// moments under load, such as each of `run_per_core`'s; up to this much CPU per
+    /// wake-up spent on nothing when it stays idle. Tens of microseconds is the useful
+    /// range. See [`shrapnel_core::idle_spin`].
+    pub idle_spin: Option<std::time::Duration>,
 }
 
 impl Default for RuntimeConfig {
@@ -67,6 +74,7 @@ impl Default for RuntimeConfig {
             stack_pool_cap: crate::stack::DEFAULT_POOL_CAP,
             stop_on_signals: true,
             crash_dump: true,
+            idle_spin: None,
         }
     }
 }
@@ -124,6 +132,7 @@ pub fn configure(config: RuntimeConfig) -> Result<(), RuntimeError> {
     LOOP_HOOKS.with(|l| l.set([None; MAX_LOOP_HOOKS]));
     sched::set_loop_hook(Some(run_loop_hooks));
     shrapnel_core::shared_stack::set_heap_trim(Some(crate::sys::trim_heap));
+    shrapnel_core::idle_spin::set_idle_spin(config.idle_spin);
     crate::signal::on_scheduler_start(config.stop_on_signals);
     crate::schedulers::on_scheduler_start();
     crate::debug::on_scheduler_start();

@@ -1,10 +1,12 @@
 //! Channels between two real schedulers (epoll/kqueue pollers woken by their notify): a
-//! million messages in order, and a ping-pong.
+//! million messages in order, and a ping-pong (also between schedulers that spin before
+//! they block).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use shrapnel::channel::{self, Sender};
+use shrapnel::per_core::PerCore;
 
 /// A slot to hand a sender from one core's first coroutine to the other's.
 type Slot<T> = Arc<Mutex<Option<Sender<T>>>>;
@@ -113,6 +115,46 @@ fn ping_pong_between_two_schedulers() {
     })
     .unwrap();
     assert_eq!(codes.len(), 2);
+}
+
+/// The same ping-pong with each scheduler spinning before it blocks
+/// (`RuntimeConfig::idle_spin`, long enough that most messages arrive during a spin): every
+/// number arrives in order, and both loops end once the exchange is over.
+#[test]
+fn ping_pong_between_two_spinning_schedulers() {
+    let to_0: Slot<u32> = Arc::new(Mutex::new(None));
+    let to_1: Slot<u32> = Arc::new(Mutex::new(None));
+    let last_seen = Arc::new(Mutex::new([0u32; 2]));
+    let (a, b, seen) = (to_0.clone(), to_1.clone(), last_seen.clone());
+    let config = shrapnel::RuntimeConfig {
+        idle_spin: Some(Duration::from_millis(1)),
+        ..Default::default()
+    };
+    let codes = PerCore::new(2)
+        .config(config)
+        .run(move |core| {
+            let (mine, theirs) = if core == 0 { (&a, &b) } else { (&b, &a) };
+            let (tx, rx) = channel::channel::<u32>();
+            *mine.lock().unwrap() = Some(tx);
+            let peer = take_when_ready(theirs);
+            let mut expect = if core == 0 { 1 } else { 0 };
+            if core == 0 {
+                peer.send(0).unwrap();
+            }
+            // Core 1 gets the even numbers, core 0 the odd ones; core 1 stops the exchange.
+            while let Ok(n) = rx.recv() {
+                assert_eq!(n, expect, "core {core}: out of order");
+                seen.lock().unwrap()[core] = n;
+                expect += 2;
+                if n >= 10_000 {
+                    break; // drops `peer`: the other side's recv ends with Closed
+                }
+                peer.send(n + 1).unwrap();
+            }
+        })
+        .unwrap();
+    assert_eq!(codes, vec![0, 0]);
+    assert_eq!(*last_seen.lock().unwrap(), [9_999, 10_000]);
 }
 
 #[test]

@@ -6,6 +6,9 @@
 //! - `shrapnel`: two schedulers (`PerCore::new(2).pin(true)`: CPUs 0 and 1), a coroutine on
 //!   each, `shrapnel::channel` unbounded channels; a blocked receiver is woken through its
 //!   scheduler's poller notify (an eventfd write on Linux).
+//! - `shrapnel-idle-spin`: the same, each scheduler spinning up to 30 µs before it blocks
+//!   (`RuntimeConfig::idle_spin`): a message that comes within the window is found by the
+//!   receiver's next spin; its scheduler's thread was not asleep in `epoll_wait`.
 //! - `shrapnel-same-scheduler`: the same two coroutines on one scheduler (the bench's
 //!   thread), for comparison with what tokio's multi-thread runtime does (below).
 //! - `tokio-multi-thread`: two tasks on a multi-thread runtime with 2 workers (pinned to
@@ -49,13 +52,19 @@ fn take_when_ready(slot: &Slot) -> Sender<u64> {
     }
 }
 
-/// `iters` round trips between two pinned schedulers; the time they took.
-fn shrapnel_round_trips(iters: u64) -> Duration {
+/// `iters` round trips between two pinned schedulers, each spinning up to `idle_spin`
+/// before it blocks; the time they took.
+fn shrapnel_round_trips(iters: u64, idle_spin: Option<Duration>) -> Duration {
     let slots: [Slot; 2] = Default::default();
     let elapsed = Arc::new(Mutex::new(None));
     let (slots_in, elapsed_in) = (slots.clone(), elapsed.clone());
+    let config = shrapnel::RuntimeConfig {
+        idle_spin,
+        ..Default::default()
+    };
     PerCore::new(2)
         .pin(true)
+        .config(config)
         .run(move |core| {
             let (tx, rx) = channel::channel::<u64>();
             *slots_in[core].lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
@@ -267,7 +276,12 @@ fn ping_pong(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("channel_ping_pong");
     short_measurement!(group);
-    group.bench_function("shrapnel", |b| b.iter_custom(shrapnel_round_trips));
+    group.bench_function("shrapnel", |b| {
+        b.iter_custom(|iters| shrapnel_round_trips(iters, None))
+    });
+    group.bench_function("shrapnel-idle-spin", |b| {
+        b.iter_custom(|iters| shrapnel_round_trips(iters, Some(Duration::from_micros(30))))
+    });
     group.bench_function("shrapnel-same-scheduler", |b| {
         b.iter_custom(shrapnel_same_scheduler_round_trips)
     });

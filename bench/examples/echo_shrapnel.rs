@@ -18,6 +18,9 @@
 //! port: scheduler 0 binds first (the port may be 0: any free one), the others bind the
 //! port it got, and `port N` is printed once all N listen, so the kernel spreads every
 //! connection of the load among them.
+//!
+//! With `SHRAPNEL_BENCH_IDLE_SPIN_US=N` every scheduler spins up to N µs before it blocks
+//! (`RuntimeConfig::idle_spin`): `bench/echo.sh --cores` runs this as `shrapnel-spin`.
 
 use std::io::{Read, Write};
 use std::sync::{Arc, Condvar, Mutex};
@@ -34,8 +37,10 @@ fn main() {
         threads: cores,
         port,
     } = ServerArgs::parse(NAME, "--cores", true);
+    let config = runtime_config();
     match cores {
         None => {
+            shrapnel::configure(config).unwrap_or_else(|e| fail(NAME, "configure", e));
             let listener =
                 TcpListener::bind(("127.0.0.1", port)).unwrap_or_else(|e| fail(NAME, "bind", e));
             announce(local_port(&listener));
@@ -58,7 +63,7 @@ fn main() {
         }
         Some(n) => {
             let bound = Arc::new(Bound::default());
-            let result = PerCore::new(n).pin(true).run(move |core| {
+            let result = PerCore::new(n).pin(true).config(config).run(move |core| {
                 let listener = if core == 0 {
                     let listener = bind_reuseport(port);
                     bound.first_port(local_port(&listener));
@@ -77,6 +82,20 @@ fn main() {
                 Err(e) => fail(NAME, "run_per_core", e),
             }
         }
+    }
+}
+
+/// The schedulers' configuration: the defaults, and the spin window if
+/// `SHRAPNEL_BENCH_IDLE_SPIN_US` gives one.
+fn runtime_config() -> shrapnel::RuntimeConfig {
+    let idle_spin = std::env::var("SHRAPNEL_BENCH_IDLE_SPIN_US").ok().map(|us| {
+        us.parse()
+            .map(std::time::Duration::from_micros)
+            .unwrap_or_else(|e| fail(NAME, "SHRAPNEL_BENCH_IDLE_SPIN_US", e))
+    });
+    shrapnel::RuntimeConfig {
+        idle_spin,
+        ..Default::default()
     }
 }
 

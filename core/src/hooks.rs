@@ -17,7 +17,8 @@
 //!   unwound when its scheduler is uninstalled ([`UnwindFlag`], [`unwinding_at_block`]);
 //!   the exception notifier's state ([`PanicPart`]); the saved copies of idle shared-stack
 //!   coroutines are compacted while the loop is about to wait ([`CompactionPart`],
-//!   [`about_to_wait`], [`COMPACTS_IDLE_COPIES`]).
+//!   [`about_to_wait`], [`COMPACTS_IDLE_COPIES`]); a loop that runs dry may spin a while
+//!   before it waits ([`IdleSpinPart`], [`before_wait`]).
 
 use crate::coro::{CoroInner, JoinError};
 use crate::debug::SliceStats;
@@ -443,6 +444,46 @@ cfg_if::cfg_if! {
         pub(crate) fn about_to_wait(
             _s: &SchedState,
             timeout: Option<core::time::Duration>,
+        ) -> Option<core::time::Duration> {
+            timeout
+        }
+    }
+}
+
+// ---- std: spinning before a wait ---------------------------------------------------------
+
+cfg_if::cfg_if! {
+    if #[cfg(feature = "std")] {
+        /// The scheduler's spin window (`idle_spin.rs`).
+        pub(crate) type IdleSpinPart = crate::idle_spin::IdleSpin;
+
+        pub(crate) fn idle_spin_part() -> IdleSpinPart {
+            IdleSpinPart::new()
+        }
+
+        /// The loop ran dry and is about to wait up to `timeout` (`None`: until an event);
+        /// `ran`: its pass ran coroutines. Returns how long to wait: zero while it spins.
+        #[inline(always)]
+        pub(crate) fn before_wait(
+            s: &SchedState,
+            timeout: Option<core::time::Duration>,
+            ran: bool,
+        ) -> Option<core::time::Duration> {
+            s.idle_spin().before_wait(s, timeout, ran)
+        }
+    } else {
+        /// Without `std` (bare metal, for the `.text` budget): the loop never spins.
+        pub(crate) struct IdleSpinPart;
+
+        pub(crate) fn idle_spin_part() -> IdleSpinPart {
+            IdleSpinPart
+        }
+
+        #[inline(always)]
+        pub(crate) fn before_wait(
+            _s: &SchedState,
+            timeout: Option<core::time::Duration>,
+            _ran: bool,
         ) -> Option<core::time::Duration> {
             timeout
         }

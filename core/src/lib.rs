@@ -27,6 +27,8 @@ pub mod coro_local;
 pub mod debug;
 mod doc_scheduler;
 mod hooks;
+#[cfg(feature = "std")]
+pub mod idle_spin;
 pub mod interruption;
 pub mod io;
 pub mod irq_event;

@@ -93,10 +93,12 @@ pub fn event_loop() -> i32 {
         } else if let Some(deadline) = next_deadline {
             // About to wait for the next timer: as long as it takes, by the precise clock. A
             // deadline already passed gives a zero timeout, and the next iteration fires it.
+            // With a spin window set (feature `std`), zero while the window lasts.
             timer_now = timer_now.max(s.clock.now());
-            Some(s.rate.duration(deadline.saturating_sub(timer_now)))
+            let wait = s.rate.duration(deadline.saturating_sub(timer_now));
+            hooks::before_wait(s, Some(wait), n > 0)
         } else if s.can_progress() {
-            None
+            hooks::before_wait(s, None, n > 0)
         } else {
             hooks::report_blocked_forever(s);
             break 0;

@@ -148,6 +148,8 @@ pub(crate) struct SchedState {
     wait_profile: hooks::WaitProfilePart,
     /// The compaction of idle shared-stack copies (feature `std`; nothing without it).
     compaction: hooks::CompactionPart,
+    /// The spin before a wait (feature `std`; nothing without it).
+    idle_spin: hooks::IdleSpinPart,
 }
 
 /// The scheduler installed on this thread, if any.
@@ -227,6 +229,7 @@ pub fn install(config: Config) -> Result<(), AlreadyInstalled> {
         switch_observer: hooks::observer_part(),
         wait_profile: Default::default(),
         compaction: hooks::compaction_part(),
+        idle_spin: hooks::idle_spin_part(),
     });
     hooks::set_sched_ptr(Box::into_raw(state));
     Ok(())
@@ -289,6 +292,13 @@ impl SchedState {
     #[inline]
     pub(crate) fn compaction(&self) -> &hooks::CompactionPart {
         &self.compaction
+    }
+
+    /// The spin before a wait (the `idle_spin` module's, through `hooks`).
+    #[inline]
+    #[allow(dead_code)] // read only with feature `std`
+    pub(crate) fn idle_spin(&self) -> &hooks::IdleSpinPart {
+        &self.idle_spin
     }
 
     /// The switch observer (the `switch_observer` module's, through `hooks`).
