@@ -154,6 +154,9 @@ PING = "channel ping-pong round trip"
 ratio_row(f"{PING}, two schedulers (`run_per_core`, pinned)", "channel_ping_pong/shrapnel",
           "tokio mpsc, two current-thread runtimes on two threads",
           "channel_ping_pong/tokio-two-runtimes", 1.0)
+ratio_row(f"{PING}, two schedulers, idle spin 30 µs", "channel_ping_pong/shrapnel-idle-spin",
+          "tokio mpsc, two current-thread runtimes on two threads",
+          "channel_ping_pong/tokio-two-runtimes", 1.0)
 ratio_row(f"{PING}, two schedulers (`run_per_core`, pinned)", "channel_ping_pong/shrapnel",
           f"tokio mpsc, multi-thread runtime, 2 workers ({crossed})",
           "channel_ping_pong/tokio-multi-thread", 1.0)
