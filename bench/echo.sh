@@ -33,7 +33,8 @@
 #
 # Cores (issue 12, item 5): `--cores N` (or a list, `--cores 1,2`) runs instead the echo
 # servers with N threads each: shrapnel with `--cores N` (run_per_core, scheduler i pinned
-# to CPU i, an SO_REUSEPORT listener per scheduler), tokio with `--workers N` (a
+# to CPU i when the load generator has CPUs of its own, else unpinned like the peers'
+# threads; an SO_REUSEPORT listener per scheduler), tokio with `--workers N` (a
 # multi-thread runtime; N = 1 keeps the current-thread one), may with `--workers N`, Go
 # with GOMAXPROCS=N; and `shrapnel-spin`, the same shrapnel server with each scheduler
 # spinning up to IDLE_SPIN_US (30) µs before it blocks (`RuntimeConfig::idle_spin`, set
@@ -224,16 +225,23 @@ place() {
         load_cpus=$(cpu_list "$cores" $((cpus - 1)))
         load_cmd=(taskset -c "$load_cpus")
         load_threads=${LOAD_THREADS:-$((left < cores ? left : cores))}
+        unset SHRAPNEL_BENCH_PIN
+        pinning="pinned, scheduler i to CPU i"
     else
         server_cpus=$(cpu_list 0 $((cpus - 1)))
         load_cmd=()
         load_cpus="shared"
         load_threads=${LOAD_THREADS:-1}
+        # The generator shares the server's CPUs: pinned schedulers could not move away
+        # from it (a preempted one waits while the other CPU may be free), and no peer's
+        # threads are pinned, so shrapnel's are not either (the kernel places them).
+        export SHRAPNEL_BENCH_PIN=0
+        pinning="unpinned, as the peers' threads"
     fi
-    say "$cores server threads on CPUs $server_cpus, load generator ($load_threads threads)" \
-        "on CPUs $load_cpus"
+    say "$cores server threads on CPUs $server_cpus ($pinning), load generator" \
+        "($load_threads threads) on CPUs $load_cpus"
     echo "placement cores=$cores server_cpus=$server_cpus load_cpus=$load_cpus" \
-        "load_threads=$load_threads cpus=$cpus" >>"$results"
+        "load_threads=$load_threads cpus=$cpus shrapnel_schedulers=${pinning%%,*}" >>"$results"
 }
 
 server_pid=

@@ -99,6 +99,10 @@ impl PerCore {
     }
 
     /// Pin scheduler `i` to CPU `i % cpus` (Linux; elsewhere a warning says it was not).
+    /// Off by default. Pin when the schedulers have those CPUs to themselves: a pinned
+    /// scheduler preempted by another busy thread of the machine waits for its CPU even
+    /// when another one is free (BENCHMARKS.md: 0.7× the unpinned req/s with the load
+    /// generator on the same two CPUs).
     pub fn pin(mut self, on: bool) -> Self {
         self.pin = on;
         self

@@ -17,7 +17,7 @@
 //! to CPU i (`PerCore::pin`), each accepting on its own SO_REUSEPORT listener of the same
 //! port: scheduler 0 binds first (the port may be 0: any free one), the others bind the
 //! port it got, and `port N` is printed once all N listen, so the kernel spreads every
-//! connection of the load among them.
+//! connection of the load among them. `SHRAPNEL_BENCH_PIN=0` leaves them unpinned.
 //!
 //! With `SHRAPNEL_BENCH_IDLE_SPIN_US=N` every scheduler spins up to N µs before it blocks
 //! (`RuntimeConfig::idle_spin`): `bench/echo.sh --cores` runs this as `shrapnel-spin`.
@@ -63,7 +63,9 @@ fn main() {
         }
         Some(n) => {
             let bound = Arc::new(Bound::default());
-            let result = PerCore::new(n).pin(true).config(config).run(move |core| {
+            // SHRAPNEL_BENCH_PIN=0 leaves the schedulers unpinned (the kernel places them).
+            let pin = std::env::var("SHRAPNEL_BENCH_PIN").map_or(true, |v| v != "0");
+            let result = PerCore::new(n).pin(pin).config(config).run(move |core| {
                 let listener = if core == 0 {
                     let listener = bind_reuseport(port);
                     bound.first_port(local_port(&listener));
