@@ -795,15 +795,16 @@ fn json_documents_and_metrics_follow_their_schema() {
     let bd = Backdoor::bind(opts).unwrap();
     let k = spawn_known(Rc::new(Cell::new(None)));
     let (holder, locker, sleeper) = (k.holder, k.locker, k.sleeper);
-    // One wait that surely ends before the client asks: a pop of an empty fifo, pushed to
-    // 1 ms later (the session's own reads may or may not wait, depending on timing).
+    // One wait that surely ends before the client asks: a pop of an empty fifo (the first
+    // pass: it blocks), pushed to in the next pass, so it ends before the loop first polls
+    // for the client. (The session's own reads may or may not wait, depending on timing;
+    // a push 1 ms later was not soon enough: nine commands can be answered within 1 ms.)
     let fifo: Rc<shrapnel::sync::Fifo<u8>> = Rc::new(shrapnel::sync::Fifo::new());
     let f = fifo.clone();
     shrapnel::spawn(move || f.pop().map(drop));
     shrapnel::spawn(move || {
-        shrapnel::sleep(Duration::from_millis(1))?;
+        shrapnel::yield_slice();
         fifo.push(1);
-        Ok::<_, Interrupted>(())
     });
     let docs = drive(bd, move || {
         let mut c = Client::connect(&path);
