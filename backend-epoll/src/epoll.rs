@@ -44,26 +44,43 @@ impl Notify for EventFdNotify {
         // thread once its swap in `drain` reads this `true`.
         if !self.pending.swap(true, Ordering::AcqRel) {
             let one: u64 = 1;
-            // SAFETY: writes 8 bytes from a live u64 to an eventfd we own. The only failure
-            // is EAGAIN when the counter is saturated, which already means "readable".
-            let _ = unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+            // SAFETY: writes 8 bytes from a live u64 to an eventfd we own.
+            let rc = unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+            // The only failure is EAGAIN with the counter at its maximum (one increment per
+            // wake-up: never in practice). Reset it and write again, so this notify still
+            // makes an edge.
+            if rc < 0 {
+                self.reset();
+                // SAFETY: as above.
+                let _ = unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+            }
         }
     }
 }
 
 impl EventFdNotify {
-    /// Called by `poll` when the eventfd fired: reset the counter, then let the next
-    /// `notify` write again.
+    /// Called by `poll` when the eventfd fired: let the next `notify` write again.
+    ///
+    /// The counter is not read back. The eventfd is registered edge-triggered, and every
+    /// `write` wakes its waiters, which queues a new edge for the epoll set even while the
+    /// counter is already non-zero; so a readable eventfd never hides a later wake-up, and
+    /// a wake-up costs the waker one `write` and the poller no system call of its own (as
+    /// mio's waker does). The counter grows by one per wake-up; `notify` resets it on the
+    /// overflow that never comes.
+    ///
+    /// A notify between the `epoll_wait` that returned this event and the clear below
+    /// finds `pending` set and skips its write, but this poll is already returning and
+    /// the scheduler looks at its queues afterwards.
     fn drain(&self) {
+        self.pending.swap(false, Ordering::AcqRel);
+    }
+
+    /// Read the counter back to zero.
+    fn reset(&self) {
         let mut count: u64 = 0;
         // SAFETY: reads 8 bytes into a live u64 from an eventfd we own; EAGAIN (nothing to
         // read) is harmless.
         let _ = unsafe { libc::read(self.fd.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
-        // Cleared after the read: a notify between the two finds `pending` set and skips its
-        // write, but this poll is already returning and the scheduler looks at its queues
-        // afterwards. Clearing first could swallow a write in the read and leave `pending`
-        // set forever.
-        self.pending.swap(false, Ordering::AcqRel);
     }
 }
 
@@ -363,6 +380,58 @@ mod tests {
             u64: 4,
         });
         assert!(ev.readable && !ev.writable && !ev.hangup);
+    }
+
+    #[test]
+    fn every_notify_wakes_a_poll_without_the_counter_being_read() {
+        let p = EpollPoller::new().expect("epoll_create1");
+        let notify = p.notifier();
+        let mut events = Vec::new();
+        // Each notify after a poll drained the last one is a new edge, though the eventfd's
+        // counter is never read back and stays readable.
+        for round in 0..100 {
+            notify.notify();
+            notify.notify(); // the same wake-up: no second write
+            let n = p
+                .poll(&mut events, Some(Duration::from_secs(5)))
+                .expect("epoll_wait");
+            assert_eq!(
+                n, 0,
+                "round {round}: the notifier's event is not handed out"
+            );
+            assert!(events.is_empty());
+            assert!(
+                !p.notify.pending.load(Ordering::Acquire),
+                "round {round}: the poll saw the wake-up (did not time out)"
+            );
+        }
+        // Nothing pending now: a short poll times out.
+        let started = std::time::Instant::now();
+        p.poll(&mut events, Some(Duration::from_millis(20)))
+            .expect("epoll_wait");
+        assert!(started.elapsed() >= Duration::from_millis(20));
+    }
+
+    #[test]
+    fn a_notify_at_a_saturated_counter_resets_it_and_still_wakes() {
+        let p = EpollPoller::new().expect("epoll_create1");
+        let mut events = Vec::new();
+        // The largest value an eventfd holds: one more write would fail with EAGAIN.
+        let most: u64 = u64::MAX - 1;
+        // SAFETY: writes 8 bytes from a live u64 to the poller's own eventfd.
+        let rc = unsafe { libc::write(p.notify.fd.as_raw_fd(), (&most as *const u64).cast(), 8) };
+        assert_eq!(rc, 8);
+        // That write was an edge of its own; take it.
+        p.poll(&mut events, Some(Duration::from_secs(5)))
+            .expect("epoll_wait");
+        p.notifier().notify();
+        assert!(p.notify.pending.load(Ordering::Acquire));
+        p.poll(&mut events, Some(Duration::from_secs(5)))
+            .expect("epoll_wait");
+        assert!(
+            !p.notify.pending.load(Ordering::Acquire),
+            "the notify at the saturated counter woke the poll"
+        );
     }
 
     #[test]
