@@ -108,4 +108,19 @@ pub unsafe trait ContextSwitch {
     /// by an earlier `switch` that has not been resumed since; the stack of `to` must still
     /// be alive.
     unsafe fn switch(save: *mut usize, to: usize, arg: usize) -> usize;
+
+    /// True if [`prefetch`](Self::prefetch) does something on this ISA, so a caller can
+    /// skip finding the context to prefetch where it does not.
+    const PREFETCHES: bool = false;
+
+    /// Ask the caches for the registers saved at `context` (a saved context: the next
+    /// coroutine the scheduler will resume), so that the switch to it does not wait for
+    /// them. With many coroutines each stack's top is cold by the time its turn comes.
+    /// A hint: it never faults, whatever `context` is, and changes nothing a program can
+    /// observe. Nothing by default (Cortex-M and RISC-V boards have small or no caches, and
+    /// the bare-metal `.text` budget).
+    #[inline(always)]
+    fn prefetch(context: usize) {
+        let _ = context;
+    }
 }

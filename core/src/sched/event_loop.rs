@@ -10,6 +10,7 @@
 use core::time::Duration;
 
 use super::state::{sched, SchedState, TimerAction};
+use crate::arch::{ContextSwitch, Native};
 use crate::hooks;
 use crate::interruption::Interrupted;
 use crate::sched::Resume;
@@ -73,7 +74,15 @@ pub fn event_loop() -> i32 {
         for _ in 0..n {
             let next = s.run_queue.borrow_mut().pop_front();
             match next {
-                Some(co) => s.run(co),
+                Some(co) => {
+                    // While this one runs, the caches fetch the saved registers of the next.
+                    if Native::PREFETCHES {
+                        if let Some(after) = s.run_queue.borrow().front() {
+                            Native::prefetch(after.saved_context());
+                        }
+                    }
+                    s.run(co)
+                }
                 None => break,
             }
         }
