@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # The echo and spawn comparison (issue 10, item 4; method and results in BENCHMARKS.md).
 #
-# Echo: the servers in bench/examples/echo_{shrapnel,tokio,may,epoll}.rs and bench/go/echo.go
-# (Go, GOMAXPROCS=1, if golang-go is installed or installable with apt) behave identically:
-# accept on 127.0.0.1; per connection read up to 4096 bytes and write them back until EOF.
+# Echo: the servers in bench/examples/echo_{shrapnel,tokio,may,epoll,uring}.rs and
+# bench/go/echo.go (Go, GOMAXPROCS=1, if golang-go is installed or installable with apt)
+# behave identically: accept on 127.0.0.1; per connection read up to 4096 bytes and write
+# them back until EOF. Two have no runtime at all and are the floors: `epoll`, a raw
+# edge-triggered readiness loop, and `uring`, a raw io_uring completion loop (one system
+# call per loop turn for every connection's receive and send; a kernel that refuses
+# io_uring makes its runs fail, reported as such). The report sets them against tokio.
 # shrapnel runs twice: `shrapnel` with a guarded stack per connection coroutine, and
 # `shrapnel-shared` (`echo_shrapnel --shared`) with every connection coroutine on the
 # scheduler's shared run stack.
@@ -36,7 +40,8 @@
 # to CPU i when the load generator has CPUs of its own, else unpinned like the peers'
 # threads; an SO_REUSEPORT listener per scheduler), tokio with `--workers N` (a
 # multi-thread runtime; N = 1 keeps the current-thread one), may with `--workers N`, Go
-# with GOMAXPROCS=N; and `shrapnel-spin`, the same shrapnel server with each scheduler
+# with GOMAXPROCS=N, the floors `epoll` and `uring` with `--workers N` (a thread and an
+# SO_REUSEPORT listener each); and `shrapnel-spin`, the same shrapnel server with each scheduler
 # spinning up to IDLE_SPIN_US (30) µs before it blocks (`RuntimeConfig::idle_spin`, set
 # through SHRAPNEL_BENCH_IDLE_SPIN_US); C = 100 and 1000 connections, no idle or spawn runs. The server runs
 # on CPUs 0..N-1 (`taskset -c 0-(N-1)`); the load generator on the CPUs left (N..) if
@@ -146,12 +151,12 @@ results="$out_dir/results.txt"
 # Build everything first, so no build runs beside a measurement.
 cargo build --release --manifest-path bench/Cargo.toml \
     --example echo_shrapnel --example echo_tokio --example echo_may --example echo_epoll \
-    --example echo_load --example spawn_shrapnel --example spawn_tokio >&2
+    --example echo_uring --example echo_load --example spawn_shrapnel --example spawn_tokio >&2
 bin=bench/target/release/examples
 
-servers=(shrapnel shrapnel-shared tokio may epoll)
+servers=(shrapnel shrapnel-shared tokio may epoll uring)
 # With --cores, the servers that take a number of threads.
-[ "${#cores_list[@]}" -gt 0 ] && servers=(shrapnel shrapnel-spin tokio may)
+[ "${#cores_list[@]}" -gt 0 ] && servers=(shrapnel shrapnel-spin tokio may epoll uring)
 [ "$profiling" = 1 ] && servers=(shrapnel shrapnel-profiled)
 if [ "$do_echo" = 1 ] && [ "$profiling" = 0 ]; then
     if ! command -v go >/dev/null 2>&1; then

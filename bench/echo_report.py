@@ -174,6 +174,35 @@ if target_rows:
         print(row)
     print()
 
+# The floors beside tokio: how far below tokio's CPU per request (and above its req/s) a
+# server with no runtime at all gets, readiness (`epoll`) or completions (`uring`), in the
+# same run. No runtime can beat its floor, so a target beyond the floor cannot be met on
+# this machine and workload.
+FLOORS = ("epoll", "uring")
+floor_rows = []
+for (n, c), stats in sorted(by_cores.items()):
+    tokio = stats.get("tokio", {})
+    if not tokio.get("n"):
+        continue
+    for floor in FLOORS:
+        st = stats.get(floor, {})
+        if not st.get("n") or not st["cpu"] or not tokio["cpu"]:
+            continue
+        cores = f"{n} | " if n else ""
+        floor_rows.append(f"| {cores}{c} | {floor} | {st['cpu'] / tokio['cpu']:.2f}× "
+                          f"| {st['rps'] / tokio['rps']:.2f}× |")
+if floor_rows:
+    with_cores = any(k[0] for k in by_cores)
+    print("The floors against tokio (a server with no runtime; CPU below 1 and req/s above 1 "
+          "are the floor's advantage):")
+    print()
+    print(("| cores " if with_cores else "") + "| connections | floor "
+          "| server CPU per request, floor / tokio | req/s, floor / tokio |")
+    print("| --- " * (4 + with_cores) + "|")
+    for row in floor_rows:
+        print(row)
+    print()
+
 if idle:
     print("| server | RSS per idle connection (KiB) | RSS with none (MiB) | held |")
     print("| --- | --- | --- | --- |")

@@ -4,14 +4,16 @@
 //! reads up to `READ_SIZE` bytes and writes them back until a read returns `EAGAIN`, so it
 //! makes the same read, write, read-until-`EAGAIN` calls as the other servers. One shared
 //! read buffer; bytes a full socket did not take wait in the connection's own buffer, and
-//! it reads no more until they are written. `echo_epoll [PORT]` binds 127.0.0.1 and
-//! prints `port N` when ready.
+//! it reads no more until they are written. `echo_epoll [--workers N] [PORT]` binds
+//! 127.0.0.1 and prints `port N` when ready; with N > 1, N threads, each with its own epoll
+//! instance and its own `SO_REUSEPORT` listener on the one port (the floor of the script's
+//! `--cores N` mode).
 
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, RawFd};
 
-use shrapnel_bench::echo::{announce, fail, port_from_args, READ_SIZE};
+use shrapnel_bench::echo::{announce, fail, reuseport_listeners, ServerArgs, READ_SIZE};
 
 const NAME: &str = "echo_epoll";
 /// The listener's epoll token; connections use their fd.
@@ -98,15 +100,27 @@ fn serve(fd: RawFd, conn: &mut Conn, buf: &mut [u8]) -> bool {
 }
 
 fn main() {
-    let listener = TcpListener::bind(("127.0.0.1", port_from_args(NAME)))
+    let args = ServerArgs::parse(NAME, "--workers", false);
+    let listeners = reuseport_listeners(args.port, args.threads.unwrap_or(1))
         .unwrap_or_else(|e| fail(NAME, "bind", e));
-    listener
-        .set_nonblocking(true)
-        .unwrap_or_else(|e| fail(NAME, "nonblocking", e));
-    let port = listener
+    let port = listeners[0]
         .local_addr()
         .unwrap_or_else(|e| fail(NAME, "local_addr", e))
         .port();
+    announce(port);
+    let mut listeners = listeners.into_iter();
+    let first = listeners.next().expect("at least one listener");
+    for listener in listeners {
+        std::thread::spawn(move || run(listener));
+    }
+    run(first)
+}
+
+/// Serve `listener`'s connections on this thread, forever.
+fn run(listener: TcpListener) -> ! {
+    listener
+        .set_nonblocking(true)
+        .unwrap_or_else(|e| fail(NAME, "nonblocking", e));
     let lfd = listener.as_raw_fd();
     // SAFETY: plain system call; the result is checked.
     let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
@@ -115,7 +129,6 @@ fn main() {
     }
     let edge = (libc::EPOLLIN | libc::EPOLLET) as u32;
     add(epfd, lfd, LISTENER, edge).unwrap_or_else(|e| fail(NAME, "epoll_ctl", e));
-    announce(port);
 
     let mut conns: Vec<Option<Conn>> = Vec::new();
     let mut buf = vec![0u8; READ_SIZE];

@@ -11,11 +11,6 @@ use std::io::Write;
 /// Bytes asked for per read, in every server (and the Go one, `bench/go/echo.go`).
 pub const READ_SIZE: usize = 4096;
 
-/// The port to listen on: the first argument, `0` (any free port) if none.
-pub fn port_from_args(server: &str) -> u16 {
-    port_from(server, std::env::args().nth(1).as_deref())
-}
-
 /// The port `arg` names, `0` (any free port) if none; exits 2 with a usage line if bad.
 pub fn port_from(server: &str, arg: Option<&str>) -> u16 {
     match arg.map(str::parse) {
@@ -73,6 +68,69 @@ impl ServerArgs {
         parsed.port = port_from(server, port.as_deref());
         parsed
     }
+}
+
+/// `n` listeners on 127.0.0.1:`port`, for a server with `n` threads that each accept on
+/// their own: one plain listener if `n` is 1, else `n` with `SO_REUSEPORT` on one port
+/// (port 0: the port the first one got), so the kernel spreads connections over them.
+pub fn reuseport_listeners(port: u16, n: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    use std::os::fd::FromRawFd;
+    if n <= 1 {
+        return Ok(vec![std::net::TcpListener::bind(("127.0.0.1", port))?]);
+    }
+    let mut port = port;
+    let mut listeners = Vec::with_capacity(n);
+    for _ in 0..n {
+        let check = |r: libc::c_int| {
+            if r < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(r)
+            }
+        };
+        // SAFETY: plain system call; the result is checked.
+        let fd = check(unsafe {
+            libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0)
+        })?;
+        // SAFETY: `fd` is the socket just made and owned by nothing else: the listener
+        // takes it, and closes it if a step below fails.
+        let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+        let one: libc::c_int = 1;
+        for opt in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+            // SAFETY: `one` outlives the call and its size is passed.
+            check(unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&one as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            })?;
+        }
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        // SAFETY: `addr` is a valid sockaddr_in whose size is passed; the kernel only
+        // reads it.
+        check(unsafe {
+            libc::bind(
+                fd,
+                (&addr as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        })?;
+        // SAFETY: plain system call on our socket.
+        check(unsafe { libc::listen(fd, 1024) })?;
+        port = listener.local_addr()?.port();
+        listeners.push(listener);
+    }
+    Ok(listeners)
 }
 
 /// Say on stdout, flushed, which port the server listens on: `bench/echo.sh` waits for
