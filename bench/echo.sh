@@ -66,7 +66,7 @@
 #      IDLE_SPIN_US (with --cores: shrapnel-spin's window, 30).
 # Output: markdown tables on stdout; raw lines in bench/target/echo/results.txt.
 # Installs what it needs with apt (taskset, python3, strace if perf cannot count, golang-go).
-# About 7 minutes on 2 CPUs, the build excluded; `--cores 1,2` about 6.
+# About 8 minutes on 2 CPUs, the build excluded; `--cores 1,2` about 9.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

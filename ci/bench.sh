@@ -19,16 +19,17 @@
 # deadlocks and contention on 10,000 coroutines.
 #
 # Then bench/echo.sh: echo servers (shrapnel on guarded stacks and on the shared stack,
-# tokio, may, raw epoll, Go) under the same closed-loop load, and spawning 10k–1M sleeping
-# coroutines (guarded and shared stacks) against tokio tasks; then `bench/echo.sh --cores
-# 1,2`: the echo servers with 1 and 2 threads each (shrapnel run_per_core, tokio and may
-# with N workers, Go with GOMAXPROCS=N); then `bench/echo.sh --profiling`: the shrapnel
+# tokio, may, Go, and the floors: a raw epoll loop and a raw io_uring loop) under the same
+# closed-loop load, and spawning 10k–1M sleeping coroutines (guarded and shared stacks)
+# against tokio tasks; then `bench/echo.sh --cores 1,2`: the echo servers with 1 and 2
+# threads each (shrapnel run_per_core, tokio and may with N workers, Go with
+# GOMAXPROCS=N, the floors with N threads); then `bench/echo.sh --profiling`: the shrapnel
 # echo server with and without a CPU profile running; each prints its own tables (method
 # in its header and in BENCHMARKS.md).
 #
-# Usage: ci/bench.sh               run everything (about 17 minutes on 2 cores, builds included)
+# Usage: ci/bench.sh               run everything (about 21 minutes on 2 cores, builds included)
 #        ci/bench.sh --no-servers  only the criterion benches and the first-panic runs (about 5)
-#        ci/bench.sh --servers     only bench/echo.sh, then with --cores 1,2 (about 12)
+#        ci/bench.sh --servers     only bench/echo.sh, then with --cores 1,2 (about 16)
 #        ci/bench.sh --report      only print the tables from the last runs' results
 #
 # The code size of the switch path with each debug feature is bench/code-size.sh.
