@@ -71,6 +71,7 @@ qemu_user_limits=(
     a_missing_program_is_named_in_the_error
     a_second_sigint_during_the_stop_ends_the_process_at_once
     sigint_and_sigterm_stop_the_loop_cleanly_with_the_conventional_status
+    a_scheduler_started_after_sigint_stops_too
     the_debug_signal_dumps_every_scheduler_of_run_per_core
     a_handler_the_program_installed_first_still_runs_after_the_dump
     a_bad_pointer_dumps_every_coroutine_and_dies_of_sigsegv

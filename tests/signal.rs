@@ -175,8 +175,15 @@ fn finish(mut child: Child) -> (std::process::ExitStatus, String) {
             break status;
         }
         if start.elapsed() > Duration::from_secs(30) {
+            // Ask it where every coroutine is (the SIGUSR1 dump), then end it and show that.
+            // SAFETY: kill(2) of the child we started, which has not been reaped.
+            unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
+            std::thread::sleep(Duration::from_secs(2));
             let _ = child.kill();
-            panic!("the child did not end within 30 s of the signal");
+            let _ = child.wait();
+            let mut err = String::new();
+            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+            panic!("the child did not end within 30 s of the signal; its stderr:\n{err}");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -239,6 +246,49 @@ fn sigint_and_sigterm_stop_the_loop_cleanly_with_the_conventional_status() {
         );
         assert!(err.contains("shutting down every coroutine"), "{err}");
     }
+}
+
+/// The child's part of the late-scheduler test: SIGINT comes before a second thread's
+/// scheduler starts (as a `run_per_core` thread still starting when Ctrl-C comes would).
+#[test]
+fn child_with_a_scheduler_started_after_the_signal() {
+    if std::env::var_os("SHRAPNEL_SIGNAL_CHILD").is_none() {
+        return;
+    }
+    // This thread's scheduler takes SIGINT for the clean stop; then the signal comes.
+    shrapnel::spawn(|| {
+        let _ = shrapnel::sleep(Duration::from_secs(3600));
+    });
+    raise(libc::SIGINT);
+    let late = std::thread::spawn(|| {
+        // Dropped with the closure whether the stop cancels it before it starts or shuts
+        // it down in its sleep.
+        let guard = SaysWhenDropped("late sleeper");
+        shrapnel::spawn(move || {
+            let _guard = guard;
+            let _ = shrapnel::sleep(Duration::from_secs(3600));
+        });
+        shrapnel::event_loop()
+    });
+    let late_code = late.join().unwrap();
+    println!("late scheduler returned {late_code}");
+    let code = shrapnel::event_loop();
+    println!("event_loop returned {code}");
+    std::process::exit(code);
+}
+
+#[test]
+fn a_scheduler_started_after_sigint_stops_too() {
+    let mut c = child("child_with_a_scheduler_started_after_the_signal", &[]);
+    let mut out = c.stdout.take().unwrap();
+    // The child ends by itself (`finish` kills it after 30 s and fails), then its output is read.
+    let (exit, err) = finish(c);
+    let mut printed = String::new();
+    out.read_to_string(&mut printed).unwrap();
+    assert_eq!(exit.code(), Some(130), "stderr:\n{err}\nstdout:\n{printed}");
+    assert!(printed.contains("dropped late sleeper"), "{printed}");
+    assert!(printed.contains("late scheduler returned 130"), "{printed}");
+    assert!(printed.contains("event_loop returned 130"), "{printed}");
 }
 
 /// The child's part of the second-signal test: a coroutine that ignores its shutdown.

@@ -370,6 +370,16 @@ pub(crate) fn on_scheduler_start(stop_on_signals: bool) {
     }
     STOP.with(|s| s.set(ThreadStop::Armed));
     hook_this_thread();
+    // A stop signal that came before this scheduler was armed (a `run_per_core` thread
+    // still starting when Ctrl-C came) woke nobody here and moved GENERATION before the
+    // hook read it: begin the stop now, its coroutine runs in the loop's first pass. One
+    // that comes later is the hook's: this thread is registered for the wake-up, and the
+    // handler sets STOPPING before it bumps GENERATION, so a hook that read the new
+    // GENERATION above reads STOPPING here.
+    let sig = STOPPING.load(Ordering::Acquire);
+    if sig != 0 {
+        stop_this_scheduler_soon(signals::name(sig), 128 + sig);
+    }
 }
 
 /// Add this module's loop hook to this thread's scheduler (once per scheduler).
