@@ -13,7 +13,7 @@ use std::io;
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, RawFd};
 
-use shrapnel_bench::echo::{announce, fail, reuseport_listeners, ServerArgs, READ_SIZE};
+use shrapnel_bench::echo::{announce, fail, reuseport_listeners, set_flag, ServerArgs, READ_SIZE};
 
 const NAME: &str = "echo_epoll";
 /// The listener's epoll token; connections use their fd.
@@ -134,7 +134,6 @@ fn run(listener: TcpListener) -> ! {
     let mut buf = vec![0u8; READ_SIZE];
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
     let both = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
-    let one: libc::c_int = 1;
     loop {
         // SAFETY: `events` has room for `events.len()` entries, which the kernel fills.
         let n = unsafe { libc::epoll_wait(epfd, events.as_mut_ptr(), events.len() as i32, -1) };
@@ -169,17 +168,7 @@ fn run(listener: TcpListener) -> ! {
                         }
                     }
                     // As shrapnel's accept and Go's do.
-                    // SAFETY: `fd` is the socket just accepted; `one` outlives the call
-                    // and its size is passed.
-                    unsafe {
-                        libc::setsockopt(
-                            fd,
-                            libc::IPPROTO_TCP,
-                            libc::TCP_NODELAY,
-                            (&one as *const libc::c_int).cast(),
-                            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                        )
-                    };
+                    let _ = set_flag(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY);
                     if add(epfd, fd, fd as u64, both).is_err() {
                         close(fd);
                         continue;

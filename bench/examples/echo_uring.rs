@@ -18,7 +18,7 @@ use std::net::TcpListener;
 use std::os::fd::{AsRawFd, RawFd};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
-use shrapnel_bench::echo::{announce, fail, reuseport_listeners, ServerArgs, READ_SIZE};
+use shrapnel_bench::echo::{announce, fail, reuseport_listeners, set_flag, ServerArgs, READ_SIZE};
 
 const NAME: &str = "echo_uring";
 /// Submission queue entries (the completion queue has twice as many).
@@ -92,7 +92,6 @@ fn serve(listener: TcpListener) -> ! {
     // Boxed buffers: a `Conn` may move when `conns` grows, its buffer does not.
     let mut conns: Vec<Option<Conn>> = Vec::new();
     let mut done: Vec<(u64, i32, u32)> = Vec::with_capacity(2 * ENTRIES as usize);
-    let one: libc::c_int = 1;
     loop {
         match ring.submit_and_wait(1) {
             Ok(_) => {}
@@ -109,17 +108,7 @@ fn serve(listener: TcpListener) -> ! {
                 if res >= 0 {
                     let fd = res;
                     // As shrapnel's accept and Go's do.
-                    // SAFETY: `fd` is the socket just accepted; `one` outlives the call
-                    // and its size is passed.
-                    unsafe {
-                        libc::setsockopt(
-                            fd,
-                            libc::IPPROTO_TCP,
-                            libc::TCP_NODELAY,
-                            (&one as *const libc::c_int).cast(),
-                            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                        )
-                    };
+                    let _ = set_flag(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY);
                     let i = fd as usize;
                     if conns.len() <= i {
                         conns.resize_with(i + 1, || None);
@@ -185,11 +174,10 @@ fn main() {
     // io_uring fails the start, not the first connection.
     drop(ring());
     announce(port);
-    let mut threads = Vec::new();
     let mut listeners = listeners.into_iter();
     let first = listeners.next().expect("at least one listener");
     for listener in listeners {
-        threads.push(std::thread::spawn(move || serve(listener)));
+        std::thread::spawn(move || serve(listener));
     }
     serve(first)
 }

@@ -70,6 +70,30 @@ impl ServerArgs {
     }
 }
 
+/// Turn on the boolean socket option `name` at `level` of `fd` (`TCP_NODELAY`,
+/// `SO_REUSEPORT`…).
+pub fn set_flag(
+    fd: std::os::fd::RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> std::io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: `one` outlives the call and its size is passed; a bad `fd` is an error return.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// `n` listeners on 127.0.0.1:`port`, for a server with `n` threads that each accept on
 /// their own: one plain listener if `n` is 1, else `n` with `SO_REUSEPORT` on one port
 /// (port 0: the port the first one got), so the kernel spreads connections over them.
@@ -95,18 +119,8 @@ pub fn reuseport_listeners(port: u16, n: usize) -> std::io::Result<Vec<std::net:
         // SAFETY: `fd` is the socket just made and owned by nothing else: the listener
         // takes it, and closes it if a step below fails.
         let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
-        let one: libc::c_int = 1;
         for opt in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
-            // SAFETY: `one` outlives the call and its size is passed.
-            check(unsafe {
-                libc::setsockopt(
-                    fd,
-                    libc::SOL_SOCKET,
-                    opt,
-                    (&one as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            })?;
+            set_flag(fd, libc::SOL_SOCKET, opt)?;
         }
         let addr = libc::sockaddr_in {
             sin_family: libc::AF_INET as libc::sa_family_t,
